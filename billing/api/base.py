@@ -1,0 +1,46 @@
+"""The one base every tenant API view inherits: it owns the tenant filter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import generics
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from billing import selectors
+
+
+class IsTenantMember(BasePermission):
+    """The caller is a member of the biller the request is for; operators may only read."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        biller = getattr(request, "biller", None)
+        user = request.user
+        if biller is None or user is None or not user.is_authenticated:
+            return False
+        membership = selectors.membership_for(user=user, biller=biller)
+        if membership is None:
+            return False
+        return request.method in {"GET", "HEAD", "OPTIONS"} or membership.can_write
+
+
+class TenantAPIView(generics.GenericAPIView):
+    """``get_queryset`` filters by ``request.biller``: another tenant's id answers 404 like a missing one.
+
+    Subclasses set ``model`` (or override ``get_base_queryset``) and never
+    query tenant rows any other way.
+    """
+
+    permission_classes = [IsTenantMember]
+    model: Any = None
+
+    def get_base_queryset(self) -> QuerySet:
+        return self.model._default_manager.all()
+
+    def get_queryset(self) -> QuerySet:
+        biller = getattr(self.request, "biller", None)
+        if biller is None:  # a tenant view mounted outside the tenant URLconf: fail closed
+            return self.get_base_queryset().none()
+        return self.get_base_queryset().filter(biller=biller)

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import authenticate
+from django.utils.translation import gettext_lazy as _
+
+from billing.kana import to_double_byte, to_zengin_kana
+from billing.models import Biller, Membership, User, console_login
+
+
+class LoginForm(forms.Form):
+    email = forms.EmailField(
+        label=_("E-mail"), widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True})
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, request: Any = None, *args: Any, **kwargs: Any) -> None:
+        self.request = request
+        self.user_cache: User | None = None
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        user = authenticate(self.request, username=console_login(data["email"]), password=data["password"])
+        if user is None or not user.is_active or user.realm != User.Realm.CONSOLE:
+            raise forms.ValidationError(_("The e-mail or password is not correct."), code="invalid_login")
+        self.user_cache = user
+        return data
+
+    def get_user(self) -> User | None:
+        return self.user_cache
+
+
+class InvitationAcceptForm(forms.Form):
+    name = forms.CharField(label=_("Your name"), max_length=100)
+    password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        min_length=10,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=_("At least 10 characters, not only digits, not a common password."),
+    )
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label=_("E-mail"))
+    role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices, initial=Membership.Role.ADMIN)
+
+
+class BillerForm(forms.ModelForm):
+    """The biller's own fields. Kana and the short name are converted before the rules check them."""
+
+    class Meta:
+        model = Biller
+        fields = [
+            "legal_name",
+            "short_name",
+            "name_kana",
+            "payee_number",
+            "biller_code",
+            "registration_number",
+            "slug",
+            "contact_name",
+            "contact_email",
+            "contact_phone",
+            "late_payment_policy",
+            "tax_rounding",
+        ]
+        widgets = {
+            "payee_number": forms.TextInput(
+                attrs={"inputmode": "numeric", "pattern": r"\d{5}", "maxlength": 5}
+            ),
+            "biller_code": forms.TextInput(
+                attrs={"inputmode": "numeric", "pattern": r"\d{8}", "maxlength": 8}
+            ),
+        }
+
+    def clean_name_kana(self) -> str:
+        return to_zengin_kana(self.cleaned_data["name_kana"])
+
+    def clean_short_name(self) -> str:
+        return to_double_byte(self.cleaned_data["short_name"].strip())
+
+    def clean_slug(self) -> str:
+        return self.cleaned_data["slug"].strip().lower()
+
+    def clean_registration_number(self) -> str:
+        return self.cleaned_data["registration_number"].strip().upper()

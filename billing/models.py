@@ -1,0 +1,340 @@
+"""The tenant (Biller, the 収納企業), its people, its customers and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from billing import validators
+
+RESERVED_SLUGS = frozenset(
+    {"www", "api", "admin", "staff", "static", "media", "accounts", "mail", "b", "i18n", "assets", "help"}
+)
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{1,38})[a-z0-9]$",
+    _("Use 3–40 lower-case letters, digits and hyphens, starting and ending with a letter or digit."),
+    code="slug",
+)
+
+
+def validate_not_reserved(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    if value in RESERVED_SLUGS:
+        raise ValidationError(_("%(value)s is reserved."), code="reserved", params={"value": value})
+
+
+class Biller(models.Model):
+    """A 収納企業: the tenant. Every tenant-owned row points here with PROTECT."""
+
+    class Status(models.TextChoices):
+        ONBOARDING = "onboarding", _("Onboarding")
+        ACTIVE = "active", _("Active")
+        SUSPENDED = "suspended", _("Suspended")
+
+    class LatePaymentPolicy(models.TextChoices):
+        ACCEPT = "accept", _("Accept payments after the due date")
+        REFUSE = "refuse", _("Refuse payments after the due date (B003)")
+
+    class TaxRounding(models.TextChoices):
+        FLOOR = "floor", _("Round down (切り捨て)")
+        HALF_UP = "half_up", _("Round half up (四捨五入)")
+        CEILING = "ceiling", _("Round up (切り上げ)")
+
+    legal_name = models.CharField(_("legal name"), max_length=100)
+    short_name = models.CharField(
+        _("short name (kanji)"),
+        max_length=12,
+        validators=[validators.validate_double_byte],
+        help_text=_("Up to 12 full-width characters; sent on the MPN line (収納機関名漢字)."),
+    )
+    name_kana = models.CharField(
+        _("name (half-width kana)"),
+        max_length=24,
+        validators=[validators.validate_zengin_kana],
+        help_text=_("全銀 half-width kana, up to 24 characters; full-width input is converted."),
+    )
+    payee_number = models.CharField(
+        _("payee number (収納機関番号)"), max_length=5, validators=[validators.validate_payee_number]
+    )
+    biller_code = models.CharField(
+        _("biller code (収納機関コード)"),
+        max_length=8,
+        unique=True,
+        validators=[validators.validate_biller_code],
+        error_messages={"unique": _("Another biller already has this biller code.")},
+    )
+    registration_number = models.CharField(
+        _("qualified invoice registration number"),
+        max_length=14,
+        blank=True,
+        validators=[validators.validate_registration_number],
+        help_text=_("T and 13 digits (適格請求書発行事業者登録番号)."),
+    )
+    slug = models.CharField(
+        _("portal slug"),
+        max_length=40,
+        unique=True,
+        validators=[slug_validator, validate_not_reserved],
+        error_messages={"unique": _("Another biller already uses this portal slug.")},
+    )
+    contact_name = models.CharField(_("contact name"), max_length=100)
+    contact_email = models.EmailField(_("contact e-mail"))
+    contact_phone = models.CharField(
+        _("contact phone"),
+        max_length=20,
+        blank=True,
+        validators=[RegexValidator(r"^[0-9+\-() ]{6,20}$", _("Use digits, spaces and + - ( )."))],
+    )
+    status = models.CharField(_("status"), max_length=12, choices=Status, default=Status.ONBOARDING)
+    late_payment_policy = models.CharField(
+        _("late payment policy"), max_length=8, choices=LatePaymentPolicy, default=LatePaymentPolicy.ACCEPT
+    )
+    tax_rounding = models.CharField(
+        _("tax rounding rule"), max_length=8, choices=TaxRounding, default=TaxRounding.FLOOR
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["biller_code"]
+        verbose_name = _("biller")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(biller_code__startswith=F("payee_number")),
+                name="biller_code_starts_with_payee_number",
+                violation_error_message=_("The biller code must start with the 5-digit payee number."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.biller_code} {self.legal_name}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.biller_code and self.payee_number and not self.biller_code.startswith(self.payee_number):
+            raise ValidationError(
+                {"biller_code": _("The biller code must start with the 5-digit payee number.")}
+            )
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.status == self.Status.SUSPENDED
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        email = self.normalize_email(email)
+        user = self.model(login=console_login(email), email=email, **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, login: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("email", login)
+        extra.update(is_staff=True, is_superuser=True, is_idc_staff=True)
+        return self.create_user(extra.pop("email"), password, **extra)
+
+
+def console_login(email: str) -> str:
+    """The login of a console user (iDC staff, tenant admin/operator): the e-mail, lower-cased."""
+    return email.strip().lower()
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who logs in.
+
+    Console users (iDC staff and tenant members) log in with their e-mail.
+    Customer accounts are per biller: the same person is a separate account in
+    each biller's portal, so ``login`` namespaces them by biller and
+    ``customer_biller`` says whose portal the account belongs to.
+    """
+
+    class Realm(models.TextChoices):
+        CONSOLE = "console", _("Console")
+        CUSTOMER = "customer", _("Customer portal")
+
+    login = models.CharField(_("login"), max_length=300, unique=True)
+    email = models.EmailField(_("e-mail"))
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    realm = models.CharField(max_length=10, choices=Realm, default=Realm.CONSOLE)
+    customer_biller = models.ForeignKey(
+        Biller, null=True, blank=True, on_delete=models.PROTECT, related_name="customer_accounts"
+    )
+    is_idc_staff = models.BooleanField(_("iDC staff"), default=False)
+    is_staff = models.BooleanField(_("Django admin access"), default=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "login"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    class Meta:
+        verbose_name = _("user")
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(realm="console", customer_biller__isnull=True))
+                | (Q(realm="customer", customer_biller__isnull=False, is_idc_staff=False)),
+                name="user_realm_matches_biller",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email
+
+
+class Membership(models.Model):
+    """A console user's role at one biller. A user may belong to several billers."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", _("Administrator")
+        OPERATOR = "operator", _("Operator (read-only)")
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(_("role"), max_length=10, choices=Role)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["biller__biller_code"]
+        constraints = [
+            models.UniqueConstraint(fields=["biller", "user"], name="membership_unique_per_biller")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.biller.slug} ({self.role})"
+
+    @property
+    def can_write(self) -> bool:
+        return self.role == self.Role.ADMIN
+
+
+class Invitation(models.Model):
+    """A single-use, expiring link that makes its holder a member of a biller.
+
+    Only the SHA-256 of the token is stored; the token itself exists in the
+    e-mail alone.
+    """
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="invitations")
+    email = models.EmailField(_("e-mail"))
+    role = models.CharField(_("role"), max_length=10, choices=Membership.Role)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.biller.slug}"
+
+    @property
+    def state(self) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+
+class Customer(models.Model):
+    """A payer of one biller: a consumer or a company."""
+
+    class Kind(models.TextChoices):
+        CONSUMER = "consumer", _("Consumer")
+        CORPORATE = "corporate", _("Corporate")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        INACTIVE = "inactive", _("Inactive")
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="customers")
+    code = models.CharField(
+        _("customer code"),
+        max_length=32,
+        validators=[RegexValidator(r"^[A-Za-z0-9\-_.]{1,32}$", _("Use letters, digits and - _ ."))],
+    )
+    name = models.CharField(_("name"), max_length=100)
+    name_kana = models.CharField(_("name (kana)"), max_length=100, blank=True)
+    email = models.EmailField(_("e-mail"), blank=True)
+    kind = models.CharField(_("type"), max_length=10, choices=Kind, default=Kind.CONSUMER)
+    postal_code = models.CharField(
+        _("postal code"), max_length=8, blank=True, validators=[RegexValidator(r"^\d{3}-?\d{4}$")]
+    )
+    address = models.CharField(_("address"), max_length=200, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(fields=["biller", "code"], name="customer_code_unique_per_biller")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        raise TypeError(f"{self.model.__name__} is append-only: rows are never updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError(f"{self.model.__name__} is append-only: rows are never deleted.")
+
+
+class AuditEntry(models.Model):
+    """Who did what, to which biller, when (UTC), with before/after where it matters.
+
+    Append-only three times over: no service updates it, the model refuses
+    ``save()`` of an existing row and ``delete()``, and a database trigger
+    (migration 0002) refuses UPDATE (and DELETE on PostgreSQL).
+    """
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor_label = models.CharField(max_length=300)
+    action = models.CharField(max_length=64, db_index=True)
+    biller = models.ForeignKey(Biller, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    summary = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["biller", "-created_at"], name="audit_biller_time")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise TypeError("AuditEntry is append-only: an entry is never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("AuditEntry is append-only: an entry is never deleted.")

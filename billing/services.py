@@ -1,0 +1,363 @@
+"""Every write of the billing app. Each service is the transaction boundary and writes the audit entry."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from billing.kana import to_double_byte, to_zengin_kana
+from billing.models import AuditEntry, Biller, Customer, Invitation, Membership, User, console_login
+
+SYSTEM = "system"
+
+BILLER_FIELDS = (
+    "legal_name",
+    "short_name",
+    "name_kana",
+    "payee_number",
+    "biller_code",
+    "registration_number",
+    "slug",
+    "contact_name",
+    "contact_email",
+    "contact_phone",
+    "late_payment_policy",
+    "tax_rounding",
+)
+
+
+# --- audit -----------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime.date | datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, models.Model):
+        return value.pk
+    return value
+
+
+def snapshot(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:
+    return {f: _jsonable(getattr(instance, f)) for f in fields}
+
+
+def audit_record(
+    *,
+    actor: User | None,
+    action: str,
+    biller: Biller | None = None,
+    target: models.Model | None = None,
+    summary: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry to the audit trail. Call inside the service's transaction."""
+    if before is not None and after is not None:
+        changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+        before = {k: v for k, v in before.items() if k in changed}
+        after = {k: v for k, v in after.items() if k in changed}
+    return AuditEntry.objects.create(
+        actor=actor,
+        actor_label=actor.login if actor else SYSTEM,
+        action=action,
+        biller=biller,
+        target_type=target._meta.label if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        summary=summary[:300],
+        before=_jsonable(before),
+        after=_jsonable(after),
+    )
+
+
+# --- validation helpers ------------------------------------------------------------------------------
+
+
+def _full_clean(instance: models.Model, *, prefix: str = "", exclude: list[str] | None = None) -> None:
+    try:
+        instance.full_clean(exclude=exclude)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            {f"{prefix}{field}": [str(m) for m in messages] for field, messages in exc.message_dict.items()}
+        ) from exc
+
+
+def normalise_biller_input(data: dict[str, Any]) -> dict[str, Any]:
+    """What people type, in the form the rules check: half-width kana, full-width short name, trimmed."""
+    clean = {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
+    if clean.get("name_kana"):
+        clean["name_kana"] = to_zengin_kana(clean["name_kana"])
+    if clean.get("short_name"):
+        clean["short_name"] = to_double_byte(clean["short_name"])
+    if clean.get("slug"):
+        clean["slug"] = clean["slug"].lower()
+    if clean.get("registration_number"):
+        clean["registration_number"] = clean["registration_number"].upper()
+    return clean
+
+
+# --- billers -----------------------------------------------------------------------------------------
+
+
+def biller_create(*, actor: User, data: dict[str, Any]) -> Biller:
+    """Create a biller in status onboarding. ``data`` holds BILLER_FIELDS."""
+    unknown = set(data) - set(BILLER_FIELDS)
+    if unknown:
+        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+    biller = Biller(**normalise_biller_input(data))
+    _full_clean(biller)
+    with transaction.atomic():
+        try:
+            biller.save()
+        except IntegrityError as exc:  # a concurrent onboarding took the code or slug
+            raise Conflict(f"biller code or slug already taken: {exc}") from exc
+        audit_record(
+            actor=actor,
+            action="biller.create",
+            biller=biller,
+            target=biller,
+            summary=biller.legal_name,
+            after=snapshot(biller, (*BILLER_FIELDS, "status")),
+        )
+    return biller
+
+
+def biller_update(*, actor: User, biller: Biller, data: dict[str, Any]) -> Biller:
+    unknown = set(data) - set(BILLER_FIELDS)
+    if unknown:
+        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+    with transaction.atomic():
+        locked = Biller.objects.select_for_update().get(pk=biller.pk)
+        before = snapshot(locked, BILLER_FIELDS)
+        for field, value in normalise_biller_input(data).items():
+            setattr(locked, field, value)
+        _full_clean(locked)
+        locked.save()
+        audit_record(
+            actor=actor,
+            action="biller.update",
+            biller=locked,
+            target=locked,
+            summary=locked.legal_name,
+            before=before,
+            after=snapshot(locked, BILLER_FIELDS),
+        )
+    return locked
+
+
+_TRANSITIONS = {
+    ("onboarding", "active"): "biller.activate",
+    ("active", "suspended"): "biller.suspend",
+    ("suspended", "active"): "biller.reactivate",
+    ("onboarding", "suspended"): "biller.suspend",
+}
+
+
+def biller_set_status(*, actor: User, biller: Biller, status: str, reason: str = "") -> Biller:
+    with transaction.atomic():
+        locked = Biller.objects.select_for_update().get(pk=biller.pk)
+        action = _TRANSITIONS.get((locked.status, status))
+        if action is None:
+            raise InvalidTransition(
+                f"A biller in status {locked.status} cannot become {status}.", field="status"
+            )
+        before = {"status": locked.status}
+        locked.status = status
+        locked.save(update_fields=["status", "updated_at"])
+        audit_record(
+            actor=actor,
+            action=action,
+            biller=locked,
+            target=locked,
+            summary=reason,
+            before=before,
+            after={"status": status},
+        )
+    return locked
+
+
+# --- people --------------------------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_create(*, actor: User, biller: Biller, email: str, role: str) -> tuple[Invitation, str]:
+    """Invite a person to a biller's console. Returns the invitation and its token (shown nowhere else).
+
+    The e-mail is sent by a worker once the invitation is committed.
+    """
+    from billing import tasks
+
+    if role not in Membership.Role.values:
+        raise ValidationFailed({"role": [f"unknown role {role!r}"]})
+    try:
+        from django.core.validators import validate_email
+
+        validate_email(email)
+    except ValidationError as exc:
+        raise ValidationFailed({"email": [str(m) for m in exc.messages]}) from exc
+    if biller.is_suspended:
+        raise InvalidTransition("A suspended biller cannot invite members.", field="biller")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            biller=biller,
+            email=email.strip(),
+            role=role,
+            token_hash=_token_hash(token),
+            created_by=actor,
+            expires_at=timezone.now() + datetime.timedelta(hours=settings.INVITATION_TTL_HOURS),
+        )
+        audit_record(
+            actor=actor,
+            action="invitation.create",
+            biller=biller,
+            target=invitation,
+            summary=f"{invitation.email} ({role})",
+            after={"email": invitation.email, "role": role, "expires_at": invitation.expires_at},
+        )
+        transaction.on_commit(lambda: tasks.invitation_send.delay(invitation.pk, token))
+    return invitation, token
+
+
+def invitation_get_pending(*, token: str) -> Invitation:
+    """The pending invitation for a token; NotFound for a wrong, used, revoked or expired one."""
+    invitation = Invitation.objects.select_related("biller").filter(token_hash=_token_hash(token)).first()
+    if invitation is None:
+        raise NotFound("This invitation link is not valid.", code="invitation_invalid")
+    state = invitation.state
+    if state != "pending":
+        raise NotFound(f"This invitation link has been {state}.", code=f"invitation_{state}")
+    if invitation.biller.is_suspended:
+        raise NotFound("This invitation link is not valid.", code="invitation_invalid")
+    return invitation
+
+
+def invitation_accept(
+    *, token: str, user: User | None = None, name: str = "", password: str = ""
+) -> Membership:
+    """Accept an invitation: as the logged-in ``user``, or by creating a console account.
+
+    Single use: the invitation row is locked and marked accepted in the same
+    transaction that creates the membership.
+    """
+    from django.contrib.auth.password_validation import validate_password
+
+    with transaction.atomic():
+        pending = invitation_get_pending(token=token)
+        invitation = Invitation.objects.select_for_update().get(pk=pending.pk)
+        if invitation.state != "pending":  # someone used it between the read and the lock
+            raise NotFound(f"This invitation link has been {invitation.state}.", code="invitation_used")
+        if user is None:
+            login = console_login(invitation.email)
+            if User.objects.filter(login=login).exists():
+                raise Conflict(
+                    "An account with this e-mail exists: log in first, then open the link again.",
+                    code="login_required",
+                )
+            candidate = User(login=login, email=invitation.email, name=name.strip())
+            if not candidate.name:
+                raise ValidationFailed({"name": ["Enter your name."]})
+            try:
+                validate_password(password, candidate)
+            except ValidationError as exc:
+                raise ValidationFailed({"password": [str(m) for m in exc.messages]}) from exc
+            candidate.set_password(password)
+            candidate.save()
+            user = candidate
+            audit_record(
+                actor=user, action="user.create", biller=invitation.biller, target=user, summary=login
+            )
+        elif console_login(user.email) != console_login(invitation.email):
+            raise Conflict(
+                "This invitation was sent to another e-mail address. Log out and open the link again.",
+                code="wrong_account",
+            )
+        membership, created = Membership.objects.get_or_create(
+            biller=invitation.biller, user=user, defaults={"role": invitation.role}
+        )
+        if not created and membership.role != invitation.role:
+            before = {"role": membership.role}
+            membership.role = invitation.role
+            membership.save(update_fields=["role"])
+            audit_record(
+                actor=user,
+                action="membership.role",
+                biller=invitation.biller,
+                target=membership,
+                before=before,
+                after={"role": membership.role},
+            )
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+        audit_record(
+            actor=user,
+            action="invitation.accept",
+            biller=invitation.biller,
+            target=invitation,
+            summary=f"{invitation.email} ({invitation.role})",
+        )
+    return membership
+
+
+def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
+    with transaction.atomic():
+        locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        if locked.state != "pending":
+            raise InvalidTransition(f"The invitation is {locked.state}.", field="invitation")
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at"])
+        audit_record(
+            actor=actor, action="invitation.revoke", biller=locked.biller, target=locked, summary=locked.email
+        )
+    return locked
+
+
+def staff_user_create(*, actor: User | None, email: str, name: str, password: str) -> User:
+    with transaction.atomic():
+        user = User.objects.create_user(email, password, name=name, is_idc_staff=True)
+        audit_record(actor=actor, action="user.create_staff", target=user, summary=user.login)
+    return user
+
+
+# --- customers -------------------------------------------------------------------------------------------
+
+CUSTOMER_FIELDS = ("code", "name", "name_kana", "email", "kind", "postal_code", "address", "status")
+
+
+def customer_create(*, actor: User | None, biller: Biller, data: dict[str, Any]) -> Customer:
+    unknown = set(data) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+    customer = Customer(
+        biller=biller, **{k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
+    )
+    _full_clean(customer, exclude=["biller"])
+    if Customer.objects.filter(biller=biller, code=customer.code).exists():
+        raise ValidationFailed({"code": [f"Customer code {customer.code} already exists for this biller."]})
+    with transaction.atomic():
+        customer.save()
+        audit_record(
+            actor=actor,
+            action="customer.create",
+            biller=biller,
+            target=customer,
+            summary=f"{customer.code} {customer.name}",
+            after=snapshot(customer, CUSTOMER_FIELDS),
+        )
+    return customer

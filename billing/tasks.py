@@ -1,0 +1,23 @@
+"""Thin Celery tasks of the billing app: take ids, load, call a service or send."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+
+from billing import notifications
+
+
+@shared_task(
+    name="billing.tasks.invitation_send", autoretry_for=(OSError,), retry_backoff=True, max_retries=8
+)
+def invitation_send(invitation_id: int, token: str) -> None:
+    notifications.invitation_email_send(invitation_id=invitation_id, token=token)
+
+
+@shared_task(name="billing.tasks.sessions_clear")
+def sessions_clear() -> int:
+    """Delete expired sessions (what ``manage.py clearsessions`` does), run by beat."""
+    deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
+    return deleted

@@ -1,0 +1,9 @@
+"""Settings of the product itself: tenant hosts, invitations."""
+
+from config.settings.env import DEBUG, env_int, env_str
+
+# Tenants are reached at <slug>.<PORTAL_DOMAIN> or at /b/<slug>/ on any host.
+PORTAL_DOMAIN = (env_str("PORTAL_DOMAIN") or ("localhost" if DEBUG else "")).lower()
+# The address printed in e-mails for links (scheme://host[:port]).
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL") or ("http://127.0.0.1:8000" if DEBUG else "")
+INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)

@@ -1,0 +1,16 @@
+"""Root URLconf: accounts, the iDC staff console, the Django admin. Tenants live in urls_tenant."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from billing import views as billing_views
+
+urlpatterns = [
+    path("", billing_views.home, name="home"),
+    path("accounts/login/", billing_views.login_view, name="login"),
+    path("accounts/logout/", billing_views.logout_view, name="logout"),
+    path("accounts/invitations/<str:token>/", billing_views.invitation_accept, name="invitation_accept"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("staff/", include("payeasy.staff.urls")),
+    path("admin/", admin.site.urls),
+]

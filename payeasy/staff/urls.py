@@ -1,0 +1,16 @@
+from django.urls import path
+
+from payeasy.staff import views
+
+app_name = "staff"
+
+urlpatterns = [
+    path("", views.BillerListView.as_view(), name="biller_list"),
+    path("billers/new/", views.BillerOnboardView.as_view(), name="biller_onboard"),
+    path("billers/<int:pk>/", views.BillerDetailView.as_view(), name="biller_detail"),
+    path("billers/<int:pk>/edit/", views.BillerEditView.as_view(), name="biller_edit"),
+    path("billers/<int:pk>/banks/", views.ContractsEditView.as_view(), name="contracts_edit"),
+    path("billers/<int:pk>/status/", views.BillerStatusView.as_view(), name="biller_status"),
+    path("billers/<int:pk>/invite/", views.BillerInviteView.as_view(), name="biller_invite"),
+    path("audit/", views.AuditListView.as_view(), name="audit_list"),
+]

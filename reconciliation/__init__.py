@@ -1,0 +1,1 @@
+"""Reconciliation: proving daily that every yen the network reports is accounted for."""

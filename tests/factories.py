@@ -1,0 +1,80 @@
+"""Factories for tests. Every tenant-owned object takes its biller explicitly."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from typing import Any
+
+from billing.models import Biller, Customer, Membership, User
+from billing.validators import corporate_check_digit
+from payeasy.models import ContractedBank
+
+_seq = itertools.count(1)
+
+
+def registration_number(base12: str) -> str:
+    return f"T{corporate_check_digit(base12)}{base12}"
+
+
+def biller_data(**overrides: Any) -> dict[str, Any]:
+    n = next(_seq)
+    payee = f"{60000 + n:05d}"
+    data = {
+        "legal_name": f"テスト収納企業{n}株式会社",
+        "short_name": f"テスト{n}",
+        "name_kana": f"ﾃｽﾄ{n}(ｶ",
+        "payee_number": payee,
+        "biller_code": f"{payee}001",
+        "registration_number": registration_number(f"{n:012d}"),
+        "slug": f"biller-{n}",
+        "contact_name": "担当 一郎",
+        "contact_email": f"contact{n}@example.jp",
+        "contact_phone": "03-0000-0000",
+        "late_payment_policy": Biller.LatePaymentPolicy.ACCEPT,
+        "tax_rounding": Biller.TaxRounding.FLOOR,
+    }
+    data.update(overrides)
+    return data
+
+
+def make_biller(*, status: str = Biller.Status.ACTIVE, **overrides: Any) -> Biller:
+    from billing.kana import to_double_byte
+
+    data = biller_data(**overrides)
+    data["short_name"] = to_double_byte(data["short_name"])
+    return Biller.objects.create(status=status, **data)
+
+
+def make_user(email: str | None = None, *, password: str = "correct horse battery", **extra: Any) -> User:
+    email = email or f"user{next(_seq)}@example.jp"
+    return User.objects.create_user(email, password, name=extra.pop("name", "Test User"), **extra)
+
+
+def make_member(biller: Biller, *, role: str = Membership.Role.ADMIN, email: str | None = None) -> User:
+    user = make_user(email)
+    Membership.objects.create(biller=biller, user=user, role=role)
+    return user
+
+
+def make_customer(biller: Biller, **overrides: Any) -> Customer:
+    n = next(_seq)
+    data = {"code": f"C{n:06d}", "name": f"顧客 {n}", "email": f"c{n}@example.jp"}
+    data.update(overrides)
+    return Customer.objects.create(biller=biller, **data)
+
+
+def make_contract(
+    biller: Biller,
+    bank_code: str = "0001",
+    *,
+    channels: tuple[str, ...] = ("02", "05"),
+    valid_from: datetime.date = datetime.date(2026, 4, 1),
+    valid_to: datetime.date | None = None,
+) -> ContractedBank:
+    from payeasy.models import CHANNEL_FIELDS
+
+    flags = {field: code in channels for code, field in CHANNEL_FIELDS.items()}
+    return ContractedBank.objects.create(
+        biller=biller, bank_code=bank_code, valid_from=valid_from, valid_to=valid_to, **flags
+    )

@@ -1,0 +1,15 @@
+"""Settings for the test suite: development defaults, fast hashing, e-mail in memory."""
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "1")
+os.environ.setdefault("PAYEASY_RUN_DIR", os.path.join(os.path.dirname(__file__), "..", ".run", "test"))
+
+from config.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+# Unit tests run tasks in the test process; tests/integration starts real workers.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+LANGUAGE_CODE = "en"
