@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -120,7 +121,10 @@ class Biller(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
-        if self.biller_code and self.payee_number and not self.biller_code.startswith(self.payee_number):
+        both_well_formed = re.fullmatch(r"\d{5}", self.payee_number or "") and re.fullmatch(
+            r"\d{8}", self.biller_code or ""
+        )
+        if both_well_formed and not self.biller_code.startswith(self.payee_number):
             raise ValidationError(
                 {"biller_code": _("The biller code must start with the 5-digit payee number.")}
             )
@@ -245,6 +249,16 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} → {self.biller.slug}"
+
+    STATE_LABELS: ClassVar[dict[str, Any]] = {
+        "pending": _("pending"),
+        "accepted": _("accepted"),
+        "revoked": _("revoked"),
+        "expired": _("expired"),
+    }
+
+    def get_state_display(self) -> str:
+        return str(self.STATE_LABELS[self.state])
 
     @property
     def state(self) -> str:

@@ -1,0 +1,109 @@
+"""Browser tests: Debian's Chromium driven by Playwright against pytest-django's live server.
+
+Chromium comes from Debian (``apt-get install chromium``), not from Playwright's
+download. Without it the tests are skipped; under REQUIRE_SERVICES=1 they fail.
+Every test here is marked ``browser`` (``pytest -m "not browser"`` leaves them out).
+On failure the page is saved to test-results/<test name>.png.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import need
+
+# Playwright's sync API runs an asyncio loop in this thread; Django would otherwise refuse DB access.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
+
+_report_key = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    item.stash.setdefault(_report_key, {})[report.when] = report
+    return report
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    need(
+        os.path.exists(CHROMIUM),
+        f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium)",
+    )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        need(False, f"browser tests need the playwright package ({exc})")
+        raise
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_locale() -> str:
+    """The browser's language; LocaleMiddleware follows its Accept-Language. Override per test."""
+    return "ja-JP"
+
+
+@pytest.fixture
+def page(browser: Any, browser_locale: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    context = browser.new_context(locale=browser_locale, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        reports = request.node.stash.get(_report_key, {})
+        if any(r.failed for r in reports.values()):
+            out = ROOT / "test-results"
+            out.mkdir(exist_ok=True)
+            name = re.sub(r"[^\w.-]+", "_", request.node.name)
+            try:
+                page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+            except Exception as exc:  # the page may be gone; the test failure is what matters
+                print(f"could not save a failure screenshot: {exc}")
+        context.close()
+
+
+@pytest.fixture
+def screenshot() -> Any:
+    """``screenshot(page, "name")`` writes docs/screenshots/name.png, only when SAVE_SCREENSHOTS=1."""
+
+    def save(page: Any, name: str) -> None:
+        if os.environ.get("SAVE_SCREENSHOTS", "") not in {"1", "true", "yes"}:
+            return
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=True)
+
+    return save
