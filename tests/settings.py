@@ -6,6 +6,7 @@ os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("PAYEASY_RUN_DIR", os.path.join(os.path.dirname(__file__), "..", ".run", "test"))
 
 from config.settings import *  # noqa: F403
+from config.settings import DATABASES, RUN_DIR
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}

@@ -57,9 +57,26 @@ def start_worker(tmp: Path, **env: str) -> Worker:
     log = tmp / "worker.log"
     handle = log.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--hostname", f"test-{os.getpid()}@%h"],
-        cwd=ROOT, env=process_env(**env), stdout=handle, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=process_env(**env),
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     worker = Worker(proc, log)
     deadline = time.monotonic() + 30
@@ -112,8 +129,10 @@ def celery_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[di
         (run_dir / "broker" / "control").mkdir()
         app.conf.broker_url = "filesystem://"
         app.conf.broker_transport_options = {
-            "data_folder_in": str(queue), "data_folder_out": str(queue),
-            "control_folder": str(run_dir / "broker" / "control"), "store_processed": False,
+            "data_folder_in": str(queue),
+            "data_folder_out": str(queue),
+            "control_folder": str(run_dir / "broker" / "control"),
+            "store_processed": False,
         }
     app.conf.task_always_eager = False
     _reset_connections(app)

@@ -21,7 +21,9 @@ def read_mails(folder: Path) -> list[str]:
     for path in sorted(folder.glob("*.log")):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         body = message.get_body(preferencelist=("plain",))
-        out.append(f"To: {message['To']}\nSubject: {message['Subject']}\n\n{body.get_content() if body else ''}")
+        out.append(
+            f"To: {message['To']}\nSubject: {message['Subject']}\n\n{body.get_content() if body else ''}"
+        )
     return out
 
 
@@ -39,10 +41,12 @@ def wait_for_mail(folder: Path, needle: str, timeout: float = 30) -> str:
 def test_worker_process_sends_the_invitation(celery_broker, worker_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     mail_dir = tmp_path / "mail"
     mail_dir.mkdir()
-    worker = worker_factory(DJANGO_EMAIL_BACKEND="file", DJANGO_EMAIL_FILE_PATH=str(mail_dir), **celery_broker)
+    worker = worker_factory(
+        DJANGO_EMAIL_BACKEND="file", DJANGO_EMAIL_FILE_PATH=str(mail_dir), **celery_broker
+    )
     staff = make_user("staff@idc.test", is_idc_staff=True)
     biller = make_biller(status="onboarding")
-    invitation, token = services.invitation_create(actor=staff, biller=biller, email="boss@new.jp", role="admin")
+    _, token = services.invitation_create(actor=staff, biller=biller, email="boss@new.jp", role="admin")
     try:
         text = wait_for_mail(mail_dir, token)
     except AssertionError as exc:
@@ -53,7 +57,9 @@ def test_worker_process_sends_the_invitation(celery_broker, worker_factory, tmp_
 
 
 @pytest.mark.parametrize("celery_broker", ["redis"], indirect=True)
-def test_a_revoked_invitation_is_not_sent_even_if_queued(celery_broker, worker_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_revoked_invitation_is_not_sent_even_if_queued(
+    celery_broker, worker_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     """The task re-reads the invitation: what was queued before a revocation sends nothing."""
     from django.db import transaction
 
@@ -62,7 +68,9 @@ def test_a_revoked_invitation_is_not_sent_even_if_queued(celery_broker, worker_f
     staff = make_user("staff@idc.test", is_idc_staff=True)
     biller = make_biller()
     with transaction.atomic():
-        invitation, token = services.invitation_create(actor=staff, biller=biller, email="x@new.jp", role="admin")
+        invitation, token = services.invitation_create(
+            actor=staff, biller=biller, email="x@new.jp", role="admin"
+        )
     services.invitation_revoke(actor=staff, invitation=invitation)
     _, later = services.invitation_create(actor=staff, biller=biller, email="y@new.jp", role="admin")
     worker_factory(DJANGO_EMAIL_BACKEND="file", DJANGO_EMAIL_FILE_PATH=str(mail_dir), **celery_broker)
