@@ -6,7 +6,6 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.14 python3 python; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
 
-export DJANGO_SETTINGS_MODULE ?= config.settings
 
 .PHONY: run test bench lint typecheck migrations-check messages venv clean
 
@@ -30,7 +29,7 @@ run: venv
 ## make test — the whole suite. Without DATABASE_URL/REDIS_URL it runs on SQLite and skips the
 ## integration tests with a reason; REQUIRE_SERVICES=1 turns those skips into failures.
 test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	env -u DJANGO_SETTINGS_MODULE $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv
 	$(PY) -m pytest tests/bench -p no:cacheprovider -s $(PYTEST_ARGS)

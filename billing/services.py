@@ -328,6 +328,41 @@ def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
     return locked
 
 
+def membership_create(*, actor: User | None, biller: Biller, user: User, role: str) -> Membership:
+    """Give a console user a role at a biller (idempotent for the same role)."""
+    if role not in Membership.Role.values:
+        raise ValidationFailed({"role": [f"unknown role {role!r}"]})
+    if user.realm != User.Realm.CONSOLE:
+        raise ValidationFailed({"user": ["Only console users can be members of a biller."]})
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(
+            biller=biller, user=user, defaults={"role": role}
+        )
+        if created:
+            audit_record(
+                actor=actor,
+                action="membership.create",
+                biller=biller,
+                target=membership,
+                summary=f"{user.login} ({role})",
+                after={"user": user.login, "role": role},
+            )
+        elif membership.role != role:
+            before = {"role": membership.role}
+            membership.role = role
+            membership.save(update_fields=["role"])
+            audit_record(
+                actor=actor,
+                action="membership.role",
+                biller=biller,
+                target=membership,
+                summary=user.login,
+                before=before,
+                after={"role": role},
+            )
+    return membership
+
+
 def staff_user_create(*, actor: User | None, email: str, name: str, password: str) -> User:
     with transaction.atomic():
         user = User.objects.create_user(email, password, name=name, is_idc_staff=True)

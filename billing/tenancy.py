@@ -22,7 +22,16 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.urls import get_script_prefix, reverse, set_script_prefix
 
-from billing.models import Biller
+from billing.models import Biller, User
+
+
+class TenantRequest(HttpRequest):
+    """What the views see after the middlewares: a console user and, on tenant pages, the biller."""
+
+    user: User
+    biller: Biller | None
+    tenant_mode: str | None
+
 
 PATH_PREFIX = re.compile(r"^/b/(?P<slug>[a-z0-9][a-z0-9-]{1,38}[a-z0-9])(?P<rest>/.*)?$")
 

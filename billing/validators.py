@@ -12,7 +12,7 @@ from billing.kana import double_byte_errors, zengin_kana_errors
 _DIGITS = re.compile(r"\d+")
 
 
-def digits(value: str, *, length: int, label: str) -> None:
+def digits(value: str, *, length: int, label: object) -> None:
     if not _DIGITS.fullmatch(value or "") or len(value) != length:
         raise ValidationError(
             _("%(label)s must be exactly %(length)d digits (got %(value)r)."),

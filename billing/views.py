@@ -10,7 +10,8 @@ from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -21,7 +22,7 @@ from billing import selectors, services
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from billing.forms import InvitationAcceptForm, InviteForm, LoginForm
 from billing.models import Membership
-from billing.tenancy import root_reverse, tenant_reverse
+from billing.tenancy import TenantRequest, root_reverse, tenant_reverse
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -42,10 +43,10 @@ class TenantConsoleView(LoginRequiredMixin, View):
     model: type[Model] | None = None
     write_roles = frozenset({Membership.Role.ADMIN})
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: TenantRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         if not request.user.is_authenticated:
             return self.handle_no_permission()
-        if getattr(request, "biller", None) is None:
+        if request.biller is None:
             raise Http404
         membership = selectors.membership_for(user=request.user, biller=request.biller)
         if membership is None:
@@ -77,7 +78,7 @@ class TenantConsoleView(LoginRequiredMixin, View):
 class ConsoleHomeView(TenantConsoleView, TemplateView):
     template_name = "billing/console/home.html"
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def get(self, request: TenantRequest, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
         context = self.get_context_data(counts=selectors.biller_counts(biller=self.biller))
         return self.render_to_response(context)
 
@@ -85,7 +86,7 @@ class ConsoleHomeView(TenantConsoleView, TemplateView):
 class MembersView(TenantConsoleView):
     template_name = "billing/console/members.html"
 
-    def get(self, request: HttpRequest, form: InviteForm | None = None) -> HttpResponse:
+    def get(self, request: TenantRequest, form: InviteForm | None = None) -> HttpResponse:
         context = self.get_context_data(
             members=selectors.member_list(biller=self.biller),
             invitations=selectors.invitation_list(biller=self.biller),
@@ -93,7 +94,7 @@ class MembersView(TenantConsoleView):
         )
         return render(request, self.template_name, context)
 
-    def post(self, request: HttpRequest) -> HttpResponse:
+    def post(self, request: TenantRequest) -> HttpResponseBase:
         form = InviteForm(request.POST)
         if not form.is_valid():
             return self.get(request, form=form)
@@ -115,7 +116,7 @@ class MembersView(TenantConsoleView):
 # --- accounts --------------------------------------------------------------------------------------------
 
 
-def login_view(request: HttpRequest) -> HttpResponse:
+def login_view(request: TenantRequest) -> HttpResponseBase:
     form = LoginForm(request, data=request.POST or None)
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if request.method == "POST" and form.is_valid():
@@ -126,13 +127,13 @@ def login_view(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/login.html", {"form": form, "next": next_url})
 
 
-def logout_view(request: HttpRequest) -> HttpResponse:
+def logout_view(request: TenantRequest) -> HttpResponseBase:
     if request.method == "POST":
         auth_logout(request)
     return redirect(root_reverse("login", request=request))
 
 
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: TenantRequest) -> HttpResponseBase:
     """Where a console user lands: the staff console, their one biller, or a choice of billers."""
     if not request.user.is_authenticated:
         return redirect(root_reverse("login", request=request))
@@ -144,7 +145,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/choose_biller.html", {"memberships": memberships})
 
 
-def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+def invitation_accept(request: TenantRequest, token: str) -> HttpResponseBase:
     try:
         invitation = services.invitation_get_pending(token=token)
     except NotFound as exc:

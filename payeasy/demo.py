@@ -125,8 +125,11 @@ DEMO_BILLERS = (
 def _user(email: str, name: str, *, staff: bool = False) -> User:
     user = User.objects.filter(login=console_login(email)).first()
     if user is None:
-        user = User.objects.create_user(email, DEMO_PASSWORD, name=name, is_idc_staff=staff)
-        billing_services.audit_record(actor=None, action="user.create", target=user, summary=f"demo {email}")
+        with transaction.atomic():
+            user = User.objects.create_user(email, DEMO_PASSWORD, name=name, is_idc_staff=staff)
+            billing_services.audit_record(
+                actor=None, action="user.create", target=user, summary=f"demo {email}"
+            )
     return user
 
 
@@ -147,7 +150,7 @@ def seed_demo() -> list[Biller]:
             (demo.operator_email, Membership.Role.OPERATOR, "担当者"),
         ):
             user = _user(email, f"{demo.data['short_name']} {name}")
-            Membership.objects.get_or_create(biller=biller, user=user, defaults={"role": role})
+            billing_services.membership_create(actor=staff, biller=biller, user=user, role=role)
         for customer in demo.customers:
             if not Customer.objects.filter(biller=biller, code=customer["code"]).exists():
                 billing_services.customer_create(actor=staff, biller=biller, data=customer)

@@ -63,5 +63,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         message = str(detail) if not isinstance(detail, dict | list) else "error"
-        response.data = error_body(exc.get_codes() if isinstance(exc.get_codes(), str) else "error", message)
+        codes = exc.get_codes()
+        response.data = error_body(codes if isinstance(codes, str) else "error", message)
     return response

@@ -39,7 +39,7 @@ class ContractForm(forms.Form):
         return self.cleaned_data["bank_code"].strip()[:4]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         start, end = data.get("valid_from"), data.get("valid_to")
         if start and end and end < start:
             self.add_error("valid_to", _("The contract end must not be before its start."))

@@ -9,8 +9,9 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.forms import BaseFormSet, Form
-from django.http import HttpRequest, HttpResponse
+from django.forms import BaseForm, BaseFormSet, Form
+from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views import View
@@ -20,20 +21,20 @@ from billing import services as billing_services
 from billing.errors import InvalidTransition, ValidationFailed
 from billing.forms import BillerForm, InviteForm
 from billing.models import Biller
-from billing.tenancy import tenant_reverse
+from billing.tenancy import TenantRequest, tenant_reverse
 from payeasy import selectors, services
 from payeasy.banks import bank_all
 from payeasy.staff.forms import ContractForm, ContractFormSet, StatusForm
 
 
 class StaffView(LoginRequiredMixin, View):
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: TenantRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         if request.user.is_authenticated and not request.user.is_idc_staff:
             raise PermissionDenied(_("The staff console is for iDC staff."))
         return super().dispatch(request, *args, **kwargs)
 
 
-def _apply_errors(exc: ValidationFailed, form: Form, formset: BaseFormSet | None = None) -> None:
+def _apply_errors(exc: ValidationFailed, form: BaseForm, formset: BaseFormSet | None = None) -> None:
     """Put a service's field errors back on the form or the formset row they name."""
     for key, errs in exc.errors.items():
         if key.startswith("contracts.") and formset is not None:
@@ -49,7 +50,7 @@ def _changed_forms(formset: BaseFormSet) -> list[tuple[int, ContractForm]]:
 
 
 class BillerListView(StaffView):
-    def get(self, request: HttpRequest) -> HttpResponse:
+    def get(self, request: TenantRequest) -> HttpResponse:
         query = request.GET.get("q", "")
         status = request.GET.get("status", "")
         if status not in Biller.Status.values:
@@ -67,17 +68,17 @@ class BillerListView(StaffView):
 class BillerOnboardView(StaffView):
     template = "payeasy/staff/biller_onboard.html"
 
-    def get(self, request: HttpRequest) -> HttpResponse:
+    def get(self, request: TenantRequest) -> HttpResponse:
         return self.render(request, BillerForm(), ContractFormSet(prefix="contracts"))
 
     def render(
-        self, request: HttpRequest, form: Form, formset: BaseFormSet, status: int = 200
+        self, request: TenantRequest, form: BaseForm, formset: BaseFormSet, status: int = 200
     ) -> HttpResponse:
         return render(
             request, self.template, {"form": form, "formset": formset, "banks": bank_all()}, status=status
         )
 
-    def post(self, request: HttpRequest) -> HttpResponse:
+    def post(self, request: TenantRequest) -> HttpResponse:
         form = BillerForm(request.POST)
         formset = ContractFormSet(request.POST, prefix="contracts")
         if not (form.is_valid() and formset.is_valid()):
@@ -106,7 +107,7 @@ class BillerOnboardView(StaffView):
 
 
 class BillerDetailView(StaffView):
-    def get(self, request: HttpRequest, pk: int, invite_form: InviteForm | None = None) -> HttpResponse:
+    def get(self, request: TenantRequest, pk: int, invite_form: InviteForm | None = None) -> HttpResponse:
         biller = get_object_or_404(Biller, pk=pk)
         return render(
             request,
@@ -125,13 +126,13 @@ class BillerDetailView(StaffView):
 
 
 class BillerEditView(StaffView):
-    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def get(self, request: TenantRequest, pk: int) -> HttpResponse:
         biller = get_object_or_404(Biller, pk=pk)
         return render(
             request, "payeasy/staff/biller_edit.html", {"biller": biller, "form": BillerForm(instance=biller)}
         )
 
-    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def post(self, request: TenantRequest, pk: int) -> HttpResponse:
         biller = get_object_or_404(Biller, pk=pk)
         form = BillerForm(request.POST, instance=Biller.objects.get(pk=pk))
         if form.is_valid():
@@ -156,13 +157,13 @@ class ContractsEditView(StaffView):
         initial = [ContractForm.initial_for(row) for row in selectors.contracted_bank_list(biller=biller)]
         return ContractFormSet(data, initial=initial, prefix="contracts")
 
-    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def get(self, request: TenantRequest, pk: int) -> HttpResponse:
         biller = get_object_or_404(Biller, pk=pk)
         return render(
             request, self.template, {"biller": biller, "formset": self._formset(biller), "banks": bank_all()}
         )
 
-    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def post(self, request: TenantRequest, pk: int) -> HttpResponse:
         biller = get_object_or_404(Biller, pk=pk)
         formset = self._formset(biller, request.POST)
         if formset.is_valid():
@@ -199,7 +200,7 @@ class ContractsEditView(StaffView):
 
 
 class BillerStatusView(StaffView):
-    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def post(self, request: TenantRequest, pk: int) -> HttpResponse:
         biller = get_object_or_404(Biller, pk=pk)
         form = StatusForm(request.POST)
         if not form.is_valid():
@@ -224,7 +225,7 @@ class BillerStatusView(StaffView):
 
 
 class BillerInviteView(StaffView):
-    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
         biller = get_object_or_404(Biller, pk=pk)
         form = InviteForm(request.POST)
         if form.is_valid():
@@ -249,7 +250,7 @@ class BillerInviteView(StaffView):
 
 
 class AuditListView(StaffView):
-    def get(self, request: HttpRequest) -> HttpResponse:
+    def get(self, request: TenantRequest) -> HttpResponse:
         code = request.GET.get("biller", "").strip()
         biller = Biller.objects.filter(biller_code=code).first() if code else None
         entries = billing_selectors.audit_list(
