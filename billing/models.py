@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing import validators
+from billing.numbers import new_number_key
 
 RESERVED_SLUGS = frozenset(
     {"www", "api", "admin", "staff", "static", "media", "accounts", "mail", "b", "i18n", "assets", "help"}
@@ -101,6 +102,12 @@ class Biller(models.Model):
     tax_rounding = models.CharField(
         _("tax rounding rule"), max_length=8, choices=TaxRounding, default=TaxRounding.FLOOR
     )
+    reminder_days = models.PositiveSmallIntegerField(
+        _("reminder days before due"), default=3, help_text=_("0 sends no reminder.")
+    )
+    # Payment numbers: a keyed permutation of a counter that only goes up (billing.numbers).
+    number_key = models.CharField(max_length=32, default=new_number_key, editable=False)
+    number_counter = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -352,3 +359,175 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise TypeError("AuditEntry is append-only: an entry is never deleted.")
+
+
+class Invoice(models.Model):
+    """Something a customer owes (or is owed, for a credit note), with its Pay-easy numbers.
+
+    Lines are stored with the invoice as a document (a JSON list): they are
+    never queried on their own, they are immutable once published, and one
+    table keeps the bulk import to one COPY. The per-rate totals are columns.
+
+    Kinds: an ``invoice`` (適格請求書); a ``credit_note`` (適格返還請求書) that
+    reduces a paid invoice; a ``payment_request`` (an order's pay-later numbers
+    or a chosen amount), which needs no lines of its own.
+
+    Status: draft → published → paid, published → cancelled. Overdue is
+    derived from the due date. A published invoice is immutable: a correction
+    is a cancellation and a new invoice.
+    """
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", _("Invoice")
+        CREDIT_NOTE = "credit_note", _("Credit note (返還請求書)")
+        PAYMENT_REQUEST = "payment_request", _("Payment request")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        PUBLISHED = "published", _("Published")
+        PAID = "paid", _("Paid")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="invoices")
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind, default=Kind.INVOICE)
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="invoices"
+    )
+    number = models.CharField(
+        _("invoice number"),
+        max_length=32,
+        validators=[
+            RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9\-_/.]{0,31}$", _("Use letters, digits and - _ / ."))
+        ],
+    )
+    external_id = models.CharField(_("external id"), max_length=64, blank=True, default="")
+    issue_date = models.DateField(_("issue date"))
+    due_date = models.DateField(_("due date"))
+    description = models.CharField(
+        _("description shown to payers (料金名)"),
+        max_length=20,
+        help_text=_("Up to 20 characters, shown on ATM screens."),
+    )
+    lines = models.JSONField(default=list, blank=True)
+    tax_inclusive = models.BooleanField(_("prices include tax"), default=False)
+    tax_rounding = models.CharField(max_length=8, choices=Biller.TaxRounding)
+    subtotal_10 = models.BigIntegerField(default=0)
+    tax_10 = models.BigIntegerField(default=0)
+    subtotal_8 = models.BigIntegerField(default=0)
+    tax_8 = models.BigIntegerField(default=0)
+    subtotal_exempt = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(_("total"), default=0)
+    status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.DRAFT)
+    recipient_name = models.CharField(_("recipient"), max_length=100, blank=True)
+    recipient_email = models.EmailField(_("recipient e-mail"), blank=True)
+    customer_number = models.CharField(
+        _("customer number (お客様番号)"), max_length=20, null=True, blank=True
+    )
+    confirmation_number = models.CharField(
+        _("confirmation number (確認番号)"), max_length=6, null=True, blank=True
+    )
+    original = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes"
+    )
+    source_hash = models.CharField(max_length=64, blank=True, default="")
+    published_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-issue_date", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["biller", "number"], name="invoice_number_unique_per_biller"),
+            models.UniqueConstraint(
+                fields=["biller", "external_id"],
+                condition=~Q(external_id=""),
+                name="invoice_external_id_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["biller", "customer_number"],
+                condition=Q(customer_number__isnull=False),
+                name="invoice_customer_number_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="payment_request") | Q(customer__isnull=False), name="invoice_has_customer"
+            ),
+            models.CheckConstraint(condition=Q(total__gte=0), name="invoice_total_not_negative"),
+            models.CheckConstraint(
+                condition=Q(status="draft") | Q(kind="credit_note") | Q(customer_number__isnull=False),
+                name="payable_published_has_numbers",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["biller", "status", "due_date"], name="invoice_status_due"),
+            models.Index(fields=["biller", "issue_date", "id"], name="invoice_issue_date"),
+            models.Index(fields=["biller", "customer", "issue_date"], name="invoice_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.total:,} yen)"
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.status == self.Status.PUBLISHED and self.due_date < timezone.localdate()
+
+    @property
+    def is_payable(self) -> bool:
+        return self.kind != self.Kind.CREDIT_NOTE and self.status == self.Status.PUBLISHED
+
+    def rate_rows(self) -> list[tuple[str, int, int]]:
+        """(label, subtotal, tax) per rate that occurs, as a qualified invoice must show them."""
+        rows = []
+        if self.subtotal_10 or self.tax_10:
+            rows.append(("10%", self.subtotal_10, self.tax_10))
+        if self.subtotal_8 or self.tax_8:
+            rows.append(("8%※", self.subtotal_8, self.tax_8))
+        if self.subtotal_exempt:
+            rows.append(("非課税", self.subtotal_exempt, 0))
+        return rows
+
+
+class ApiKey(models.Model):
+    """A tenant's key for the REST API. Only its SHA-256 is stored; the key is shown once."""
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="api_keys")
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class IdempotencyRecord(models.Model):
+    """The stored response of a POST made with an Idempotency-Key, per tenant, for 24 hours."""
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=300)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["biller", "key"], name="idempotency_key_per_biller")]
+
+    def __str__(self) -> str:
+        return f"{self.biller_id}:{self.key}"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils import timezone
 
-from billing.models import Invitation
+from billing.models import Biller, Invitation, Invoice
 from billing.tenancy import root_reverse
 
 
@@ -24,3 +28,58 @@ def invitation_email_send(*, invitation_id: int, token: str) -> bool:
     body = render_to_string("billing/email/invitation_body.txt", context)
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [invitation.email])
     return True
+
+
+def _send_invoice_mail(invoice: Invoice, template: str) -> None:
+    context = {"invoice": invoice, "biller": invoice.biller}
+    subject = render_to_string(f"billing/email/{template}_subject.txt", context).strip()
+    body = render_to_string(f"billing/email/{template}_body.txt", context)
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [invoice.recipient_email])
+
+
+def invoices_published_email_send(*, invoice_ids: list[int]) -> int:
+    """Tell each customer their invoice is published, once: ``notified_at`` marks what was sent."""
+    sent = 0
+    for pk in invoice_ids:
+        with transaction.atomic():
+            invoice = (
+                Invoice.objects.select_for_update(of=("self",))
+                .select_related("biller")
+                .filter(pk=pk, notified_at__isnull=True, status=Invoice.Status.PUBLISHED)
+                .exclude(recipient_email="")
+                .first()
+            )
+            if invoice is None:
+                continue
+            _send_invoice_mail(invoice, "invoice_published")
+            Invoice.objects.filter(pk=pk).update(notified_at=timezone.now())
+            sent += 1
+    return sent
+
+
+def due_reminders_send(*, today: datetime.date | None = None) -> int:
+    """Remind customers of unpaid invoices due within their biller's reminder days, once per invoice."""
+    today = today or timezone.localdate()
+    sent = 0
+    for biller in Biller.objects.filter(status=Biller.Status.ACTIVE, reminder_days__gt=0):
+        due = Invoice.objects.filter(
+            biller=biller,
+            status=Invoice.Status.PUBLISHED,
+            reminded_at__isnull=True,
+            due_date__gte=today,
+            due_date__lte=today + datetime.timedelta(days=biller.reminder_days),
+        ).exclude(recipient_email="")
+        for pk in due.values_list("pk", flat=True).iterator():
+            with transaction.atomic():
+                invoice = (
+                    Invoice.objects.select_for_update(of=("self",))
+                    .select_related("biller")
+                    .filter(pk=pk, reminded_at__isnull=True, status=Invoice.Status.PUBLISHED)
+                    .first()
+                )
+                if invoice is None:
+                    continue
+                _send_invoice_mail(invoice, "invoice_reminder")
+                Invoice.objects.filter(pk=pk).update(reminded_at=timezone.now())
+                sent += 1
+    return sent

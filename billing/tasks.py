@@ -21,3 +21,15 @@ def sessions_clear() -> int:
     """Delete expired sessions (what ``manage.py clearsessions`` does), run by beat."""
     deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
     return deleted
+
+
+@shared_task(
+    name="billing.tasks.invoice_published_notify", autoretry_for=(OSError,), retry_backoff=True, max_retries=8
+)
+def invoice_published_notify(invoice_ids: list[int]) -> int:
+    return notifications.invoices_published_email_send(invoice_ids=invoice_ids)
+
+
+@shared_task(name="billing.tasks.due_reminders_send")
+def due_reminders_send() -> int:
+    return notifications.due_reminders_send()

@@ -40,6 +40,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 
 CELERY_BEAT_SCHEDULE = {
+    "due-date-reminders": {
+        "task": "billing.tasks.due_reminders_send",
+        "schedule": crontab(hour=9, minute=0),
+    },
     "clear-expired-sessions": {
         "task": "billing.tasks.sessions_clear",
         "schedule": crontab(minute="*/15"),

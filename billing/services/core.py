@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from billing.kana import to_double_byte, to_zengin_kana
-from billing.models import AuditEntry, Biller, Customer, Invitation, Membership, User, console_login
+from billing.models import ApiKey, AuditEntry, Biller, Customer, Invitation, Membership, User, console_login
 
 SYSTEM = "system"
 
@@ -56,7 +56,7 @@ def snapshot(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:
 
 def audit_record(
     *,
-    actor: User | None,
+    actor: User | ApiKey | None,
     action: str,
     biller: Biller | None = None,
     target: models.Model | None = None,
@@ -69,9 +69,13 @@ def audit_record(
         changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
         before = {k: v for k, v in before.items() if k in changed}
         after = {k: v for k, v in after.items() if k in changed}
+    if isinstance(actor, ApiKey):
+        user, label = None, f"api-key:{actor.prefix} {actor.name}"
+    else:
+        user, label = actor, (actor.login if actor else SYSTEM)
     return AuditEntry.objects.create(
-        actor=actor,
-        actor_label=actor.login if actor else SYSTEM,
+        actor=user,
+        actor_label=label[:300],
         action=action,
         biller=biller,
         target_type=target._meta.label if target is not None else "",
@@ -375,7 +379,7 @@ def staff_user_create(*, actor: User | None, email: str, name: str, password: st
 CUSTOMER_FIELDS = ("code", "name", "name_kana", "email", "kind", "postal_code", "address", "status")
 
 
-def customer_create(*, actor: User | None, biller: Biller, data: dict[str, Any]) -> Customer:
+def customer_create(*, actor: User | ApiKey | None, biller: Biller, data: dict[str, Any]) -> Customer:
     unknown = set(data) - set(CUSTOMER_FIELDS)
     if unknown:
         raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
@@ -396,3 +400,35 @@ def customer_create(*, actor: User | None, biller: Biller, data: dict[str, Any])
             after=snapshot(customer, CUSTOMER_FIELDS),
         )
     return customer
+
+
+def customer_update(
+    *, actor: User | ApiKey | None, biller: Biller, customer: Customer, data: dict[str, Any]
+) -> Customer:
+    unknown = set(data) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+    if customer.biller_id != biller.pk:
+        raise NotFound("No such customer.")
+    with transaction.atomic():
+        locked = Customer.objects.select_for_update().get(pk=customer.pk, biller=biller)
+        before = snapshot(locked, CUSTOMER_FIELDS)
+        for field, value in data.items():
+            setattr(locked, field, value.strip() if isinstance(value, str) else value)
+        _full_clean(locked, exclude=["biller"])
+        if (
+            locked.code != before["code"]
+            and Customer.objects.filter(biller=biller, code=locked.code).exists()
+        ):
+            raise ValidationFailed({"code": [f"Customer code {locked.code} already exists for this biller."]})
+        locked.save()
+        audit_record(
+            actor=actor,
+            action="customer.update",
+            biller=biller,
+            target=locked,
+            summary=f"{locked.code} {locked.name}",
+            before=before,
+            after=snapshot(locked, CUSTOMER_FIELDS),
+        )
+    return locked

@@ -1,0 +1,129 @@
+"""Invoice arithmetic: lines and the qualified-invoice (適格請求書) totals.
+
+Money is integer yen. Tax is computed once per rate per invoice, never per
+line, with the biller's rounding rule:
+
+- tax-exclusive prices (税抜): tax_r = round(Σ amounts at rate r × r / 100)
+- tax-inclusive prices (税込): tax_r = round(Σ amounts at rate r × r / (100 + r)),
+  and the rate's subtotal is the gross minus that tax.
+
+Nothing here touches the database; the CSV import and the services share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+TAX_RATES = {"10": 10, "8": 8, "exempt": 0}
+TAX_CATEGORY_LABELS = {"10": "10%", "8": "8%※", "exempt": "非課税"}
+MAX_QUANTITY = 10_000_000
+MAX_UNIT_PRICE = 9_999_999_999
+MAX_TOTAL = 99_999_999_999  # N(11) on the MPN line
+
+
+class LineError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def round_div(numerator: int, denominator: int, rule: str) -> int:
+    """numerator / denominator rounded by ``rule`` (floor, ceiling, half_up away from zero), in integers."""
+    if rule == "floor":
+        return numerator // denominator
+    if rule == "ceiling":
+        return -(-numerator // denominator)
+    if rule == "half_up":
+        sign = -1 if numerator < 0 else 1
+        return sign * ((2 * abs(numerator) + denominator) // (2 * denominator))
+    raise ValueError(f"unknown rounding rule {rule!r}")
+
+
+def _int(value: Any, field: str, *, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise LineError(field, "must be a whole number")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip().replace(",", "")
+        if not text.lstrip("-").isdigit():
+            raise LineError(field, f"must be a whole number of yen or units, not {value!r}")
+        number = int(text)
+    if not low <= number <= high:
+        raise LineError(field, f"must be between {low:,} and {high:,} (got {number:,})")
+    return number
+
+
+def clean_line(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate one line; returns the stored form with its amount. Raises LineError naming the field."""
+    description = str(raw.get("description") or "").strip()
+    if not description:
+        raise LineError("description", "is required")
+    if len(description) > 100:
+        raise LineError("description", "must be at most 100 characters")
+    quantity = _int(raw.get("quantity", 1), "quantity", low=1, high=MAX_QUANTITY)
+    unit_price = _int(raw.get("unit_price"), "unit_price", low=-MAX_UNIT_PRICE, high=MAX_UNIT_PRICE)
+    category = str(raw.get("tax_category") or "").strip()
+    category = {"10%": "10", "8%": "8", "0": "exempt", "非課税": "exempt", "免税": "exempt"}.get(
+        category, category
+    )
+    if category not in TAX_RATES:
+        raise LineError("tax_category", f"must be 10, 8 or exempt (got {raw.get('tax_category')!r})")
+    return {
+        "description": description,
+        "quantity": quantity,
+        "unit_price": unit_price,
+        "tax_category": category,
+        "amount": quantity * unit_price,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    subtotal_10: int
+    tax_10: int
+    subtotal_8: int
+    tax_8: int
+    subtotal_exempt: int
+    total: int
+
+    def as_fields(self) -> dict[str, int]:
+        return {
+            "subtotal_10": self.subtotal_10,
+            "tax_10": self.tax_10,
+            "subtotal_8": self.subtotal_8,
+            "tax_8": self.tax_8,
+            "subtotal_exempt": self.subtotal_exempt,
+            "total": self.total,
+        }
+
+
+def compute_totals(
+    lines: Iterable[Mapping[str, Any]], *, rounding: str, tax_inclusive: bool = False
+) -> Totals:
+    """Per-rate subtotals and taxes, tax rounded once per rate. Raises LineError for impossible sums."""
+    sums = {"10": 0, "8": 0, "exempt": 0}
+    for line in lines:
+        sums[line["tax_category"]] += line["amount"]
+    for category, amount in sums.items():
+        if amount < 0:
+            raise LineError(
+                "lines", f"the {category} lines sum to {amount:,} yen; a rate's sum cannot be negative"
+            )
+    taxes = {}
+    subtotals = {}
+    for category in ("10", "8"):
+        rate = TAX_RATES[category]
+        if tax_inclusive:
+            taxes[category] = round_div(sums[category] * rate, 100 + rate, rounding)
+            subtotals[category] = sums[category] - taxes[category]
+        else:
+            taxes[category] = round_div(sums[category] * rate, 100, rounding)
+            subtotals[category] = sums[category]
+    total = subtotals["10"] + taxes["10"] + subtotals["8"] + taxes["8"] + sums["exempt"]
+    if total > MAX_TOTAL:
+        raise LineError("lines", f"the total {total:,} yen exceeds {MAX_TOTAL:,} yen")
+    return Totals(subtotals["10"], taxes["10"], subtotals["8"], taxes["8"], sums["exempt"], total)

@@ -1,0 +1,120 @@
+"""Pay-easy payment numbers: お客様番号 (customer number) and 確認番号 (confirmation number).
+
+The customer number of the n-th payable document of a biller is a keyed
+permutation of n, so that
+
+- it is unique within the biller by construction (a permutation of a counter
+  that only goes up: a number is never issued twice, never reused),
+- neighbours are not sequential (n and n+1 map far apart), and
+- it carries a check digit, so a mistyped number is refused before a lookup.
+
+The permutation is a 4-round balanced Feistel network over 14 decimal digits
+(two halves of 7 digits) keyed with the biller's secret. Two ISO 7064
+MOD 97-10 check digits follow (they catch every single-digit error and every
+swap of two neighbouring digits): 16 digits, within the 20 element 1 allows.
+
+The confirmation number is 6 random digits from the OS's CSPRNG: knowing one
+bill's numbers tells nothing about another's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+HALF = 10**7
+DOMAIN = HALF * HALF  # 10**14 documents per biller
+CUSTOMER_NUMBER_LENGTH = 16
+CONFIRMATION_LENGTH = 6
+_MASK = (1 << 64) - 1
+
+
+def new_number_key() -> str:
+    return secrets.token_hex(16)
+
+
+def _round_keys(key: str) -> tuple[int, ...]:
+    digest = hashlib.sha256(bytes.fromhex(key)).digest()
+    return tuple(int.from_bytes(digest[i : i + 8], "big") | 1 for i in range(0, 32, 8))
+
+
+def permute(n: int, keys: tuple[int, ...]) -> int:
+    """The round function is a keyed multiply-xorshift (one 64-bit multiply, one shift): cheap in Python."""
+    if not 0 <= n < DOMAIN:
+        raise ValueError(f"number counter {n} is outside 0..{DOMAIN - 1}")
+    left, right = divmod(n, HALF)
+    for k in keys:
+        z = ((right ^ k) * 0x9E3779B97F4A7C15) & _MASK
+        left, right = right, (left + ((z ^ (z >> 29)) % HALF)) % HALF
+    return left * HALF + right
+
+
+def unpermute(m: int, keys: tuple[int, ...]) -> int:
+    left, right = divmod(m, HALF)
+    for k in reversed(keys):
+        z = ((left ^ k) * 0x9E3779B97F4A7C15) & _MASK
+        left, right = (right - ((z ^ (z >> 29)) % HALF)) % HALF, left
+    return left * HALF + right
+
+
+def check_digits(value: int) -> int:
+    """ISO 7064 MOD 97-10 over the digits of ``value``: two digits, 01–97."""
+    return 98 - (value * 100) % 97
+
+
+def check_digits_valid(number: str) -> bool:
+    return len(number) > 2 and number.isdigit() and int(number) % 97 == 1
+
+
+class NumberIssuer:
+    """Issues customer numbers for counter values of one biller (reserve the counters first)."""
+
+    def __init__(self, key: str) -> None:
+        self._keys = _round_keys(key)
+
+    def customer_number(self, counter: int) -> str:
+        body = permute(counter, self._keys)
+        return f"{body:014d}{check_digits(body):02d}"
+
+    def customer_numbers(self, first: int, count: int) -> list[str]:
+        """Numbers for counters first … first+count-1, as ``customer_number`` gives them, inlined for bulk."""
+        if first < 0 or first + count > DOMAIN:
+            raise ValueError(f"number counters {first}..{first + count - 1} are outside 0..{DOMAIN - 1}")
+        k1, k2, k3, k4 = self._keys
+        mult, mask, half = 0x9E3779B97F4A7C15, _MASK, HALF
+        out = []
+        append = out.append
+        for n in range(first, first + count):
+            left, right = divmod(n, half)
+            z = ((right ^ k1) * mult) & mask
+            left, right = right, (left + (z ^ (z >> 29)) % half) % half
+            z = ((right ^ k2) * mult) & mask
+            left, right = right, (left + (z ^ (z >> 29)) % half) % half
+            z = ((right ^ k3) * mult) & mask
+            left, right = right, (left + (z ^ (z >> 29)) % half) % half
+            z = ((right ^ k4) * mult) & mask
+            left, right = right, (left + (z ^ (z >> 29)) % half) % half
+            body = left * half + right
+            append(f"{body:014d}{98 - (body * 100) % 97:02d}")
+        return out
+
+    def counter_of(self, customer_number: str) -> int | None:
+        if len(customer_number) != CUSTOMER_NUMBER_LENGTH or not check_digits_valid(customer_number):
+            return None
+        return unpermute(int(customer_number[:-2]), self._keys)
+
+
+def confirmation_numbers(count: int) -> list[str]:
+    """``count`` random 6-digit confirmation numbers (uniform over 000000–999999)."""
+    raw = secrets.token_bytes(4 * count)
+    limit = (1 << 32) - (1 << 32) % 10**6  # rejection keeps the distribution uniform
+    out: list[str] = []
+    i = 0
+    while len(out) < count:
+        if i + 4 > len(raw):
+            raw += secrets.token_bytes(4 * (count - len(out)) + 16)
+        value = int.from_bytes(raw[i : i + 4], "big")
+        i += 4
+        if value < limit:
+            out.append(f"{value % 10**6:06d}")
+    return out

@@ -1,0 +1,345 @@
+"""Invoices: drafts, publication with payment numbers, cancellation, credit notes."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from billing.invoicing import LineError, Totals, clean_line, compute_totals
+from billing.models import ApiKey, Biller, Customer, Invoice, User
+from billing.numbers import NumberIssuer, confirmation_numbers
+from billing.services.core import _full_clean, audit_record
+
+Actor = User | ApiKey | None
+
+INVOICE_INPUT_FIELDS = (
+    "customer",
+    "number",
+    "external_id",
+    "issue_date",
+    "due_date",
+    "description",
+    "lines",
+    "tax_inclusive",
+)
+MAX_LINES = 200
+
+
+def _validate_description(description: str) -> list[str]:
+    errors = []
+    if not description:
+        errors.append("is required")
+    elif len(description) > 20:
+        errors.append(
+            f"must be at most 20 characters (ATM screens show 20 full-width); got {len(description)}"
+        )
+    bad = [ch for ch in description if _not_cp932(ch)]
+    if bad:
+        errors.append(f"has characters that Shift_JIS (cp932) cannot carry: {''.join(bad[:5])!r}")
+    return errors
+
+
+def _not_cp932(ch: str) -> bool:
+    try:
+        ch.encode("cp932")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def clean_lines(raw_lines: Any, *, required: bool = True) -> list[dict[str, Any]]:
+    if not isinstance(raw_lines, list):
+        raise ValidationFailed({"lines": ["must be a list of lines"]})
+    if required and not raw_lines:
+        raise ValidationFailed({"lines": ["an invoice needs at least one line"]})
+    if len(raw_lines) > MAX_LINES:
+        raise ValidationFailed({"lines": [f"at most {MAX_LINES} lines"]})
+    cleaned, errors = [], {}
+    for i, raw in enumerate(raw_lines):
+        if not isinstance(raw, dict):
+            errors[f"lines[{i}]"] = ["must be an object"]
+            continue
+        try:
+            cleaned.append(clean_line(raw))
+        except LineError as exc:
+            errors[f"lines[{i}].{exc.field}"] = [exc.message]
+    if errors:
+        raise ValidationFailed(errors)
+    return cleaned
+
+
+def _totals(lines: list[dict[str, Any]], *, biller: Biller, tax_inclusive: bool) -> Totals:
+    try:
+        return compute_totals(lines, rounding=biller.tax_rounding, tax_inclusive=tax_inclusive)
+    except LineError as exc:
+        raise ValidationFailed({exc.field: [exc.message]}) from exc
+
+
+def _apply_input(invoice: Invoice, *, biller: Biller, data: dict[str, Any]) -> None:
+    unknown = set(data) - set(INVOICE_INPUT_FIELDS)
+    if unknown:
+        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+    customer = data.get("customer", invoice.customer if invoice.customer_id else None)
+    if invoice.kind == Invoice.Kind.INVOICE:
+        if not isinstance(customer, Customer) or customer.biller_id != biller.pk:
+            raise ValidationFailed({"customer": ["unknown customer"]})
+        if customer.status != Customer.Status.ACTIVE:
+            raise ValidationFailed({"customer": [f"customer {customer.code} is inactive"]})
+        invoice.customer = customer
+        invoice.recipient_name = customer.name
+        invoice.recipient_email = customer.email
+    for field in ("number", "external_id", "issue_date", "due_date", "description", "tax_inclusive"):
+        if field in data:
+            value = data[field]
+            setattr(invoice, field, value.strip() if isinstance(value, str) else value)
+    errors: dict[str, list[str]] = {}
+    description_errors = _validate_description(invoice.description)
+    if description_errors:
+        errors["description"] = description_errors
+    if invoice.issue_date and invoice.due_date and invoice.due_date < invoice.issue_date:
+        errors["due_date"] = ["must not be before the issue date"]
+    if errors:
+        raise ValidationFailed(errors)
+    if "lines" in data:
+        invoice.lines = clean_lines(data["lines"], required=invoice.kind != Invoice.Kind.PAYMENT_REQUEST)
+    invoice.tax_rounding = biller.tax_rounding
+    for field, value in (
+        _totals(invoice.lines, biller=biller, tax_inclusive=invoice.tax_inclusive).as_fields().items()
+    ):
+        setattr(invoice, field, value)
+    _full_clean(invoice, exclude=["biller", "customer", "original", "lines"])
+    duplicate = Invoice.objects.filter(biller=biller, number=invoice.number).exclude(pk=invoice.pk)
+    if duplicate.exists():
+        raise ValidationFailed({"number": [f"invoice number {invoice.number} already exists"]})
+    if invoice.external_id:
+        taken = Invoice.objects.filter(biller=biller, external_id=invoice.external_id).exclude(pk=invoice.pk)
+        if taken.exists():
+            raise ValidationFailed({"external_id": [f"external id {invoice.external_id} already exists"]})
+
+
+def _save(invoice: Invoice) -> None:
+    try:
+        with transaction.atomic():
+            invoice.save()
+    except IntegrityError as exc:  # a concurrent request took the number or external id
+        raise Conflict(f"the invoice number or external id was taken meanwhile: {exc}") from exc
+
+
+def invoice_create(*, actor: Actor, biller: Biller, data: dict[str, Any], publish: bool = False) -> Invoice:
+    """Create a draft (or publish it at once). ``data['customer']`` is a Customer of this biller."""
+    if biller.is_suspended:
+        raise InvalidTransition("A suspended biller cannot issue invoices.")
+    invoice = Invoice(biller=biller, kind=Invoice.Kind.INVOICE)
+    _apply_input(invoice, biller=biller, data=data)
+    with transaction.atomic():
+        _save(invoice)
+        audit_record(
+            actor=actor,
+            action="invoice.create",
+            biller=biller,
+            target=invoice,
+            summary=f"{invoice.number} {invoice.total:,}円",
+        )
+        if publish:
+            invoice = invoice_publish(actor=actor, biller=biller, invoice=invoice)
+    return invoice
+
+
+def invoice_update_draft(*, actor: Actor, biller: Biller, invoice: Invoice, data: dict[str, Any]) -> Invoice:
+    with transaction.atomic():
+        locked = _locked(biller, invoice)
+        if locked.status != Invoice.Status.DRAFT:
+            raise InvalidTransition(
+                "Only a draft can be edited; a published invoice is cancelled and reissued."
+            )
+        before = {"number": locked.number, "total": locked.total, "due_date": str(locked.due_date)}
+        _apply_input(locked, biller=biller, data=data)
+        locked.updated_at = timezone.now()
+        _save(locked)
+        audit_record(
+            actor=actor,
+            action="invoice.update",
+            biller=biller,
+            target=locked,
+            summary=locked.number,
+            before=before,
+            after={"number": locked.number, "total": locked.total, "due_date": str(locked.due_date)},
+        )
+    return locked
+
+
+def _locked(biller: Biller, invoice: Invoice | int) -> Invoice:
+    pk = invoice if isinstance(invoice, int) else invoice.pk
+    try:
+        return Invoice.objects.select_for_update().get(pk=pk, biller=biller)
+    except Invoice.DoesNotExist as exc:
+        raise NotFound("No such invoice.") from exc
+
+
+def reserve_numbers(*, biller: Biller, count: int) -> tuple[NumberIssuer, int]:
+    """Reserve ``count`` counters of the biller's number sequence. Call inside the publishing transaction.
+
+    Counters only go up, so a number is never issued twice, even for a
+    transaction that rolls back after reserving (its counters are skipped).
+    """
+    row = Biller.objects.select_for_update().only("number_key", "number_counter").get(pk=biller.pk)
+    Biller.objects.filter(pk=biller.pk).update(number_counter=F("number_counter") + count)
+    return NumberIssuer(row.number_key), row.number_counter
+
+
+def invoice_publish(*, actor: Actor, biller: Biller, invoice: Invoice) -> Invoice:
+    return invoice_publish_many(actor=actor, biller=biller, invoice_ids=[invoice.pk])[0]
+
+
+def invoice_publish_many(*, actor: Actor, biller: Biller, invoice_ids: Sequence[int]) -> list[Invoice]:
+    """Publish drafts: give each its payment numbers, freeze it, and e-mail the customer after commit.
+
+    All or nothing: one invoice that cannot be published leaves every one a draft.
+    """
+    from billing import tasks
+
+    if biller.is_suspended:
+        raise InvalidTransition("A suspended biller cannot publish invoices.")
+    with transaction.atomic():
+        invoices = list(
+            Invoice.objects.select_for_update().filter(biller=biller, pk__in=list(invoice_ids)).order_by("pk")
+        )
+        if len(invoices) != len(set(invoice_ids)):
+            raise NotFound("No such invoice.")
+        for inv in invoices:
+            if inv.status != Invoice.Status.DRAFT:
+                raise InvalidTransition(f"Invoice {inv.number} is {inv.status}, not a draft.", field="status")
+            if inv.total <= 0 and inv.kind != Invoice.Kind.CREDIT_NOTE:
+                raise ValidationFailed({"lines": [f"invoice {inv.number} has nothing to pay"]})
+        issuer, first = reserve_numbers(biller=biller, count=len(invoices))
+        numbers = issuer.customer_numbers(first, len(invoices))
+        confirmations = confirmation_numbers(len(invoices))
+        now = timezone.now()
+        for inv, number, confirmation in zip(invoices, numbers, confirmations, strict=True):
+            inv.customer_number, inv.confirmation_number = number, confirmation
+            inv.status, inv.published_at, inv.updated_at = Invoice.Status.PUBLISHED, now, now
+        Invoice.objects.bulk_update(
+            invoices, ["customer_number", "confirmation_number", "status", "published_at", "updated_at"]
+        )
+        for inv in invoices:
+            audit_record(
+                actor=actor,
+                action="invoice.publish",
+                biller=biller,
+                target=inv,
+                summary=f"{inv.number} {inv.total:,}円",
+                after={"customer_number": inv.customer_number},
+            )
+        ids = [inv.pk for inv in invoices]
+        transaction.on_commit(lambda: tasks.invoice_published_notify.delay(ids))
+    return invoices
+
+
+def invoice_cancel(*, actor: Actor, biller: Biller, invoice: Invoice | int, reason: str = "") -> Invoice:
+    """Cancel a draft or an unpaid published invoice. Its numbers are never reused: B004 answers them."""
+    with transaction.atomic():
+        locked = _locked(biller, invoice)
+        if locked.status not in {Invoice.Status.DRAFT, Invoice.Status.PUBLISHED}:
+            raise InvalidTransition(
+                f"Invoice {locked.number} is {locked.status}; a paid invoice is reduced by a credit note.",
+                field="status",
+            )
+        before = {"status": locked.status}
+        locked.status, locked.cancelled_at = Invoice.Status.CANCELLED, timezone.now()
+        locked.updated_at = locked.cancelled_at
+        locked.save(update_fields=["status", "cancelled_at", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="invoice.cancel",
+            biller=biller,
+            target=locked,
+            summary=f"{locked.number} {reason}"[:300],
+            before=before,
+            after={"status": locked.status},
+        )
+    return locked
+
+
+def invoice_cancel_many(*, actor: Actor, biller: Biller, invoice_ids: Sequence[int], reason: str = "") -> int:
+    with transaction.atomic():
+        for pk in invoice_ids:
+            invoice_cancel(actor=actor, biller=biller, invoice=pk, reason=reason)
+    return len(invoice_ids)
+
+
+def credit_note_issue(
+    *,
+    actor: Actor,
+    biller: Biller,
+    invoice: Invoice,
+    number: str,
+    lines: list[dict[str, Any]],
+    reason: str,
+    issue_date: datetime.date | None = None,
+) -> Invoice:
+    """A 適格返還請求書 reducing a paid invoice: per-rate amounts and taxes, never more than the original."""
+    with transaction.atomic():
+        original = _locked(biller, invoice)
+        if original.kind != Invoice.Kind.INVOICE or original.status != Invoice.Status.PAID:
+            raise InvalidTransition("A credit note reduces a paid invoice.", field="invoice")
+        cleaned = clean_lines(lines)
+        totals = _totals(cleaned, biller=biller, tax_inclusive=original.tax_inclusive)
+        already = sum(cn.total for cn in original.credit_notes.exclude(status=Invoice.Status.CANCELLED))
+        if already + totals.total > original.total:
+            raise ValidationFailed(
+                {
+                    "lines": [
+                        f"credit notes would total {already + totals.total:,} yen, "
+                        f"more than the invoice's {original.total:,}"
+                    ]
+                }
+            )
+        note = Invoice(
+            biller=biller,
+            kind=Invoice.Kind.CREDIT_NOTE,
+            customer=original.customer,
+            original=original,
+            number=number,
+            issue_date=issue_date or timezone.localdate(),
+            due_date=issue_date or timezone.localdate(),
+            description=(reason or "返還")[:20],
+            lines=cleaned,
+            tax_inclusive=original.tax_inclusive,
+            tax_rounding=biller.tax_rounding,
+            recipient_name=original.recipient_name,
+            recipient_email=original.recipient_email,
+            status=Invoice.Status.PUBLISHED,
+            published_at=timezone.now(),
+            **totals.as_fields(),
+        )
+        if Invoice.objects.filter(biller=biller, number=number).exists():
+            raise ValidationFailed({"number": [f"invoice number {number} already exists"]})
+        _save(note)
+        audit_record(
+            actor=actor,
+            action="credit_note.issue",
+            biller=biller,
+            target=note,
+            summary=f"{note.number} for {original.number} {note.total:,}円 {reason}"[:300],
+        )
+    return note
+
+
+__all__ = [
+    "INVOICE_INPUT_FIELDS",
+    "clean_lines",
+    "credit_note_issue",
+    "invoice_cancel",
+    "invoice_cancel_many",
+    "invoice_create",
+    "invoice_publish",
+    "invoice_publish_many",
+    "invoice_update_draft",
+    "reserve_numbers",
+]
