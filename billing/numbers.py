@@ -82,7 +82,7 @@ class NumberIssuer:
             raise ValueError(f"number counters {first}..{first + count - 1} are outside 0..{DOMAIN - 1}")
         k1, k2, k3, k4 = self._keys
         mult, mask, half = 0x9E3779B97F4A7C15, _MASK, HALF
-        out = []
+        out: list[str] = []
         append = out.append
         for n in range(first, first + count):
             left, right = divmod(n, half)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from billing.models import AuditEntry, Biller, Customer, Invitation, Membership, User
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from billing.errors import ValidationFailed
+from billing.models import AuditEntry, Biller, Customer, Invitation, Invoice, Membership, User
 
 
 def membership_for(*, user: User, biller: Biller) -> Membership | None:
@@ -36,8 +42,6 @@ def biller_counts(*, biller: Biller) -> dict[str, int]:
 
 
 def biller_list(*, query: str = "", status: str = "") -> QuerySet[Biller]:
-    from django.db.models import Q
-
     qs = Biller.objects.all()
     if status:
         qs = qs.filter(status=status)
@@ -65,3 +69,106 @@ def audit_list(*, biller: Biller | None = None, action: str = "", actor: str = "
     if actor:
         qs = qs.filter(actor_label__icontains=actor)
     return qs
+
+
+INVOICE_SORTS = {
+    "issue_date": ("issue_date", "id"),
+    "-issue_date": ("-issue_date", "-id"),
+    "due_date": ("due_date", "id"),
+    "-due_date": ("-due_date", "-id"),
+    "total": ("total", "id"),
+    "-total": ("-total", "-id"),
+    "number": ("number",),
+    "-number": ("-number",),
+}
+
+
+@dataclass
+class InvoiceFilters:
+    """The filters the console and the API share. Unknown or malformed values are errors, not ignored."""
+
+    status: str = ""
+    kind: str = ""
+    due_from: datetime.date | None = None
+    due_to: datetime.date | None = None
+    customer: str = ""
+    amount_min: int | None = None
+    amount_max: int | None = None
+    q: str = ""
+    sort: str = "-issue_date"
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> InvoiceFilters:
+        errors: dict[str, list[str]] = {}
+        out = cls()
+        status = params.get("status", "").strip()
+        if status and status not in {*Invoice.Status.values, "overdue"}:
+            errors["status"] = [f"unknown status {status!r}"]
+        out.status = status
+        kind = params.get("kind", "").strip()
+        if kind and kind not in Invoice.Kind.values:
+            errors["kind"] = [f"unknown kind {kind!r}"]
+        out.kind = kind
+        for name in ("due_from", "due_to"):
+            value = params.get(name, "").strip()
+            if value:
+                try:
+                    setattr(out, name, datetime.date.fromisoformat(value))
+                except ValueError:
+                    errors[name] = [f"must be a date YYYY-MM-DD, not {value!r}"]
+        for name in ("amount_min", "amount_max"):
+            value = params.get(name, "").strip().replace(",", "")
+            if value:
+                if not value.isdigit():
+                    errors[name] = [f"must be a whole number of yen, not {value!r}"]
+                else:
+                    setattr(out, name, int(value))
+        out.customer = params.get("customer", "").strip()
+        out.q = params.get("q", "").strip()
+        sort = params.get("sort", "").strip() or "-issue_date"
+        if sort not in INVOICE_SORTS:
+            errors["sort"] = [f"sort by one of {', '.join(INVOICE_SORTS)}"]
+        out.sort = sort
+        if errors:
+            raise ValidationFailed(errors)
+        return out
+
+
+def invoice_list(*, biller: Biller, filters: InvoiceFilters | None = None) -> QuerySet[Invoice]:
+    """Invoices of one biller, filtered and sorted; every filter runs on an index led by the biller."""
+    f = filters or InvoiceFilters()
+    qs = Invoice.objects.filter(biller=biller)
+    if f.status == "overdue":
+        qs = qs.filter(status=Invoice.Status.PUBLISHED, due_date__lt=timezone.localdate())
+    elif f.status:
+        qs = qs.filter(status=f.status)
+    if f.kind:
+        qs = qs.filter(kind=f.kind)
+    if f.due_from:
+        qs = qs.filter(due_date__gte=f.due_from)
+    if f.due_to:
+        qs = qs.filter(due_date__lte=f.due_to)
+    if f.amount_min is not None:
+        qs = qs.filter(total__gte=f.amount_min)
+    if f.amount_max is not None:
+        qs = qs.filter(total__lte=f.amount_max)
+    if f.customer:
+        customer_ids = (
+            Customer.objects.filter(biller=biller)
+            .filter(Q(code=f.customer) | (Q(pk=int(f.customer)) if f.customer.isdigit() else Q(pk__in=[])))
+            .values("pk")
+        )
+        qs = qs.filter(customer__in=customer_ids)
+    if f.q:
+        qs = qs.filter(
+            Q(number=f.q)
+            | Q(customer_number=f.q)
+            | Q(external_id=f.q)
+            | Q(customer__in=Customer.objects.filter(biller=biller, name__icontains=f.q).values("pk"))
+        )
+    return qs.order_by(*INVOICE_SORTS[f.sort])
+
+
+def invoice_payments(*, invoice: Invoice) -> list[dict]:
+    """Payments recorded for an invoice; they arrive over the MPN line (the communication server)."""
+    return []

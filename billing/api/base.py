@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import Http404
 from rest_framework import generics
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from billing import selectors
+from billing.api.auth import ApiKeyAuthentication
+from billing.models import ApiKey, Biller
 
 
 class IsTenantMember(BasePermission):
@@ -17,6 +21,8 @@ class IsTenantMember(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         biller = getattr(request, "biller", None)
+        if isinstance(request.auth, ApiKey):
+            return biller is not None and request.auth.biller_id == biller.pk
         user = request.user
         if biller is None or user is None or not user.is_authenticated:
             return False
@@ -33,6 +39,7 @@ class TenantAPIView(generics.GenericAPIView):
     query tenant rows any other way.
     """
 
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsTenantMember]
     model: Any = None
 
@@ -44,3 +51,15 @@ class TenantAPIView(generics.GenericAPIView):
         if biller is None:  # a tenant view mounted outside the tenant URLconf: fail closed
             return self.get_base_queryset().none()
         return self.get_base_queryset().filter(biller=biller)
+
+    @property
+    def biller(self) -> Biller:
+        """The tenant of this request (the middleware resolved it; the permission checked it)."""
+        return self.request._request.biller  # type: ignore[attr-defined]
+
+    def get_object_by_pk(self, pk: Any) -> Any:
+        """The tenant's object with this id; 404 for a missing one and for another tenant's alike."""
+        obj = self.get_queryset().filter(pk=pk).first()
+        if obj is None:
+            raise Http404
+        return obj

@@ -21,6 +21,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "billing",
     "payeasy",
     "reconciliation",
@@ -83,4 +85,22 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "billing.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Pay-easy billing portal — tenant API",
+    "DESCRIPTION": (
+        "収納企業（テナント）ごとのAPI。認証は `Authorization: Bearer <APIキー>`（管理コンソールで発行）。"
+        'エラーはすべて `{"error": {"code", "message", "fields"}}` の形です。\n\n'
+        "Per-tenant API. Authenticate with `Authorization: Bearer <API key>` (issued in the tenant console). "
+        'Every error has the shape `{"error": {"code", "message", "fields"}}`.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
 }

@@ -1,0 +1,167 @@
+"""Input serializers (one per operation) and plain output functions (fast, no per-object serializer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from billing.models import Customer, Invoice
+
+
+class CustomerInput(serializers.Serializer):
+    code = serializers.CharField(max_length=32)
+    name = serializers.CharField(max_length=100)
+    name_kana = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=Customer.Kind.choices, required=False)
+    postal_code = serializers.CharField(max_length=8, required=False, allow_blank=True)
+    address = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=Customer.Status.choices, required=False)
+
+
+class CustomerPatch(CustomerInput):
+    code = serializers.CharField(max_length=32, required=False)
+    name = serializers.CharField(max_length=100, required=False)
+
+
+class LineInput(serializers.Serializer):
+    description = serializers.CharField(max_length=100)
+    quantity = serializers.IntegerField(min_value=1, default=1)
+    unit_price = serializers.IntegerField()
+    tax_category = serializers.ChoiceField(choices=["10", "8", "exempt"])
+
+
+class InvoiceInput(serializers.Serializer):
+    customer = serializers.CharField(help_text="customer id or customer code")
+    number = serializers.CharField(max_length=32)
+    external_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    issue_date = serializers.DateField()
+    due_date = serializers.DateField()
+    description = serializers.CharField(max_length=20, help_text="料金名: up to 20 characters")
+    lines = LineInput(many=True)
+    tax_inclusive = serializers.BooleanField(default=False)
+    publish = serializers.BooleanField(
+        default=False, help_text="publish at once (assigns the payment numbers)"
+    )
+
+
+class CancelInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+def customer_out(c: Customer) -> dict[str, Any]:
+    return {
+        "id": c.pk,
+        "code": c.code,
+        "name": c.name,
+        "name_kana": c.name_kana,
+        "email": c.email,
+        "kind": c.kind,
+        "postal_code": c.postal_code,
+        "address": c.address,
+        "status": c.status,
+        "created_at": c.created_at.isoformat(),
+    }
+
+
+def invoice_out(inv: Invoice, *, customer_code: str | None = None) -> dict[str, Any]:
+    return {
+        "id": inv.pk,
+        "kind": inv.kind,
+        "number": inv.number,
+        "external_id": inv.external_id,
+        "customer": {
+            "id": inv.customer_id,
+            "code": customer_code
+            if customer_code is not None
+            else (inv.customer.code if inv.customer is not None else None),
+        },
+        "status": inv.status,
+        "overdue": inv.is_overdue,
+        "issue_date": inv.issue_date.isoformat(),
+        "due_date": inv.due_date.isoformat(),
+        "description": inv.description,
+        "lines": inv.lines,
+        "tax_inclusive": inv.tax_inclusive,
+        "totals": {
+            "subtotal_10": inv.subtotal_10,
+            "tax_10": inv.tax_10,
+            "subtotal_8": inv.subtotal_8,
+            "tax_8": inv.tax_8,
+            "subtotal_exempt": inv.subtotal_exempt,
+            "total": inv.total,
+            "rounding": inv.tax_rounding,
+        },
+        "payment_numbers": None
+        if inv.customer_number is None
+        else {
+            "payee_number": inv.biller.payee_number,
+            "customer_number": inv.customer_number,
+            "confirmation_number": inv.confirmation_number,
+        },
+        "published_at": inv.published_at.isoformat() if inv.published_at else None,
+        "cancelled_at": inv.cancelled_at.isoformat() if inv.cancelled_at else None,
+        "paid_at": inv.paid_at.isoformat() if inv.paid_at else None,
+    }
+
+
+# OpenAPI documentation of the outputs (the views build dicts with the functions above).
+class CustomerOutputDoc(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    name = serializers.CharField()
+    name_kana = serializers.CharField()
+    email = serializers.EmailField()
+    kind = serializers.CharField()
+    postal_code = serializers.CharField()
+    address = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class TotalsDoc(serializers.Serializer):
+    subtotal_10 = serializers.IntegerField()
+    tax_10 = serializers.IntegerField()
+    subtotal_8 = serializers.IntegerField()
+    tax_8 = serializers.IntegerField()
+    subtotal_exempt = serializers.IntegerField()
+    total = serializers.IntegerField()
+    rounding = serializers.CharField()
+
+
+class PaymentNumbersDoc(serializers.Serializer):
+    payee_number = serializers.CharField(help_text="収納機関番号")
+    customer_number = serializers.CharField(help_text="お客様番号")
+    confirmation_number = serializers.CharField(help_text="確認番号")
+
+
+class InvoiceOutputDoc(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    number = serializers.CharField()
+    external_id = serializers.CharField()
+    status = serializers.CharField()
+    overdue = serializers.BooleanField()
+    issue_date = serializers.DateField()
+    due_date = serializers.DateField()
+    description = serializers.CharField()
+    lines = LineInput(many=True)
+    tax_inclusive = serializers.BooleanField()
+    totals = TotalsDoc()
+    payment_numbers = PaymentNumbersDoc(allow_null=True)
+    published_at = serializers.DateTimeField(allow_null=True)
+    cancelled_at = serializers.DateTimeField(allow_null=True)
+    paid_at = serializers.DateTimeField(allow_null=True)
+
+
+class ErrorDoc(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+class ErrorEnvelopeDoc(serializers.Serializer):
+    error = ErrorDoc()

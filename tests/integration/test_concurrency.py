@@ -1,0 +1,100 @@
+"""Concurrent requests on the real database: one effect per idempotency key, never a number twice."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from billing import services
+from billing.models import Invoice
+from tests.factories import make_biller, make_customer
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+THREADS = 8
+
+
+def _in_thread(fn):  # type: ignore[no-untyped-def]
+    def run(*args):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args)
+        finally:
+            connection.close()
+
+    return run
+
+
+def test_concurrent_posts_with_one_idempotency_key_have_one_effect(postgres: None) -> None:
+    biller = make_biller()
+    make_customer(biller, code="D-1")
+    _, token = services.api_key_create(actor=None, biller=biller, name="k")
+    body = json.dumps(
+        {
+            "customer": "D-1",
+            "number": "C-1",
+            "issue_date": "2026-11-01",
+            "due_date": "2026-11-30",
+            "description": "料金",
+            "publish": True,
+            "lines": [{"description": "x", "quantity": 1, "unit_price": 5000, "tax_category": "10"}],
+        }
+    )
+    barrier = threading.Barrier(THREADS)
+
+    @_in_thread
+    def post(_: int):  # type: ignore[no-untyped-def]
+        client = Client()
+        barrier.wait()
+        return client.post(
+            f"/b/{biller.slug}/api/v1/invoices/",
+            body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+            HTTP_IDEMPOTENCY_KEY="same-key",
+        )
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        responses = list(pool.map(post, range(THREADS)))
+    assert [r.status_code for r in responses] == [201] * THREADS
+    assert len({r.content for r in responses}) == 1  # every caller sees the one invoice
+    assert Invoice.objects.filter(biller=biller).count() == 1
+
+
+def test_concurrent_publications_never_share_a_number(postgres: None) -> None:
+    biller = make_biller()
+    customer = make_customer(biller)
+    drafts = [
+        services.invoice_create(
+            actor=None,
+            biller=biller,
+            data={
+                "customer": customer,
+                "number": f"P-{i}",
+                "issue_date": "2026-11-01",
+                "due_date": "2026-11-30",
+                "description": "料金",
+                "lines": [{"description": "x", "quantity": 1, "unit_price": 100, "tax_category": "10"}],
+            },
+        )
+        for i in range(THREADS * 5)
+    ]
+    barrier = threading.Barrier(THREADS)
+
+    @_in_thread
+    def publish(chunk: list[int]) -> None:
+        barrier.wait()
+        for pk in chunk:
+            services.invoice_publish_many(actor=None, biller=biller, invoice_ids=[pk])
+
+    chunks = [[d.pk for d in drafts[i::THREADS]] for i in range(THREADS)]
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(publish, chunks))
+    numbers = list(Invoice.objects.filter(biller=biller).values_list("customer_number", flat=True))
+    assert len(numbers) == len(set(numbers)) == THREADS * 5
+    biller.refresh_from_db()
+    assert biller.number_counter == THREADS * 5
