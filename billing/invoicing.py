@@ -21,6 +21,7 @@ TAX_CATEGORY_LABELS = {"10": "10%", "8": "8%※", "exempt": "非課税"}
 MAX_QUANTITY = 10_000_000
 MAX_UNIT_PRICE = 9_999_999_999
 MAX_TOTAL = 99_999_999_999  # N(11) on the MPN line
+MAX_LINES_PER_INVOICE = 200
 
 
 class LineError(ValueError):

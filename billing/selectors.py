@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from billing.errors import ValidationFailed
 from billing.models import AuditEntry, Biller, Customer, Invitation, Invoice, Membership, User
+from billing.numbers import NumberIssuer
 
 
 def membership_for(*, user: User, biller: Biller) -> Membership | None:
@@ -160,9 +161,11 @@ def invoice_list(*, biller: Biller, filters: InvoiceFilters | None = None) -> Qu
         )
         qs = qs.filter(customer__in=customer_ids)
     if f.q:
+        counter = NumberIssuer(biller.number_key).counter_of(f.q) if f.q.isdigit() else None
+        by_number = Q(number_seq=counter, customer_number=f.q) if counter is not None else Q(pk__in=[])
         qs = qs.filter(
             Q(number=f.q)
-            | Q(customer_number=f.q)
+            | by_number
             | Q(external_id=f.q)
             | Q(customer__in=Customer.objects.filter(biller=biller, name__icontains=f.q).values("pk"))
         )
@@ -172,3 +175,11 @@ def invoice_list(*, biller: Biller, filters: InvoiceFilters | None = None) -> Qu
 def invoice_payments(*, invoice: Invoice) -> list[dict]:
     """Payments recorded for an invoice; they arrive over the MPN line (the communication server)."""
     return []
+
+
+def invoice_by_payment_numbers(*, biller: Biller, customer_number: str) -> Invoice | None:
+    """The payable document with this お客様番号 (found through its counter; None for a mistyped number)."""
+    counter = NumberIssuer(biller.number_key).counter_of(customer_number)
+    if counter is None:
+        return None
+    return Invoice.objects.filter(biller=biller, number_seq=counter, customer_number=customer_number).first()

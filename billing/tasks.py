@@ -33,3 +33,17 @@ def invoice_published_notify(invoice_ids: list[int]) -> int:
 @shared_task(name="billing.tasks.due_reminders_send")
 def due_reminders_send() -> int:
     return notifications.due_reminders_send()
+
+
+@shared_task(name="billing.tasks.import_job_run")
+def import_job_run(job_id: int) -> None:
+    from billing.services.imports import import_job_run as run
+
+    run(job_id=job_id)
+
+
+@shared_task(name="billing.tasks.import_notify")
+def import_notify(job_id: int) -> int:
+    from billing.services.imports import import_notify_enqueue
+
+    return import_notify_enqueue(job_id=job_id)

@@ -2,12 +2,28 @@
 
 from django.urls import include, path
 
+from billing import console_views
 from billing import views as billing_views
 
 console_patterns = (
     [
         path("", billing_views.ConsoleHomeView.as_view(), name="home"),
         path("members/", billing_views.MembersView.as_view(), name="members"),
+        path("invoices/", console_views.InvoiceListView.as_view(), name="invoice_list"),
+        path("invoices/new/", console_views.InvoiceCreateView.as_view(), name="invoice_create"),
+        path("invoices/bulk/", console_views.InvoiceBulkView.as_view(), name="invoice_bulk"),
+        path("invoices/<int:pk>/", console_views.InvoiceDetailView.as_view(), name="invoice_detail"),
+        path("invoices/<int:pk>/edit/", console_views.InvoiceEditView.as_view(), name="invoice_edit"),
+        path(
+            "invoices/<int:pk>/publish/", console_views.InvoicePublishView.as_view(), name="invoice_publish"
+        ),
+        path("invoices/<int:pk>/cancel/", console_views.InvoiceCancelView.as_view(), name="invoice_cancel"),
+        path("invoices/<int:pk>/pdf/", console_views.InvoicePdfView.as_view(), name="invoice_pdf"),
+        path("customers/", console_views.CustomerListView.as_view(), name="customer_list"),
+        path("customers/new/", console_views.CustomerCreateView.as_view(), name="customer_create"),
+        path("customers/<int:pk>/edit/", console_views.CustomerEditView.as_view(), name="customer_edit"),
+        path("api-keys/", console_views.ApiKeyListView.as_view(), name="api_key_list"),
+        path("api-keys/<int:pk>/revoke/", console_views.ApiKeyRevokeView.as_view(), name="api_key_revoke"),
     ],
     "console",
 )

@@ -11,6 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from billing.invoicing import MAX_LINES_PER_INVOICE as MAX_LINES
 from billing.invoicing import LineError, Totals, clean_line, compute_totals
 from billing.models import ApiKey, Biller, Customer, Invoice, User
 from billing.numbers import NumberIssuer, confirmation_numbers
@@ -28,7 +29,6 @@ INVOICE_INPUT_FIELDS = (
     "lines",
     "tax_inclusive",
 )
-MAX_LINES = 200
 
 
 def _validate_description(description: str) -> list[str]:
@@ -221,11 +221,12 @@ def invoice_publish_many(*, actor: Actor, biller: Biller, invoice_ids: Sequence[
         numbers = issuer.customer_numbers(first, len(invoices))
         confirmations = confirmation_numbers(len(invoices))
         now = timezone.now()
-        for inv, number, confirmation in zip(invoices, numbers, confirmations, strict=True):
-            inv.customer_number, inv.confirmation_number = number, confirmation
+        for i, (inv, number, confirmation) in enumerate(zip(invoices, numbers, confirmations, strict=True)):
+            inv.customer_number, inv.confirmation_number, inv.number_seq = number, confirmation, first + i
             inv.status, inv.published_at, inv.updated_at = Invoice.Status.PUBLISHED, now, now
         Invoice.objects.bulk_update(
-            invoices, ["customer_number", "confirmation_number", "status", "published_at", "updated_at"]
+            invoices,
+            ["customer_number", "confirmation_number", "number_seq", "status", "published_at", "updated_at"],
         )
         for inv in invoices:
             audit_record(
@@ -309,7 +310,6 @@ def credit_note_issue(
             issue_date=issue_date or timezone.localdate(),
             due_date=issue_date or timezone.localdate(),
             description=(reason or "返還")[:20],
-            lines=cleaned,
             tax_inclusive=original.tax_inclusive,
             tax_rounding=biller.tax_rounding,
             recipient_name=original.recipient_name,
@@ -318,6 +318,7 @@ def credit_note_issue(
             published_at=timezone.now(),
             **totals.as_fields(),
         )
+        note.lines = cleaned
         if Invoice.objects.filter(biller=biller, number=number).exists():
             raise ValidationFailed({"number": [f"invoice number {number} already exists"]})
         _save(note)

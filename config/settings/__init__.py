@@ -4,6 +4,7 @@ DJANGO_DEBUG=1 turns on development defaults; without it the product refuses to
 start until DJANGO_SECRET_KEY and DJANGO_ALLOWED_HOSTS are set.
 """
 
+from config.settings.cache import *  # noqa: F403
 from config.settings.core import *  # noqa: F403
 from config.settings.database import *  # noqa: F403
 from config.settings.email import *  # noqa: F403

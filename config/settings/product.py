@@ -1,9 +1,13 @@
 """Settings of the product itself: tenant hosts, invitations."""
 
-from config.settings.env import DEBUG, env_int, env_str
+from config.settings.env import DEBUG, RUN_DIR, env_int, env_str
 
 # Tenants are reached at <slug>.<PORTAL_DOMAIN> or at /b/<slug>/ on any host.
 PORTAL_DOMAIN = (env_str("PORTAL_DOMAIN") or ("localhost" if DEBUG else "")).lower()
 # The address printed in e-mails for links (scheme://host[:port]).
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL") or ("http://127.0.0.1:8000" if DEBUG else "")
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
+
+# Uploaded CSV files wait here between preview and import.
+IMPORT_DIR = env_str("PAYEASY_IMPORT_DIR") or str(RUN_DIR / "imports")
+IMPORT_MAX_BYTES = env_int("PAYEASY_IMPORT_MAX_BYTES", 512 * 1024 * 1024)

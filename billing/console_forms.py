@@ -1,0 +1,325 @@
+"""Forms of the tenant console's invoice, customer and API key pages.
+
+The forms only shape what people type; the rules live in the services and the
+selectors, whose ``ValidationFailed.errors`` the views put back on these fields.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, cast
+
+from django import forms
+from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from billing.errors import ValidationFailed
+from billing.models import Customer, Invoice
+from billing.selectors import INVOICE_SORTS
+from billing.services import CUSTOMER_FIELDS
+from billing.services.invoices import MAX_LINES
+
+DATE_WIDGET_ATTRS = {"type": "date"}
+
+SORT_LABELS = {
+    "-issue_date": _("Issue date, newest first"),
+    "issue_date": _("Issue date, oldest first"),
+    "due_date": _("Due date, earliest first"),
+    "-due_date": _("Due date, latest first"),
+    "total": _("Amount, smallest first"),
+    "-total": _("Amount, largest first"),
+    "number": _("Invoice number, A to Z"),
+    "-number": _("Invoice number, Z to A"),
+}
+
+DEFAULT_SORT = "-issue_date"  # what InvoiceFilters.parse uses for an empty sort
+
+TAX_CATEGORY_CHOICES = [
+    ("10", _("10%")),
+    ("8", _("8% (reduced rate)")),
+    ("exempt", _("Tax exempt")),
+]
+
+
+def _date_widget() -> forms.DateInput:
+    return forms.DateInput(attrs=DATE_WIDGET_ATTRS, format="%Y-%m-%d")
+
+
+# --- invoice list --------------------------------------------------------------------------------------
+
+
+class InvoiceFilterForm(forms.Form):
+    """The list's GET filters. Every value is checked by ``selectors.InvoiceFilters.parse`` alone."""
+
+    use_required_attribute = False
+
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        help_text=_("Invoice number, customer number (お客様番号), external id or customer name."),
+        widget=forms.TextInput(attrs={"type": "search"}),
+    )
+    status = forms.CharField(
+        label=_("Status"),
+        required=False,
+        widget=forms.Select(
+            choices=[
+                ("", _("All")),
+                *Invoice.Status.choices[:2],
+                ("overdue", _("Overdue")),
+                *Invoice.Status.choices[2:],
+            ]
+        ),
+    )
+    kind = forms.CharField(
+        label=_("Kind"),
+        required=False,
+        widget=forms.Select(choices=[("", _("All")), *Invoice.Kind.choices]),
+    )
+    customer = forms.CharField(label=_("Customer code"), required=False)
+    due_from = forms.CharField(label=_("Due from"), required=False, widget=_date_widget())
+    due_to = forms.CharField(label=_("Due to"), required=False, widget=_date_widget())
+    amount_min = forms.CharField(
+        label=_("Amount from (yen)"),
+        required=False,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 10}),
+    )
+    amount_max = forms.CharField(
+        label=_("Amount to (yen)"),
+        required=False,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 10}),
+    )
+    sort = forms.CharField(
+        label=_("Sort by"),
+        required=False,
+        # the default sort first, so an empty value shows what the list is sorted by
+        widget=forms.Select(
+            choices=[
+                (key, SORT_LABELS.get(key, key))
+                for key in sorted(INVOICE_SORTS, key=lambda k: k != DEFAULT_SORT)
+            ]
+        ),
+    )
+
+    def apply_errors(self, exc: ValidationFailed) -> None:
+        apply_form_errors(self, exc.errors)
+
+
+# --- invoice create / edit -----------------------------------------------------------------------------
+
+
+class InvoiceForm(forms.Form):
+    customer = forms.CharField(
+        label=_("Customer code"),
+        max_length=32,
+        help_text=_("Type the customer's code; the list suggests active customers."),
+        widget=forms.TextInput(attrs={"list": "customer-directory", "autocomplete": "off", "size": 20}),
+    )
+    number = forms.CharField(label=_("Invoice number"), max_length=32)
+    external_id = forms.CharField(
+        label=_("External id"),
+        max_length=64,
+        required=False,
+        help_text=_("Optional: the id of this invoice in your own system. Must be unique."),
+    )
+    issue_date = forms.DateField(label=_("Issue date"), widget=_date_widget())
+    due_date = forms.DateField(label=_("Due date"), widget=_date_widget())
+    description = forms.CharField(
+        label=_("Description shown to payers (料金名)"),
+        max_length=20,
+        help_text=_("Up to 20 characters, shown on ATM screens."),
+    )
+    tax_inclusive = forms.BooleanField(label=_("Prices include tax"), required=False, label_suffix="")
+
+    def __init__(self, *args: Any, customers: QuerySet[Customer], **kwargs: Any) -> None:
+        self.customers = customers
+        super().__init__(*args, **kwargs)
+
+    def clean_customer(self) -> Customer:
+        code = self.cleaned_data["customer"].strip()
+        customer = self.customers.filter(code=code).first()
+        if customer is None:
+            raise forms.ValidationError(
+                _("No customer has the code %(code)s."), code="unknown", params={"code": code}
+            )
+        return customer
+
+    @staticmethod
+    def initial_for(invoice: Invoice) -> dict[str, Any]:
+        return {
+            "customer": invoice.customer.code if invoice.customer is not None else "",
+            "number": invoice.number,
+            "external_id": invoice.external_id,
+            "issue_date": invoice.issue_date,
+            "due_date": invoice.due_date,
+            "description": invoice.description,
+            "tax_inclusive": invoice.tax_inclusive,
+        }
+
+    def to_input(self) -> dict[str, Any]:
+        d = self.cleaned_data
+        return {
+            "customer": d["customer"],
+            "number": d["number"],
+            "external_id": d["external_id"],
+            "issue_date": d["issue_date"],
+            "due_date": d["due_date"],
+            "description": d["description"],
+            "tax_inclusive": d["tax_inclusive"],
+        }
+
+
+class LineForm(forms.Form):
+    """One invoice line. Quantity and price are checked by the service (it accepts 1,200 as well)."""
+
+    use_required_attribute = False
+
+    description = forms.CharField(label=_("Item"), max_length=100, required=False)
+    quantity = forms.CharField(
+        label=_("Quantity"),
+        required=False,
+        initial="1",
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 6}),
+    )
+    unit_price = forms.CharField(
+        label=_("Unit price (yen)"),
+        required=False,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 12}),
+    )
+    tax_category = forms.ChoiceField(label=_("Tax rate"), choices=TAX_CATEGORY_CHOICES, initial="10")
+
+    def _value(self, name: str) -> str:
+        if hasattr(self, "cleaned_data") and name in self.cleaned_data:
+            return str(self.cleaned_data[name] or "").strip()
+        return str(self[name].value() or "").strip()
+
+    def is_blank(self) -> bool:
+        """Nothing typed: no item, no price, and the quantity left at 1 (or emptied)."""
+        return (
+            not self._value("description")
+            and not self._value("unit_price")
+            and self._value("quantity") in {"", "1"}
+        )
+
+    def to_line(self) -> dict[str, Any]:
+        line = {
+            "description": self._value("description"),
+            "unit_price": self._value("unit_price"),
+            "tax_category": self._value("tax_category"),
+        }
+        if self._value("quantity"):
+            line["quantity"] = self._value("quantity")
+        return line
+
+    @staticmethod
+    def initial_for(line: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "description": line.get("description", ""),
+            "quantity": str(line.get("quantity", 1)),
+            "unit_price": str(line.get("unit_price", "")),
+            "tax_category": line.get("tax_category", "10"),
+        }
+
+
+class BaseLineFormSet(forms.BaseFormSet):
+    def filled(self) -> list[tuple[int, LineForm]]:
+        """(row index, form) of the rows with something in them; blank rows are ignored."""
+        return [(i, f) for i, f in enumerate(self.forms) if not f.is_blank()]  # type: ignore[attr-defined]
+
+    def add_non_form_errors(self, errors: list[str]) -> None:
+        self.non_form_errors().extend(errors)
+
+
+LineFormSet = cast(
+    type[BaseLineFormSet],
+    forms.formset_factory(  # the factory subclasses BaseLineFormSet
+        LineForm,
+        formset=BaseLineFormSet,
+        extra=5,
+        max_num=MAX_LINES,
+        validate_max=True,
+        absolute_max=MAX_LINES,
+    ),
+)
+
+
+LINE_KEY = re.compile(r"^lines\[(\d+)\](?:\.(\w+))?$")
+
+
+def apply_form_errors(form: forms.BaseForm, errors: dict[str, list[str]]) -> None:
+    """Field errors onto their fields; the rest as the form's own errors, named."""
+    for key, errs in errors.items():
+        if key in form.fields:
+            if key not in form.errors:
+                form.add_error(key, errs)
+        else:
+            form.add_error(None, [f"{key}: {e}" if key not in {"__all__", ""} else e for e in errs])
+
+
+def apply_invoice_errors(
+    exc: ValidationFailed, form: InvoiceForm, formset: BaseLineFormSet, rows: list[int]
+) -> None:
+    """Put an invoice service's errors on the form and the formset rows they name.
+
+    The service numbers the lines it was given (only the filled rows), so
+    ``lines[n]`` is the formset row ``rows[n]``.
+    """
+    main: dict[str, list[str]] = {}
+    for key, errs in exc.errors.items():
+        match = LINE_KEY.match(key)
+        if match and int(match[1]) < len(rows):
+            target = formset.forms[rows[int(match[1])]]
+            field = match[2]
+            target.add_error(field if field in target.fields else None, errs)
+        elif key == "lines" or (match and int(match[1]) >= len(rows)):
+            formset.add_non_form_errors(errs)
+        else:
+            main[key] = errs
+    apply_form_errors(form, main)
+
+
+# --- customers -----------------------------------------------------------------------------------------
+
+
+class CustomerForm(forms.ModelForm):
+    class Meta:
+        model = Customer
+        fields = list(CUSTOMER_FIELDS)
+        widgets = {
+            "postal_code": forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "postal-code"}),
+            "address": forms.TextInput(attrs={"autocomplete": "street-address", "size": 60}),
+            "email": forms.EmailInput(attrs={"autocomplete": "off"}),
+        }
+        help_texts = {
+            "code": _("Up to 32 letters, digits and - _ . ; unique within your customers."),
+            "postal_code": _("For example 100-0001."),
+        }
+
+    def to_input(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in CUSTOMER_FIELDS}
+
+
+class CustomerSearchForm(forms.Form):
+    use_required_attribute = False
+
+    q = forms.CharField(
+        label=_("Search (code or name)"), required=False, widget=forms.TextInput(attrs={"type": "search"})
+    )
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("All")), *Customer.Status.choices]
+    )
+
+
+# --- API keys ------------------------------------------------------------------------------------------
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        label=_("Key name"),
+        max_length=100,
+        help_text=_("What uses this key, for example “billing system (production)”."),
+    )
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(label=_("Reason for cancelling"), max_length=200, required=False)

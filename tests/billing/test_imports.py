@@ -1,0 +1,215 @@
+"""CSV import of invoices: preview, all-or-nothing, idempotent, every bad row named."""
+
+from __future__ import annotations
+
+import codecs
+import io
+
+import pytest
+
+from billing import services
+from billing.models import AuditEntry, Biller, ImportJob, Invoice
+from billing.numbers import check_digits_valid
+from tests.factories import make_customer
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "請求番号,外部ID,顧客コード,請求日,支払期限,料金名,品目,数量,単価,税区分,請求金額\n"
+GOOD = (
+    "2026-11-0001,cis-1,D-1,2026-11-01,2026-11-30,11月分電気料金,基本料金,1,1200,10,\n"
+    "2026-11-0001,cis-1,D-1,2026-11-01,2026-11-30,11月分電気料金,電力量料金,300,31,10,11550\n"
+    "2026-11-0002,cis-2,D-2,2026/11/01,2026/11/30,11月分電気料金,新聞,1,4400,8%,4752\n"
+)
+
+
+@pytest.fixture
+def customers(biller: Biller) -> None:
+    make_customer(biller, code="D-1", email="d1@example.jp")
+    make_customer(biller, code="D-2")
+
+
+def run(
+    biller: Biller,
+    text: str | bytes,
+    *,
+    encoding: str = "",
+    preview: bool = False,
+    publish: bool = True,
+    **kw,
+) -> ImportJob:  # type: ignore[no-untyped-def]
+    raw = text.encode() if isinstance(text, str) else text
+    job = services.import_job_create(
+        actor=None,
+        biller=biller,
+        upload=io.BytesIO(raw),
+        file_name="x.csv",
+        encoding=encoding,
+        publish=publish,
+        run_now=True,
+    )
+    if preview or job.status != ImportJob.Status.SUCCEEDED:
+        return job
+    return services.import_job_confirm(actor=None, biller=biller, preview_id=job.pk, run_now=True)
+
+
+def test_preview_writes_nothing_then_import_publishes(biller: Biller, customers: None) -> None:
+    preview = run(biller, HEADER + GOOD, preview=True)
+    assert preview.status == "succeeded" and preview.invoices_new == 2 and preview.total_amount == 16302
+    assert not Invoice.objects.exists()
+    job = services.import_job_confirm(actor=None, biller=biller, preview_id=preview.pk, run_now=True)
+    assert job.status == "succeeded" and job.rows == 3
+    first = Invoice.objects.get(number="2026-11-0001")
+    assert first.status == "published" and first.total == 11550 and len(first.lines) == 2
+    assert check_digits_valid(first.customer_number) and len(first.confirmation_number) == 6
+    second = Invoice.objects.get(number="2026-11-0002")
+    assert (second.subtotal_8, second.tax_8) == (4400, 352)
+    assert AuditEntry.objects.filter(action="invoice.import", biller=biller).count() == 1
+
+
+def test_the_same_file_twice_changes_nothing_and_says_so(biller: Biller, customers: None) -> None:
+    assert run(biller, HEADER + GOOD).status == "succeeded"
+    numbers = dict(Invoice.objects.values_list("number", "customer_number"))
+    again = run(biller, HEADER + GOOD)
+    assert again.status == "nothing" and again.invoices_new == 0 and again.invoices_unchanged == 2
+    assert "nothing to import" in again.message
+    assert dict(Invoice.objects.values_list("number", "customer_number")) == numbers
+
+
+def test_cp932_file_with_one_bad_row_names_exactly_that_row(biller: Biller, customers: None) -> None:
+    bad = GOOD.replace("新聞,1,4400,8%", "新聞,1,4400,5%")
+    job = run(biller, (HEADER + bad).encode("cp932"))
+    assert job.encoding == "cp932" and job.status == "failed"
+    assert job.errors == [
+        {"row": 4, "column": "tax_category", "message": "unknown tax category '5%': use 10, 8 or exempt"}
+    ]
+    assert not Invoice.objects.exists()
+
+
+def test_utf8_with_bom_and_explicit_encoding(biller: Biller, customers: None) -> None:
+    job = run(biller, codecs.BOM_UTF8 + (HEADER + GOOD).encode())
+    assert job.status == "succeeded" and job.encoding == "utf-8-sig"
+    assert Invoice.objects.count() == 2
+
+
+def test_wrong_encoding_names_the_byte_offset(biller: Biller, customers: None) -> None:
+    data = (HEADER + GOOD).encode("cp932")
+    job = run(biller, data, encoding="utf-8")
+    assert job.status == "failed" and "byte offset" in job.message
+
+
+@pytest.mark.parametrize(
+    ("rows", "row", "column", "fragment"),
+    [
+        (
+            "2026-11-0003,c3,D-9,2026-11-01,2026-11-30,料金,x,1,100,10,\n",
+            2,
+            "customer_code",
+            "unknown customer",
+        ),
+        ("2026-11-0003,c3,D-1,2026-13-01,2026-11-30,料金,x,1,100,10,\n", 2, "issue_date", "bad date"),
+        (
+            "2026-11-0003,c3,D-1,2026-11-01,2026-10-30,料金,x,1,100,10,\n",
+            2,
+            "due_date",
+            "before the issue date",
+        ),
+        ("2026-11-0003,c3,D-1,2026-11-01,2026-11-30,料金,x,1,100,10,999\n", 2, "total", "total mismatch"),
+        ("2026-11-0003,c3,D-1,2026-11-01,2026-11-30,料金,x,1,1a0,10,\n", 2, "unit_price", "whole number"),
+        ("2026-11-0003,c3,D-1,2026-11-01,2026-11-30,料金,x,0,100,10,\n", 2, "quantity", "whole number"),
+        ("2026-11-0003,c3,D-1,2026-11-01,2026-11-30,料金🙂,x,1,100,10,\n", 2, "description", "cp932"),
+        ("2026-11-0003,c3,D-1,2026-11-01,2026-11-30," + "あ" * 21 + ",x,1,100,10,\n", 2, "description", "20"),
+        ("2026-11-0003,c3,D-1,2026-11-01,2026-11-30,料金,x,1,100\n", 2, "", "fields"),
+        (
+            "2026-11-0003,c3,D-1,2026-11-01,2026-11-30,料金,x,1,100,10,\n"
+            "2026-11-0003,c3,D-2,2026-11-01,2026-11-30,料金,y,1,100,10,\n",
+            3,
+            "customer_code",
+            "same invoice",
+        ),
+        (
+            "2026-11-0003,c3,D-1,2026-11-01,2026-11-30,料金,x,1,100,10,\n"
+            "2026-11-0004,c4,D-1,2026-11-01,2026-11-30,料金,x,1,100,10,\n"
+            "2026-11-0003,c3,D-1,2026-11-01,2026-11-30,料金,y,1,100,10,\n",
+            4,
+            "invoice_number",
+            "appears again",
+        ),
+    ],
+)
+def test_bad_rows_are_named_and_nothing_is_written(
+    biller: Biller, customers: None, rows: str, row: int, column: str, fragment: str
+) -> None:
+    job = run(biller, HEADER + rows)
+    assert job.status == "failed"
+    assert job.errors[0]["row"] == row and job.errors[0]["column"] == column, job.errors
+    assert fragment in job.errors[0]["message"]
+    assert not Invoice.objects.exists()
+
+
+def test_every_error_is_reported_not_just_the_first(biller: Biller, customers: None) -> None:
+    rows = "".join(f"N-{i},e{i},D-9,2026-11-01,2026-11-30,料金,x,1,100,10,\n" for i in range(1500))
+    job = run(biller, HEADER + rows)
+    assert job.error_count == 1500 and len(job.errors) == 1000  # all counted, the first 1,000 kept
+
+
+def test_duplicate_number_and_changed_external_content(biller: Biller, customers: None) -> None:
+    assert run(biller, HEADER + GOOD).status == "succeeded"
+    changed = GOOD.replace("電力量料金,300,31,10,11550", "電力量料金,301,31,10,11584")
+    job = run(biller, HEADER + changed)
+    assert job.status == "failed"
+    assert job.errors[0]["column"] == "external_id" and "other content" in job.errors[0]["message"]
+    renumbered = GOOD.replace("cis-1", "cis-9")
+    job = run(biller, HEADER + renumbered)
+    assert (
+        job.errors[0]["column"] == "invoice_number" and "duplicate invoice number" in job.errors[0]["message"]
+    )
+    assert Invoice.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "empty"),
+        (HEADER, "no invoice rows"),
+        ("請求番号,顧客コード\nA,B\n", "Required columns missing"),
+        ("請求番号,謎の列\n", "Unknown column"),
+    ],
+)
+def test_unreadable_files_say_why(biller: Biller, text: str, fragment: str) -> None:
+    from billing.errors import ValidationFailed
+
+    if not text:
+        with pytest.raises(ValidationFailed, match="empty"):
+            run(biller, text)
+        return
+    job = run(biller, text)
+    assert job.status == "failed" and fragment in job.message
+    assert not Invoice.objects.exists()
+
+
+def test_draft_import_assigns_no_numbers(biller: Biller, customers: None) -> None:
+    job = run(biller, HEADER + GOOD, publish=False)
+    assert job.status == "succeeded"
+    assert set(Invoice.objects.values_list("status", "customer_number")) == {("draft", None)}
+
+
+def test_import_of_another_tenants_customer_code_is_unknown(biller: Biller, customers: None) -> None:
+    from tests.factories import make_biller
+
+    other = make_biller()
+    make_customer(other, code="X-1")
+    job = run(biller, HEADER + "A-1,a1,X-1,2026-11-01,2026-11-30,料金,x,1,100,10,\n")
+    assert job.errors[0]["column"] == "customer_code"
+    assert not Invoice.objects.exists()
+
+
+def test_publication_emails_go_out_after_the_import(  # type: ignore[no-untyped-def]
+    biller: Biller, customers: None, mailoutbox, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        run(biller, HEADER + GOOD)
+    assert sorted(m.to[0] for m in mailoutbox) == sorted(
+        Invoice.objects.values_list("recipient_email", flat=True)
+    )
+    assert "d1@example.jp" in {m.to[0] for m in mailoutbox}
+    assert Invoice.objects.filter(notified_at__isnull=True).count() == 0
