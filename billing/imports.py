@@ -22,6 +22,7 @@ import datetime
 import hashlib
 import io
 import json
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -30,12 +31,13 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.invoicing import MAX_LINES_PER_INVOICE, TAX_RATES, LineError, compute_totals
+from billing.invoicing import MAX_LINES_PER_INVOICE, LineError, totals_from_sums
 from billing.models import Biller, Customer, Invoice
-from billing.numbers import confirmation_numbers
+from billing.numbers import NumberIssuer, confirmation_numbers
 
 MAX_ERRORS_KEPT = 1000
-NUMBER_BLOCK = 10_000
+ID_BLOCK = 50_000  # ids reserved at a time when the row count is unknown
+MAX_ID_BLOCK = 2_000_000
 PROGRESS_EVERY = 20_000
 
 # canonical name → accepted header spellings (Japanese first)
@@ -218,6 +220,11 @@ class _Dates(dict[str, datetime.date | None]):
         return value
 
 
+def _fingerprint(text: str) -> int:
+    """64 bits of BLAKE2b: equal texts, equal fingerprints; different ones collide with odds of 2^-64."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
 def _cp932_ok(text: str, cache_: dict[str, bool]) -> bool:
     ok = cache_.get(text)
     if ok is None:
@@ -230,18 +237,22 @@ def _cp932_ok(text: str, cache_: dict[str, bool]) -> bool:
     return ok
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     number: str
     first_row: int
-    header: tuple[str, ...]
+    raw_header: tuple[str, ...]
     total: str = ""
-    lines: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # each line already as JSON
+    sum_10: int = 0
+    sum_8: int = 0
+    sum_exempt: int = 0
     bad: bool = False
 
 
 InvoiceRow = tuple[Any, ...]
 INVOICE_COLUMNS = (
+    "id",
     "biller_id",
     "kind",
     "customer_id",
@@ -264,12 +275,12 @@ INVOICE_COLUMNS = (
     "recipient_email",
     "customer_number",
     "confirmation_number",
-    "number_seq",
     "source_hash",
     "published_at",
     "created_at",
     "updated_at",
 )
+_NUMBER_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_/.")
 
 
 class _Checker:
@@ -282,38 +293,49 @@ class _Checker:
         self.result = result
         self.publish = publish
         self.now = now
+        self.status = Invoice.Status.PUBLISHED if publish else Invoice.Status.DRAFT
+        self.published_at = now if publish else None
         self.rounding = biller.tax_rounding
-        self.customers = {
+        self.customers: dict[str, tuple[int, str, str, str]] = {
             code: (pk, name, email, status)
             for code, pk, name, email, status in Customer.objects.filter(biller=biller)
             .values_list("code", "pk", "name", "email", "status")
             .iterator(chunk_size=20000)
         }
-        # what is already stored: number → (external key, content hash); external id → number
-        self.existing_numbers: dict[str, tuple[str, str]] = {}
-        self.existing_external: dict[str, str] = {}
+        # What is already stored, compactly (a re-import of a million invoices must fit in memory):
+        # invoice number → 64 bits of its content hash; 64-bit fingerprints of external id → of number.
+        self.existing_numbers: dict[str, int] = {}
+        self.existing_external: dict[int, int] = {}
         if Invoice.objects.filter(biller=biller).exists():
             for number, external_id, source_hash in (
                 Invoice.objects.filter(biller=biller)
                 .values_list("number", "external_id", "source_hash")
                 .iterator(chunk_size=20000)
             ):
-                self.existing_numbers[number] = (external_id, source_hash)
+                self.existing_numbers[number] = int(source_hash[:16] or "0", 16)
                 if external_id:
-                    self.existing_external[external_id] = number
-        self.seen_numbers: set[str] = set()
-        self.seen_external: set[str] = set()
+                    self.existing_external[_fingerprint(external_id)] = _fingerprint(number)
+        self.seen_numbers: set[int] = set()
+        self.seen_external: set[int] = set()
         self.dates = _Dates()
         self.cp932: dict[str, bool] = {}
+        self.json_strings: dict[str, str] = {}
+
+    def json_string(self, text: str) -> str:
+        encoded = self.json_strings.get(text)
+        if encoded is None:
+            encoded = json.dumps(text, ensure_ascii=False)
+            if len(self.json_strings) < 100_000:
+                self.json_strings[text] = encoded
+        return encoded
 
     def finish(self, pending: _Pending) -> InvoiceRow | None:
         """Check an invoice whose rows are complete; its stored row, or None (unchanged or in error)."""
         r = self.result
         row_no = pending.first_row
-        customer_code, issue_text, due_text, description, inclusive_text, external_id = pending.header
-        total_text = pending.total
         number = pending.number
-        if number in self.seen_numbers:
+        number_fp = _fingerprint(number)
+        if number_fp in self.seen_numbers:
             r.error(
                 row_no,
                 "invoice_number",
@@ -321,9 +343,12 @@ class _Checker:
                 "together, and an invoice number only once per file",
             )
             return None
-        self.seen_numbers.add(number)
+        self.seen_numbers.add(number_fp)
         if pending.bad:
             return None
+        customer_code, issue_text, due_text, description, inclusive_text, external_id = (
+            v.strip() for v in pending.raw_header
+        )
         bad = False
         customer = self.customers.get(customer_code)
         if customer is None:
@@ -362,10 +387,7 @@ class _Checker:
             r.error(row_no, "tax_inclusive", f"must be 1 or 0 (got {inclusive_text!r})")
             bad = True
             inclusive = False
-        if (
-            len(number) > 32
-            or not number.replace("-", "").replace("_", "").replace("/", "").replace(".", "").isalnum()
-        ):
+        if len(number) > 32 or not _NUMBER_OK.issuperset(number) or number[0] in "-_/.":
             r.error(row_no, "invoice_number", f"{number!r}: use up to 32 letters, digits and - _ / .")
             bad = True
         if len(external_id) > 64:
@@ -374,25 +396,31 @@ class _Checker:
         if len(pending.lines) > MAX_LINES_PER_INVOICE:
             r.error(row_no, "item", f"invoice {number} has more than {MAX_LINES_PER_INVOICE} lines")
             bad = True
-        if bad:
+        if bad or customer is None:
             return None
         try:
-            totals = compute_totals(pending.lines, rounding=self.rounding, tax_inclusive=inclusive)
+            totals = totals_from_sums(
+                pending.sum_10,
+                pending.sum_8,
+                pending.sum_exempt,
+                rounding=self.rounding,
+                tax_inclusive=inclusive,
+            )
         except LineError as exc:
             r.error(row_no, "unit_price", exc.message)
             return None
-        if total_text:
-            stated = total_text.replace(",", "")
+        if pending.total:
+            stated = pending.total.replace(",", "")
             if not stated.isdigit() or int(stated) != totals.total:
                 r.error(
                     row_no,
                     "total",
-                    f"total mismatch: the file says {total_text}, the lines come to "
+                    f"total mismatch: the file says {pending.total}, the lines come to "
                     f"{totals.total:,} yen ({self.rounding} rounding, tax once per rate)",
                 )
                 return None
-        lines_json = json.dumps(pending.lines, ensure_ascii=False, separators=(",", ":"))
-        content_hash = hashlib.sha256(
+        lines_json = "[" + ",".join(pending.lines) + "]"
+        content_hash = hashlib.blake2b(
             "\x1f".join(
                 (
                     number,
@@ -401,23 +429,29 @@ class _Checker:
                     issue_text,
                     due_text,
                     description,
-                    str(inclusive),
+                    "1" if inclusive else "0",
                     lines_json,
                 )
-            ).encode()
+            ).encode(),
+            digest_size=20,
         ).hexdigest()
-        key = external_id or number
+        content_fp = int(content_hash[:16], 16)
         if external_id:
-            if external_id in self.seen_external:
+            external_fp = _fingerprint(external_id)
+            if external_fp in self.seen_external:
                 r.error(row_no, "external_id", f"external id {external_id} appears twice in the file")
                 return None
-            self.seen_external.add(external_id)
-            stored_number = self.existing_external.get(external_id)
-            if stored_number is not None:
-                _, stored_hash = self.existing_numbers[stored_number]
-                if stored_number == number and stored_hash == content_hash:
+            self.seen_external.add(external_fp)
+            stored_number_fp = self.existing_external.get(external_fp)
+            if stored_number_fp is not None:
+                if stored_number_fp == number_fp and self.existing_numbers.get(number) == content_fp:
                     r.invoices_unchanged += 1
                     return None
+                stored_number = (
+                    Invoice.objects.filter(biller=self.biller, external_id=external_id)
+                    .values_list("number", flat=True)
+                    .first()
+                )
                 r.error(
                     row_no,
                     "external_id",
@@ -427,22 +461,16 @@ class _Checker:
                 return None
         stored = self.existing_numbers.get(number)
         if stored is not None:
-            if stored[0] == external_id and stored[1] == content_hash:
+            if stored == content_fp:  # the content hash covers the external id too
                 r.invoices_unchanged += 1
                 return None
-            r.error(
-                row_no,
-                "invoice_number",
-                f"duplicate invoice number {number}: it already exists"
-                + ("" if key == number else f" (external id {stored[0] or '—'})"),
-            )
+            r.error(row_no, "invoice_number", f"duplicate invoice number {number}: it already exists")
             return None
         r.invoices_new += 1
         r.total_amount += totals.total
-        status = Invoice.Status.PUBLISHED if self.publish else Invoice.Status.DRAFT
         return (
             self.biller.pk,
-            Invoice.Kind.INVOICE,
+            "invoice",
             customer[0],
             number,
             external_id,
@@ -458,61 +486,16 @@ class _Checker:
             totals.tax_8,
             totals.subtotal_exempt,
             totals.total,
-            status,
+            self.status,
             customer[1],
             customer[2],
             None,
             None,
-            None,
             content_hash,
-            self.now if self.publish else None,
+            self.published_at,
             self.now,
             self.now,
         )
-
-
-def _line(row: list[str], pos: dict[str, int], row_no: int, result: ImportResult) -> dict[str, Any] | None:
-    description = row[pos["item"]].strip()
-    ok = True
-    if not description:
-        result.error(row_no, "item", "is required")
-        ok = False
-    elif len(description) > 100:
-        result.error(row_no, "item", "must be at most 100 characters")
-        ok = False
-    q_text = row[pos["quantity"]].strip() if "quantity" in pos else "1"
-    quantity = 1
-    if q_text:
-        cleaned = q_text.replace(",", "")
-        if not cleaned.isdigit() or not 1 <= int(cleaned) <= 10_000_000:
-            result.error(row_no, "quantity", f"must be a whole number from 1 to 10,000,000 (got {q_text!r})")
-            ok = False
-        else:
-            quantity = int(cleaned)
-    p_text = row[pos["unit_price"]].strip()
-    cleaned = p_text.replace(",", "").replace("¥", "").replace("円", "")
-    digits = cleaned[1:] if cleaned.startswith("-") else cleaned
-    unit_price = 0
-    if not digits.isdigit() or len(digits) > 10:
-        result.error(row_no, "unit_price", f"must be a whole number of yen (got {p_text!r})")
-        ok = False
-    else:
-        unit_price = int(cleaned)
-    c_text = row[pos["tax_category"]].strip()
-    category = _CATEGORIES.get(c_text.lower())
-    if category is None:
-        result.error(row_no, "tax_category", f"unknown tax category {c_text!r}: use 10, 8 or exempt")
-        ok = False
-    if not ok:
-        return None
-    assert category in TAX_RATES
-    return {
-        "description": description,
-        "quantity": quantity,
-        "unit_price": unit_price,
-        "tax_category": category,
-        "amount": quantity * unit_price,
-    }
 
 
 def check_rows(
@@ -522,7 +505,10 @@ def check_rows(
     emit: Callable[[InvoiceRow], None],
     progress: Callable[[int], None] | None = None,
 ) -> None:
+    """The hot loop: one pass, one invoice in memory; line checks are inlined (a million rows go through)."""
     result = checker.result
+    error = result.error
+    json_string = checker.json_string
     reader = csv.reader(lines)
     try:
         header = next(reader)
@@ -532,116 +518,257 @@ def check_rows(
     width = len(header)
     i_number = pos["invoice_number"]
     i_total = pos.get("total")
+    i_item, i_price, i_category = pos["item"], pos["unit_price"], pos["tax_category"]
+    i_quantity = pos.get("quantity")
     header_positions = [pos.get(name) for name in HEADER_FIELDS]
+    present = [p for p in header_positions if p is not None]
+    pick = operator.itemgetter(*present)
+    template = [""] * len(HEADER_FIELDS)
+    slots = [i for i, p in enumerate(header_positions) if p is not None]
+
+    def raw_header(row: list[str]) -> tuple[str, ...]:
+        values = pick(row)
+        if len(present) == 1:
+            values = (values,)
+        out = list(template)
+        for slot, value in zip(slots, values, strict=True):
+            out[slot] = value
+        return tuple(out)
+
+    categories = _CATEGORIES
     pending: _Pending | None = None
     row_no = 1
+    rows = 0
     for row in reader:
         row_no += 1
         if len(row) != width:
             if not any(cell.strip() for cell in row):
                 continue  # a blank line
-            result.error(row_no, "", f"has {len(row)} fields; the header has {width}")
+            error(row_no, "", f"has {len(row)} fields; the header has {width}")
             if pending is not None:
                 pending.bad = True
             continue
-        result.rows += 1
+        rows += 1
         number = row[i_number].strip()
         if not number:
-            result.error(row_no, "invoice_number", "is required")
+            error(row_no, "invoice_number", "is required")
             continue
-        head = tuple("" if p is None else row[p].strip() for p in header_positions)
         if pending is None or number != pending.number:
             if pending is not None:
                 stored = checker.finish(pending)
                 if stored is not None:
                     emit(stored)
-            pending = _Pending(number=number, first_row=row_no, header=head)
-        elif head != pending.header:
-            differing = [
-                HEADER_FIELDS[i] for i, (a, b) in enumerate(zip(head, pending.header, strict=True)) if a != b
-            ]
-            result.error(
-                row_no,
-                differing[0],
-                f"differs from row {pending.first_row} of the same invoice "
-                f"{number}; the invoice columns must repeat on every line",
-            )
-            pending.bad = True
-            continue
+            pending = _Pending(number, row_no, raw_header(row))
+        else:
+            head = raw_header(row)
+            if head != pending.raw_header and tuple(v.strip() for v in head) != tuple(
+                v.strip() for v in pending.raw_header
+            ):
+                differing = [
+                    HEADER_FIELDS[i]
+                    for i, (a, b) in enumerate(zip(head, pending.raw_header, strict=True))
+                    if a.strip() != b.strip()
+                ]
+                error(
+                    row_no,
+                    differing[0],
+                    f"differs from row {pending.first_row} of the same invoice "
+                    f"{number}; the invoice columns must repeat on every line",
+                )
+                pending.bad = True
+                continue
         if i_total is not None:
             stated = row[i_total].strip()
             if stated:
                 if pending.total and stated != pending.total:
-                    result.error(
+                    error(
                         row_no,
                         "total",
                         f"says {stated} but an earlier line of invoice {number} says {pending.total}",
                     )
                     pending.bad = True
                 pending.total = stated
-        line = _line(row, pos, row_no, result)
-        if line is None:
+        # the line: item, quantity, unit price, tax category
+        ok = True
+        item = row[i_item].strip()
+        if not item:
+            error(row_no, "item", "is required")
+            ok = False
+        elif len(item) > 100:
+            error(row_no, "item", "must be at most 100 characters")
+            ok = False
+        quantity = 1
+        if i_quantity is not None:
+            q_text = row[i_quantity].strip()
+            if q_text:
+                try:
+                    quantity = int(q_text.replace(",", ""))
+                except ValueError:
+                    quantity = 0
+                if not 1 <= quantity <= 10_000_000 or not q_text.replace(",", "").isdigit():
+                    error(row_no, "quantity", f"must be a whole number from 1 to 10,000,000 (got {q_text!r})")
+                    ok = False
+        p_text = row[i_price].strip()
+        try:
+            unit_price = int(p_text)
+        except ValueError:
+            cleaned = p_text.replace(",", "").replace("¥", "").replace("円", "")
+            digits = cleaned[1:] if cleaned.startswith("-") else cleaned
+            unit_price = int(cleaned) if digits.isdigit() else None  # type: ignore[assignment]
+        if unit_price is None or not -9_999_999_999 <= unit_price <= 9_999_999_999 or "_" in p_text:
+            error(row_no, "unit_price", f"must be a whole number of yen (got {p_text!r})")
+            ok = False
+        c_text = row[i_category].strip()
+        category = categories.get(c_text) or categories.get(c_text.lower())
+        if category is None:
+            error(row_no, "tax_category", f"unknown tax category {c_text!r}: use 10, 8 or exempt")
+            ok = False
+        if not ok:
             pending.bad = True
         else:
-            pending.lines.append(line)
-        if progress is not None and result.rows % PROGRESS_EVERY == 0:
-            progress(result.rows)
+            amount = quantity * unit_price
+            if category == "10":
+                pending.sum_10 += amount
+            elif category == "8":
+                pending.sum_8 += amount
+            else:
+                pending.sum_exempt += amount
+            pending.lines.append(
+                f'{{"description":{json_string(item)},"quantity":{quantity},"unit_price":{unit_price},'
+                f'"tax_category":"{category}","amount":{amount}}}'
+            )
+        if progress is not None and rows % PROGRESS_EVERY == 0:
+            result.rows = rows
+            progress(rows)
     if pending is not None:
         stored = checker.finish(pending)
         if stored is not None:
             emit(stored)
-    if result.rows == 0 and result.error_count == 0:
+    result.rows = rows
+    if rows == 0 and result.error_count == 0:
         raise ImportFailed("The file has a header but no invoice rows.", row=2)
 
 
 # --- writing --------------------------------------------------------------------------------
 
 
-class _Writer:
-    """Stores invoice rows inside the open transaction, assigning payment numbers to published ones."""
+def _esc(text: str) -> str:
+    """Escape for COPY text format. ``str.translate`` is slow on non-ASCII text; ``in`` is not."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
 
-    def __init__(self, *, biller: Biller, publish: bool) -> None:
+
+_TEXT_COLUMNS = frozenset(
+    i
+    for i, name in enumerate(INVOICE_COLUMNS)
+    if name in {"number", "external_id", "description", "lines", "recipient_name", "recipient_email"}
+)
+COPY_CHUNK = 1 << 20
+
+
+class _Writer:
+    """Stores invoice rows inside the open transaction, with their ids and, when publishing, their numbers.
+
+    Ids are taken from the table's sequence in blocks (gaps are harmless): the customer number is a
+    permutation of the id (billing.numbers), so it is known before the row is stored. On PostgreSQL
+    rows are formatted as COPY text here and sent in 1 MB chunks (faster than a row at a time); a COPY
+    is closed whenever another statement must run (the next block of ids).
+    """
+
+    def __init__(self, *, biller: Biller, publish: bool, expected_rows: int = ID_BLOCK) -> None:
+        self.block = max(1, min(expected_rows, MAX_ID_BLOCK))
         self.biller = biller
         self.publish = publish
+        self.issuer = NumberIssuer(biller.number_key)
+        self.postgres = connection.vendor == "postgresql"
         self.buffer: list[InvoiceRow] = []
+        self.text: list[str] = []
+        self.text_size = 0
+        self.ids: list[int] = []
         self.numbers: list[str] = []
         self.confirmations: list[str] = []
-        self.issuer: Any = None
-        self.next_seq = 0
         self._copy_cm: Any = None
         self._copy: Any = None
-        self._cursor: Any = None
+        self._dates: dict[Any, str] = {}
+        self._timestamp: str | None = None
 
-    def _number_triple(self) -> tuple[str, str, int]:
-        if not self.numbers:
-            from billing.services.invoices import reserve_numbers
+    def _refill(self) -> None:
+        self.close()  # the connection cannot run another statement while a COPY is open
+        with connection.cursor() as cursor:
+            if self.postgres:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence('billing_invoice', 'id')) "
+                    "FROM generate_series(1, %s)",
+                    [self.block],
+                )
+                ids = [row[0] for row in cursor.fetchall()]
+            else:  # SQLite: the open write transaction excludes every other writer
+                cursor.execute(
+                    "SELECT MAX(n) FROM (SELECT MAX(id) AS n FROM billing_invoice "
+                    "UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'billing_invoice')"
+                )
+                last = cursor.fetchone()[0] or 0
+                ids = list(range(last + 1, last + 1 + self.block))
+        ids.reverse()
+        self.ids = ids
+        if self.publish:
+            self.numbers = self.issuer.customer_numbers(ids)
+            self.confirmations = confirmation_numbers(len(ids))
 
-            self.close()  # the connection cannot run another statement while a COPY is open
+    def _date(self, value: datetime.date) -> str:
+        text = self._dates.get(value)
+        if text is None:
+            text = self._dates[value] = value.isoformat()
+        return text
 
-            self.issuer, first = reserve_numbers(biller=self.biller, count=NUMBER_BLOCK)
-            self.numbers = self.issuer.customer_numbers(first, NUMBER_BLOCK)
-            self.numbers.reverse()
-            self.confirmations = confirmation_numbers(NUMBER_BLOCK)
-            self.next_seq = first
-        self.next_seq += 1
-        return self.numbers.pop(), self.confirmations.pop(), self.next_seq - 1
+    def _copy_line(self, r: InvoiceRow) -> str:
+        """One row in COPY text format, laid out as INVOICE_COLUMNS (one f-string: ~1 µs a row)."""
+        esc = _esc
+        n = "\\N"
+        return (
+            f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{esc(r[4])}\t{esc(r[5])}\t{self._date(r[6])}\t"
+            f"{self._date(r[7])}\t{esc(r[8])}\t{esc(r[9])}\t{'t' if r[10] else 'f'}\t{r[11]}\t"
+            f"{r[12]}\t{r[13]}\t{r[14]}\t{r[15]}\t{r[16]}\t{r[17]}\t{r[18]}\t{esc(r[19])}\t"
+            f"{esc(r[20])}\t{r[21] or n}\t{r[22] or n}\t{r[23]}\t{self._timestamp if r[24] else n}\t"
+            f"{self._timestamp}\t{self._timestamp}\n"
+        )
 
     def __call__(self, row: InvoiceRow) -> None:
+        if not self.ids:
+            self._refill()
         if self.publish:
-            number, confirmation, seq = self._number_triple()
-            row = (*row[:20], number, confirmation, seq, *row[23:])
-        if connection.vendor == "postgresql":
-            if self._copy is None:
-                self._cursor = connection.cursor().cursor  # the psycopg cursor under Django's wrapper
-                self._copy_cm = self._cursor.copy(
-                    f"COPY billing_invoice ({', '.join(INVOICE_COLUMNS)}) FROM STDIN"
-                )
-                self._copy = self._copy_cm.__enter__()
-            self._copy.write_row(row)
+            row = (self.ids.pop(), *row[:20], self.numbers.pop(), self.confirmations.pop(), *row[22:])
+        else:
+            row = (self.ids.pop(), *row)
+        if self.postgres:
+            if self._timestamp is None:
+                self._timestamp = row[25].isoformat()
+            line = self._copy_line(row)
+            self.text.append(line)
+            self.text_size += len(line)
+            if self.text_size >= COPY_CHUNK:
+                self._send()
         else:
             self.buffer.append(row)
             if len(self.buffer) >= 5000:
                 self.flush()
+
+    def _send(self) -> None:
+        if not self.text:
+            return
+        if self._copy is None:
+            from psycopg.copy import QueuedLibpqWriter
+
+            cursor = connection.cursor().cursor  # the psycopg cursor under Django's wrapper
+            # a writer thread sends while this thread parses: PostgreSQL and Python work at the same time
+            self._copy_cm = cursor.copy(
+                f"COPY billing_invoice ({', '.join(INVOICE_COLUMNS)}) FROM STDIN",
+                writer=QueuedLibpqWriter(cursor),
+            )
+            self._copy = self._copy_cm.__enter__()
+        self._copy.write("".join(self.text))
+        self.text, self.text_size = [], 0
 
     def flush(self) -> None:
         if self.buffer:
@@ -649,10 +776,10 @@ class _Writer:
             ops = connection.ops
             rows = [
                 (
-                    *r[:5],
-                    ops.adapt_datefield_value(r[5]),
+                    *r[:6],
                     ops.adapt_datefield_value(r[6]),
-                    *r[7:24],
+                    ops.adapt_datefield_value(r[7]),
+                    *r[8:24],
                     ops.adapt_datetimefield_value(r[24]),
                     ops.adapt_datetimefield_value(r[25]),
                     ops.adapt_datetimefield_value(r[26]),
@@ -668,15 +795,26 @@ class _Writer:
 
     def close(self) -> None:
         self.flush()
+        self._send()
         if self._copy_cm is not None:
             self._copy_cm.__exit__(None, None, None)
             self._copy_cm = self._copy = None
 
     def abort(self) -> None:
+        self.text, self.buffer = [], []
         if self._copy_cm is not None:
             with contextlib.suppress(Exception):  # the transaction is rolled back anyway
                 self._copy_cm.__exit__(ImportFailed, ImportFailed("aborted"), None)
             self._copy_cm = self._copy = None
+
+
+def _count_lines(raw: IO[bytes]) -> int:
+    """Rows in the file (newlines; fast in C), so ids are reserved once and the COPY never pauses."""
+    count = 0
+    while chunk := raw.read(1 << 22):
+        count += chunk.count(b"\n")
+    raw.seek(0)
+    return count + 1
 
 
 def progress_key(job_id: int) -> str:
@@ -722,7 +860,7 @@ def run(
             _decoded_lines(raw, chosen, counter), checker=checker, emit=lambda row: None, progress=progress
         )
         return result
-    writer = _Writer(biller=biller, publish=publish)
+    writer = _Writer(biller=biller, publish=publish, expected_rows=_count_lines(raw))
     try:
         with transaction.atomic():
             check_rows(_decoded_lines(raw, chosen, counter), checker=checker, emit=writer, progress=progress)

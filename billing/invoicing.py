@@ -106,25 +106,36 @@ def compute_totals(
     lines: Iterable[Mapping[str, Any]], *, rounding: str, tax_inclusive: bool = False
 ) -> Totals:
     """Per-rate subtotals and taxes, tax rounded once per rate. Raises LineError for impossible sums."""
-    sums = {"10": 0, "8": 0, "exempt": 0}
+    sum_10 = sum_8 = sum_exempt = 0
     for line in lines:
-        sums[line["tax_category"]] += line["amount"]
-    for category, amount in sums.items():
+        category = line["tax_category"]
+        if category == "10":
+            sum_10 += line["amount"]
+        elif category == "8":
+            sum_8 += line["amount"]
+        else:
+            sum_exempt += line["amount"]
+    return totals_from_sums(sum_10, sum_8, sum_exempt, rounding=rounding, tax_inclusive=tax_inclusive)
+
+
+def totals_from_sums(
+    sum_10: int, sum_8: int, sum_exempt: int, *, rounding: str, tax_inclusive: bool = False
+) -> Totals:
+    """The totals from the sums of the line amounts per rate (what ``compute_totals`` adds up)."""
+    for category, amount in (("10", sum_10), ("8", sum_8), ("exempt", sum_exempt)):
         if amount < 0:
             raise LineError(
                 "lines", f"the {category} lines sum to {amount:,} yen; a rate's sum cannot be negative"
             )
-    taxes = {}
-    subtotals = {}
-    for category in ("10", "8"):
-        rate = TAX_RATES[category]
-        if tax_inclusive:
-            taxes[category] = round_div(sums[category] * rate, 100 + rate, rounding)
-            subtotals[category] = sums[category] - taxes[category]
-        else:
-            taxes[category] = round_div(sums[category] * rate, 100, rounding)
-            subtotals[category] = sums[category]
-    total = subtotals["10"] + taxes["10"] + subtotals["8"] + taxes["8"] + sums["exempt"]
+    if tax_inclusive:
+        tax_10 = round_div(sum_10 * 10, 110, rounding)
+        tax_8 = round_div(sum_8 * 8, 108, rounding)
+        subtotal_10, subtotal_8 = sum_10 - tax_10, sum_8 - tax_8
+    else:
+        tax_10 = round_div(sum_10 * 10, 100, rounding)
+        tax_8 = round_div(sum_8 * 8, 100, rounding)
+        subtotal_10, subtotal_8 = sum_10, sum_8
+    total = subtotal_10 + tax_10 + subtotal_8 + tax_8 + sum_exempt
     if total > MAX_TOTAL:
         raise LineError("lines", f"the total {total:,} yen exceeds {MAX_TOTAL:,} yen")
-    return Totals(subtotals["10"], taxes["10"], subtotals["8"], taxes["8"], sums["exempt"], total)
+    return Totals(subtotal_10, tax_10, subtotal_8, tax_8, sum_exempt, total)

@@ -106,9 +106,8 @@ class Biller(models.Model):
     reminder_days = models.PositiveSmallIntegerField(
         _("reminder days before due"), default=3, help_text=_("0 sends no reminder.")
     )
-    # Payment numbers: a keyed permutation of a counter that only goes up (billing.numbers).
+    # Payment numbers are a keyed permutation of the invoice's id (billing.numbers).
     number_key = models.CharField(max_length=32, default=new_number_key, editable=False)
-    number_counter = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -426,9 +425,6 @@ class Invoice(models.Model):
     customer_number = models.CharField(
         _("customer number (お客様番号)"), max_length=20, null=True, blank=True
     )
-    # The counter the customer number was made from (billing.numbers): unique per biller and, unlike the
-    # number itself, ascending, so its index stays cheap to fill. Lookups go number → counter → row.
-    number_seq = models.BigIntegerField(null=True, blank=True, editable=False)
     confirmation_number = models.CharField(
         _("confirmation number (確認番号)"), max_length=6, null=True, blank=True
     )
@@ -453,11 +449,6 @@ class Invoice(models.Model):
                 condition=~Q(external_id=""),
                 name="invoice_external_id_unique",
             ),
-            models.UniqueConstraint(
-                fields=["biller", "number_seq"],
-                condition=Q(number_seq__isnull=False),
-                name="invoice_number_seq_unique",
-            ),
             models.CheckConstraint(
                 condition=Q(kind="payment_request") | Q(customer__isnull=False), name="invoice_has_customer"
             ),
@@ -465,9 +456,7 @@ class Invoice(models.Model):
             models.CheckConstraint(
                 condition=~Q(status__in=["published", "paid"])
                 | Q(kind="credit_note")
-                | Q(
-                    customer_number__isnull=False, number_seq__isnull=False, confirmation_number__isnull=False
-                ),
+                | Q(customer_number__isnull=False, confirmation_number__isnull=False),
                 name="payable_published_has_numbers",
             ),
         ]

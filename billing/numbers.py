@@ -1,10 +1,11 @@
 """Pay-easy payment numbers: お客様番号 (customer number) and 確認番号 (confirmation number).
 
-The customer number of the n-th payable document of a biller is a keyed
-permutation of n, so that
+The customer number of a payable document is a keyed permutation of the
+document's id (its primary key), with the biller's key, so that
 
-- it is unique within the biller by construction (a permutation of a counter
-  that only goes up: a number is never issued twice, never reused),
+- it is unique by construction (a permutation of an id, and ids are never
+  reused: a number is never issued twice, so no payment can ever find another
+  bill), and looking it up is a primary-key lookup (number → id),
 - neighbours are not sequential (n and n+1 map far apart), and
 - it carries a check digit, so a mistyped number is refused before a lookup.
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import struct
+from collections.abc import Iterable
 
 HALF = 10**7
 DOMAIN = HALF * HALF  # 10**14 documents per biller
@@ -67,7 +70,7 @@ def check_digits_valid(number: str) -> bool:
 
 
 class NumberIssuer:
-    """Issues customer numbers for counter values of one biller (reserve the counters first)."""
+    """Issues a biller's customer numbers; the counter is the document's id."""
 
     def __init__(self, key: str) -> None:
         self._keys = _round_keys(key)
@@ -76,15 +79,15 @@ class NumberIssuer:
         body = permute(counter, self._keys)
         return f"{body:014d}{check_digits(body):02d}"
 
-    def customer_numbers(self, first: int, count: int) -> list[str]:
-        """Numbers for counters first … first+count-1, as ``customer_number`` gives them, inlined for bulk."""
-        if first < 0 or first + count > DOMAIN:
-            raise ValueError(f"number counters {first}..{first + count - 1} are outside 0..{DOMAIN - 1}")
+    def customer_numbers(self, counters: Iterable[int]) -> list[str]:
+        """Numbers for many counters: the same as ``customer_number``, inlined for bulk issue."""
         k1, k2, k3, k4 = self._keys
         mult, mask, half = 0x9E3779B97F4A7C15, _MASK, HALF
         out: list[str] = []
         append = out.append
-        for n in range(first, first + count):
+        for n in counters:
+            if not 0 <= n < DOMAIN:
+                raise ValueError(f"number counter {n} is outside 0..{DOMAIN - 1}")
             left, right = divmod(n, half)
             z = ((right ^ k1) * mult) & mask
             left, right = right, (left + (z ^ (z >> 29)) % half) % half
@@ -105,16 +108,12 @@ class NumberIssuer:
 
 
 def confirmation_numbers(count: int) -> list[str]:
-    """``count`` random 6-digit confirmation numbers (uniform over 000000–999999)."""
-    raw = secrets.token_bytes(4 * count)
-    limit = (1 << 32) - (1 << 32) % 10**6  # rejection keeps the distribution uniform
+    """``count`` random 6-digit confirmation numbers (uniform over 000000–999999, from the OS's CSPRNG)."""
+    limit = (1 << 32) - (1 << 32) % 10**6  # rejecting values at or above it keeps the digits uniform
     out: list[str] = []
-    i = 0
     while len(out) < count:
-        if i + 4 > len(raw):
-            raw += secrets.token_bytes(4 * (count - len(out)) + 16)
-        value = int.from_bytes(raw[i : i + 4], "big")
-        i += 4
-        if value < limit:
-            out.append(f"{value % 10**6:06d}")
+        need = count - len(out)
+        values = struct.unpack(f">{need + 16}I", secrets.token_bytes(4 * (need + 16)))
+        out.extend(f"{v % 1000000:06d}" for v in values if v < limit)
+    del out[count:]
     return out

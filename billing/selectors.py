@@ -162,7 +162,7 @@ def invoice_list(*, biller: Biller, filters: InvoiceFilters | None = None) -> Qu
         qs = qs.filter(customer__in=customer_ids)
     if f.q:
         counter = NumberIssuer(biller.number_key).counter_of(f.q) if f.q.isdigit() else None
-        by_number = Q(number_seq=counter, customer_number=f.q) if counter is not None else Q(pk__in=[])
+        by_number = Q(pk=counter, customer_number=f.q) if counter is not None else Q(pk__in=[])
         qs = qs.filter(
             Q(number=f.q)
             | by_number
@@ -178,8 +178,8 @@ def invoice_payments(*, invoice: Invoice) -> list[dict]:
 
 
 def invoice_by_payment_numbers(*, biller: Biller, customer_number: str) -> Invoice | None:
-    """The payable document with this お客様番号 (found through its counter; None for a mistyped number)."""
+    """The payable document with this お客様番号 (a primary-key lookup; None for a mistyped number)."""
     counter = NumberIssuer(biller.number_key).counter_of(customer_number)
     if counter is None:
         return None
-    return Invoice.objects.filter(biller=biller, number_seq=counter, customer_number=customer_number).first()
+    return Invoice.objects.filter(pk=counter, biller=biller, customer_number=customer_number).first()

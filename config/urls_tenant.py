@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from billing import console_views
+from billing import console_imports, console_views
 from billing import views as billing_views
 
 console_patterns = (
@@ -22,6 +22,10 @@ console_patterns = (
         path("customers/", console_views.CustomerListView.as_view(), name="customer_list"),
         path("customers/new/", console_views.CustomerCreateView.as_view(), name="customer_create"),
         path("customers/<int:pk>/edit/", console_views.CustomerEditView.as_view(), name="customer_edit"),
+        path("imports/", console_imports.ImportListView.as_view(), name="import_list"),
+        path("imports/<int:pk>/", console_imports.ImportDetailView.as_view(), name="import_detail"),
+        path("imports/<int:pk>/import/", console_imports.ImportConfirmView.as_view(), name="import_confirm"),
+        path("imports/<int:pk>/errors.csv", console_imports.ImportErrorsView.as_view(), name="import_errors"),
         path("api-keys/", console_views.ApiKeyListView.as_view(), name="api_key_list"),
         path("api-keys/<int:pk>/revoke/", console_views.ApiKeyRevokeView.as_view(), name="api_key_revoke"),
     ],

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 from dataclasses import dataclass
 
 from django.db import transaction
 
 from billing import services as billing_services
-from billing.models import Biller, Customer, Membership, User, console_login
+from billing.models import Biller, Customer, Invoice, Membership, User, console_login
 from payeasy import services
 from payeasy.services import ContractInput
 
@@ -24,6 +25,18 @@ class DemoBiller:
     operator_email: str
     contracts: tuple[ContractInput, ...]
     customers: tuple[dict, ...]
+
+
+def _line(description: str, quantity: int, unit_price: int, tax_category: str = "10") -> dict:
+    return {
+        "description": description,
+        "quantity": quantity,
+        "unit_price": unit_price,
+        "tax_category": tax_category,
+    }
+
+
+ISSUED = datetime.date(2026, 11, 20)
 
 
 DEMO_BILLERS = (
@@ -122,6 +135,77 @@ DEMO_BILLERS = (
 )
 
 
+# Invoices of the demo billers, by biller code. The 東都電力 ones are a utility's monthly bills (one is
+# over ¥100,000: the ATM cash limit applies); みどり通販's are mail-order orders with reduced-rate food.
+DEMO_INVOICES: dict[str, tuple[dict, ...]] = {
+    "58191001": (
+        {
+            "customer": "D-000101",
+            "number": "2026-11-000101",
+            "description": "11月分電気料金",
+            "due_date": datetime.date(2026, 12, 25),
+            "publish": True,
+            "lines": [
+                _line("基本料金", 1, 1200),
+                _line("電力量料金 300kWh", 300, 31),
+                _line("再エネ賦課金", 1, 1047),
+            ],
+        },
+        {
+            "customer": "D-000102",
+            "number": "2026-11-000102",
+            "description": "11月分電気料金",
+            "due_date": datetime.date(2026, 12, 25),
+            "publish": True,
+            "lines": [_line("基本料金", 1, 1200), _line("電力量料金 120kWh", 120, 31)],
+        },
+        {
+            "customer": "C-900001",
+            "number": "2026-11-900001",
+            "description": "11月分高圧電力料金",
+            "due_date": datetime.date(2026, 12, 10),
+            "publish": True,
+            "lines": [
+                _line("高圧電力 基本料金", 1, 98000),
+                _line("高圧電力 電力量料金", 4200, 29),
+                _line("事務所用飲料（軽減税率）", 20, 108, "8"),
+            ],
+        },
+        {
+            "customer": "D-000101",
+            "number": "2026-12-000101",
+            "description": "12月分電気料金",
+            "due_date": datetime.date(2027, 1, 25),
+            "publish": False,
+            "lines": [_line("基本料金", 1, 1200), _line("電力量料金 340kWh", 340, 31)],
+        },
+    ),
+    "58192001": (
+        {
+            "customer": "M-1001",
+            "number": "MD-20261120-0001",
+            "description": "ご注文代金",
+            "due_date": datetime.date(2026, 12, 4),
+            "publish": True,
+            "lines": [
+                _line("有機野菜セット", 2, 2980, "8"),
+                _line("オリーブオイル", 1, 1600, "8"),
+                _line("キッチンタオル", 3, 450),
+                _line("送料", 1, 800),
+            ],
+        },
+        {
+            "customer": "M-1002",
+            "number": "MD-20261120-0002",
+            "description": "ご注文代金",
+            "due_date": datetime.date(2026, 12, 4),
+            "publish": True,
+            "lines": [_line("電気ケトル", 1, 5980), _line("送料", 1, 800)],
+        },
+    ),
+}
+
+
 def _user(email: str, name: str, *, staff: bool = False) -> User:
     user = User.objects.filter(login=console_login(email)).first()
     if user is None:
@@ -142,6 +226,7 @@ def seed_demo() -> list[Biller]:
         biller = Biller.objects.filter(biller_code=demo.data["biller_code"]).first()
         if biller is None:
             biller = services.biller_onboard(actor=staff, biller_data=demo.data, contracts=demo.contracts)
+            Biller.objects.filter(pk=biller.pk).update(number_key=demo_number_key(biller.biller_code))
             biller = billing_services.biller_set_status(
                 actor=staff, biller=biller, status=Biller.Status.ACTIVE
             )
@@ -154,5 +239,36 @@ def seed_demo() -> list[Biller]:
         for customer in demo.customers:
             if not Customer.objects.filter(biller=biller, code=customer["code"]).exists():
                 billing_services.customer_create(actor=staff, biller=biller, data=customer)
+        for spec in DEMO_INVOICES.get(biller.biller_code, ()):
+            if Invoice.objects.filter(biller=biller, number=spec["number"]).exists():
+                continue
+            invoice = billing_services.invoice_create(
+                actor=staff,
+                biller=biller,
+                publish=spec["publish"],
+                data={
+                    "customer": Customer.objects.get(biller=biller, code=spec["customer"]),
+                    "number": spec["number"],
+                    "issue_date": ISSUED,
+                    "due_date": spec["due_date"],
+                    "description": spec["description"],
+                    "lines": spec["lines"],
+                    "external_id": f"demo-{spec['number']}",
+                },
+            )
+            if spec["publish"]:
+                # Demo only: a fixed confirmation number so docs/demo.md can list it (real ones are random).
+                Invoice.objects.filter(pk=invoice.pk).update(
+                    confirmation_number=_demo_confirmation(spec["number"])
+                )
         billers.append(biller)
     return billers
+
+
+def _demo_confirmation(number: str) -> str:
+    return f"{int(hashlib.sha256(number.encode()).hexdigest(), 16) % 10**6:06d}"
+
+
+def demo_number_key(biller_code: str) -> str:
+    """Demo billers get a fixed number key, so their customer numbers are the same on every machine."""
+    return hashlib.sha256(f"demo-number-key-{biller_code}".encode()).hexdigest()[:32]

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
@@ -182,17 +181,6 @@ def _locked(biller: Biller, invoice: Invoice | int) -> Invoice:
         raise NotFound("No such invoice.") from exc
 
 
-def reserve_numbers(*, biller: Biller, count: int) -> tuple[NumberIssuer, int]:
-    """Reserve ``count`` counters of the biller's number sequence. Call inside the publishing transaction.
-
-    Counters only go up, so a number is never issued twice, even for a
-    transaction that rolls back after reserving (its counters are skipped).
-    """
-    row = Biller.objects.select_for_update().only("number_key", "number_counter").get(pk=biller.pk)
-    Biller.objects.filter(pk=biller.pk).update(number_counter=F("number_counter") + count)
-    return NumberIssuer(row.number_key), row.number_counter
-
-
 def invoice_publish(*, actor: Actor, biller: Biller, invoice: Invoice) -> Invoice:
     return invoice_publish_many(actor=actor, biller=biller, invoice_ids=[invoice.pk])[0]
 
@@ -217,16 +205,16 @@ def invoice_publish_many(*, actor: Actor, biller: Biller, invoice_ids: Sequence[
                 raise InvalidTransition(f"Invoice {inv.number} is {inv.status}, not a draft.", field="status")
             if inv.total <= 0 and inv.kind != Invoice.Kind.CREDIT_NOTE:
                 raise ValidationFailed({"lines": [f"invoice {inv.number} has nothing to pay"]})
-        issuer, first = reserve_numbers(biller=biller, count=len(invoices))
-        numbers = issuer.customer_numbers(first, len(invoices))
+        # the customer number is a permutation of the invoice's id under the biller's key: never reused
+        numbers = NumberIssuer(biller.number_key).customer_numbers(inv.pk for inv in invoices)
         confirmations = confirmation_numbers(len(invoices))
         now = timezone.now()
-        for i, (inv, number, confirmation) in enumerate(zip(invoices, numbers, confirmations, strict=True)):
-            inv.customer_number, inv.confirmation_number, inv.number_seq = number, confirmation, first + i
+        for inv, number, confirmation in zip(invoices, numbers, confirmations, strict=True):
+            inv.customer_number, inv.confirmation_number = number, confirmation
             inv.status, inv.published_at, inv.updated_at = Invoice.Status.PUBLISHED, now, now
         Invoice.objects.bulk_update(
             invoices,
-            ["customer_number", "confirmation_number", "number_seq", "status", "published_at", "updated_at"],
+            ["customer_number", "confirmation_number", "status", "published_at", "updated_at"],
         )
         for inv in invoices:
             audit_record(
@@ -342,5 +330,4 @@ __all__ = [
     "invoice_publish",
     "invoice_publish_many",
     "invoice_update_draft",
-    "reserve_numbers",
 ]

@@ -213,3 +213,20 @@ def test_publication_emails_go_out_after_the_import(  # type: ignore[no-untyped-
     )
     assert "d1@example.jp" in {m.to[0] for m in mailoutbox}
     assert Invoice.objects.filter(notified_at__isnull=True).count() == 0
+
+
+def test_many_id_blocks_and_copy_chunks(biller: Biller, customers: None, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Ids come in blocks and COPY in chunks; a block boundary inside an open COPY must not hang or skip."""
+    from billing import imports
+    from billing.numbers import NumberIssuer
+
+    monkeypatch.setattr(imports, "MAX_ID_BLOCK", 3)
+    monkeypatch.setattr(imports, "COPY_CHUNK", 200)
+    rows = "".join(f"M-{i},m{i},D-1,2026-11-01,2026-11-30,料金,x,1,{100 + i},10,\n" for i in range(11))
+    job = run(biller, HEADER + rows)
+    assert job.status == "succeeded" and job.invoices_new == 11
+    issuer = NumberIssuer(biller.number_key)
+    invoices = list(Invoice.objects.filter(biller=biller))
+    assert len(invoices) == 11
+    assert all(inv.customer_number == issuer.customer_number(inv.pk) for inv in invoices)
+    assert sorted(inv.total for inv in invoices) == [(100 + i) * 110 // 100 for i in range(11)]

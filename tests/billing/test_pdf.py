@@ -194,7 +194,6 @@ def test_payment_request_without_lines_or_customer(biller: Biller, tmp_path: Pat
         status=Invoice.Status.PUBLISHED,
         customer_number="12345678901234567890",
         confirmation_number="123456",
-        number_seq=1,
     )
     text = pdf_text(invoice_pdf(request), tmp_path)
     assert "お支払いのご案内" in text and "品目" not in text

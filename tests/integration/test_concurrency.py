@@ -96,5 +96,3 @@ def test_concurrent_publications_never_share_a_number(postgres: None) -> None:
         list(pool.map(publish, chunks))
     numbers = list(Invoice.objects.filter(biller=biller).values_list("customer_number", flat=True))
     assert len(numbers) == len(set(numbers)) == THREADS * 5
-    biller.refresh_from_db()
-    assert biller.number_counter == THREADS * 5

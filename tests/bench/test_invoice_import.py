@@ -1,0 +1,201 @@
+"""Publishing a million invoices from one CSV, against a raw COPY of the same file (issue: invoices).
+
+Target: ≤ 30 s and ≤ 500 MB peak memory for 1,000,000 invoices (one line each), parsed, validated,
+numbered, totalled, stored and visible in the console; and ≥ 0.1 of the rows/s of a bare COPY of
+the same file, measured in the same run. BENCH_INVOICES / BENCH_CUSTOMERS make it smaller.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection, transaction
+
+from billing import selectors
+from billing.models import Biller, Invoice
+from billing.numbers import NumberIssuer
+from tests.bench.conftest import production_env, report, run_measured
+from tests.bench.generate import customer_code, write_invoices_csv
+from tests.factories import make_biller
+
+INVOICES = int(os.environ.get("BENCH_INVOICES", 1_000_000))
+CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", 100_000))
+TARGET_SECONDS = 30.0
+TARGET_BYTES = 500 * 1024 * 1024
+TARGET_RATIO = 0.1
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def load_customers(biller: Biller, count: int) -> None:
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(
+            "COPY billing_customer (biller_id, code, name, name_kana, email, kind, postal_code, address, "
+            "status,"
+            " created_at) FROM STDIN"
+        ) as copy,
+    ):
+        for i in range(count):
+            copy.write_row(
+                (
+                    biller.pk,
+                    customer_code(i),
+                    f"顧客{i}",
+                    "",
+                    f"c{i}@example.jp",
+                    "consumer",
+                    "",
+                    "",
+                    "active",
+                    "2026-11-01T00:00:00+00:00",
+                )
+            )
+
+
+def bare_copy_rows_per_second(path: Path) -> tuple[float, int]:
+    """The baseline: COPY the same CSV, as it is, into a table without constraints or indexes."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE bench_bare (number text, external_id text, customer text, issue_date text, "
+            "due_date text, description text, item text, quantity text, unit_price text, tax_category text)"
+        )
+        started = time.perf_counter()
+        with (
+            path.open("rb") as source,
+            cursor.cursor.copy(
+                "COPY bench_bare FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
+            ) as copy,
+        ):
+            while chunk := source.read(1 << 20):
+                copy.write(chunk)
+        elapsed = time.perf_counter() - started
+        cursor.execute("SELECT count(*) FROM bench_bare")
+        rows = cursor.fetchone()[0]
+        cursor.execute("DROP TABLE bench_bare")
+    return rows / elapsed, rows
+
+
+def schema_floor_seconds(biller: Biller, tmp_path: Path) -> float:
+    """A second baseline: COPY the very rows the import stored into a copy of the invoice table with the
+    same indexes, constraints and foreign keys. What PostgreSQL alone needs on this machine."""
+    from billing.imports import INVOICE_COLUMNS
+
+    rows_file = tmp_path / "rows.copy"
+    columns = ", ".join(INVOICE_COLUMNS)
+    with connection.cursor() as cursor:
+        with (
+            rows_file.open("wb") as out,
+            cursor.cursor.copy(
+                f"COPY (SELECT {columns} FROM billing_invoice WHERE biller_id = {int(biller.pk)}) TO STDOUT"  # noqa: S608
+            ) as copy,
+        ):
+            for chunk in copy:
+                out.write(chunk)
+        cursor.execute("CREATE TABLE bench_floor (LIKE billing_invoice INCLUDING ALL)")
+        cursor.execute(
+            "ALTER TABLE bench_floor ADD FOREIGN KEY (biller_id) REFERENCES billing_biller (id) "
+            "DEFERRABLE INITIALLY DEFERRED, ADD FOREIGN KEY (customer_id) REFERENCES billing_customer (id) "
+            "DEFERRABLE INITIALLY DEFERRED"
+        )
+    started = time.perf_counter()
+    with (
+        connection.cursor() as cursor,
+        transaction.atomic(),
+        rows_file.open("rb") as source,
+        cursor.cursor.copy(f"COPY bench_floor ({columns}) FROM STDIN") as copy,
+    ):
+        while chunk := source.read(1 << 20):
+            copy.write(chunk)
+    elapsed = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_floor")
+    rows_file.unlink()
+    return elapsed
+
+
+def test_publish_a_million_invoices_from_csv(postgres_only: None, tmp_path: Path) -> None:
+    biller = make_biller(payee_number="58999", biller_code="58999001", slug="bench-import")
+    load_customers(biller, CUSTOMERS)
+    path = tmp_path / "invoices.csv"
+    started = time.perf_counter()
+    size = write_invoices_csv(path, invoices=INVOICES, customers=CUSTOMERS)
+    generated = time.perf_counter() - started
+
+    copy_rate, copied = bare_copy_rows_per_second(path)
+    assert copied == INVOICES
+
+    elapsed, peak, output = run_measured(
+        [
+            sys.executable,
+            "manage.py",
+            "import_invoices",
+            str(path),
+            "--biller",
+            biller.biller_code,
+            "--skip-preview",
+        ],
+        production_env(),
+    )
+    assert "imported" in output, output
+    started = time.perf_counter()
+    first_page = list(selectors.invoice_list(biller=biller)[:50])
+    console_query = time.perf_counter() - started
+
+    stored = Invoice.objects.filter(biller=biller, status="published").count()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(DISTINCT customer_number), count(*) FILTER (WHERE customer_number IS NULL) "
+            "FROM billing_invoice WHERE biller_id = %s",
+            [biller.pk],
+        )
+        distinct_numbers, missing_numbers = cursor.fetchone()
+    issuer = NumberIssuer(biller.number_key)
+    sample = Invoice.objects.filter(biller=biller).order_by("?")[:200]
+    import_rate = INVOICES / elapsed
+
+    floor = schema_floor_seconds(biller, tmp_path)
+
+    # the same file again: nothing new, said so
+    again_elapsed, again_peak, again_output = run_measured(
+        [
+            sys.executable,
+            "manage.py",
+            "import_invoices",
+            str(path),
+            "--biller",
+            biller.biller_code,
+            "--preview",
+        ],
+        production_env(),
+    )
+
+    figures = {
+        "invoices": INVOICES,
+        "customers": CUSTOMERS,
+        "file_bytes": size,
+        "generate_seconds": round(generated, 1),
+        "bare_copy_rows_per_second": round(copy_rate),
+        "import_seconds": round(elapsed, 1),
+        "import_rows_per_second": round(import_rate),
+        "ratio_to_bare_copy": round(import_rate / copy_rate, 3),
+        "schema_floor_copy_seconds": round(floor, 1),
+        "import_over_schema_floor": round(elapsed / floor, 2),
+        "peak_rss_mb": round(peak / 2**20),
+        "console_first_page_ms": round(console_query * 1000, 1),
+        "reimport_preview_seconds": round(again_elapsed, 1),
+        "reimport_preview_peak_rss_mb": round(again_peak / 2**20),
+    }
+    report("invoice_import", figures)
+
+    assert stored == INVOICES and distinct_numbers == INVOICES and missing_numbers == 0
+    assert all(inv.customer_number == issuer.customer_number(inv.pk) for inv in sample)
+    assert len(first_page) == 50
+    assert "nothing to import" in again_output
+    assert import_rate / copy_rate >= TARGET_RATIO, figures
+    assert peak <= TARGET_BYTES, figures
+    assert elapsed <= TARGET_SECONDS * (INVOICES / 1_000_000) or INVOICES < 1_000_000, figures
