@@ -32,7 +32,7 @@ test: venv
 	env -u DJANGO_SETTINGS_MODULE $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv
-	$(PY) -m pytest tests/bench -p no:cacheprovider -s $(PYTEST_ARGS)
+	env -u DJANGO_SETTINGS_MODULE $(PY) -m pytest tests/bench -p no:cacheprovider -s $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

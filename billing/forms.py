@@ -73,6 +73,7 @@ class BillerForm(forms.ModelForm):
             "contact_phone",
             "late_payment_policy",
             "tax_rounding",
+            "reminder_days",
         ]
         widgets = {
             "payee_number": forms.TextInput(

@@ -33,6 +33,7 @@ def biller_data(**overrides: Any) -> dict[str, Any]:
         "contact_phone": "03-0000-0000",
         "late_payment_policy": Biller.LatePaymentPolicy.ACCEPT,
         "tax_rounding": Biller.TaxRounding.FLOOR,
+        "reminder_days": 3,
     }
     data.update(overrides)
     return data

@@ -32,6 +32,7 @@ BILLER_FIELDS = (
     "contact_phone",
     "late_payment_policy",
     "tax_rounding",
+    "reminder_days",
 )
 
 
@@ -89,6 +90,13 @@ def audit_record(
 # --- validation helpers ------------------------------------------------------------------------------
 
 
+def reject_unknown_fields(data: dict[str, Any], allowed: Iterable[str]) -> None:
+    """A service takes only the fields it knows: anything else is an error naming it, not ignored."""
+    unknown = set(data) - set(allowed)
+    if unknown:
+        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+
+
 def _full_clean(instance: models.Model, *, prefix: str = "", exclude: list[str] | None = None) -> None:
     try:
         instance.full_clean(exclude=exclude)
@@ -117,9 +125,7 @@ def normalise_biller_input(data: dict[str, Any]) -> dict[str, Any]:
 
 def biller_create(*, actor: User, data: dict[str, Any]) -> Biller:
     """Create a biller in status onboarding. ``data`` holds BILLER_FIELDS."""
-    unknown = set(data) - set(BILLER_FIELDS)
-    if unknown:
-        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+    reject_unknown_fields(data, BILLER_FIELDS)
     biller = Biller(**normalise_biller_input(data))
     _full_clean(biller)
     with transaction.atomic():
@@ -139,9 +145,7 @@ def biller_create(*, actor: User, data: dict[str, Any]) -> Biller:
 
 
 def biller_update(*, actor: User, biller: Biller, data: dict[str, Any]) -> Biller:
-    unknown = set(data) - set(BILLER_FIELDS)
-    if unknown:
-        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+    reject_unknown_fields(data, BILLER_FIELDS)
     with transaction.atomic():
         locked = Biller.objects.select_for_update().get(pk=biller.pk)
         before = snapshot(locked, BILLER_FIELDS)
@@ -380,9 +384,7 @@ CUSTOMER_FIELDS = ("code", "name", "name_kana", "email", "kind", "postal_code", 
 
 
 def customer_create(*, actor: User | ApiKey | None, biller: Biller, data: dict[str, Any]) -> Customer:
-    unknown = set(data) - set(CUSTOMER_FIELDS)
-    if unknown:
-        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+    reject_unknown_fields(data, CUSTOMER_FIELDS)
     customer = Customer(
         biller=biller, **{k: (v.strip() if isinstance(v, str) else v) for k, v in data.items()}
     )
@@ -405,9 +407,7 @@ def customer_create(*, actor: User | ApiKey | None, biller: Biller, data: dict[s
 def customer_update(
     *, actor: User | ApiKey | None, biller: Biller, customer: Customer, data: dict[str, Any]
 ) -> Customer:
-    unknown = set(data) - set(CUSTOMER_FIELDS)
-    if unknown:
-        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+    reject_unknown_fields(data, CUSTOMER_FIELDS)
     if customer.biller_id != biller.pk:
         raise NotFound("No such customer.")
     with transaction.atomic():

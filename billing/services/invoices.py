@@ -14,7 +14,7 @@ from billing.invoicing import MAX_LINES_PER_INVOICE as MAX_LINES
 from billing.invoicing import LineError, Totals, clean_line, compute_totals
 from billing.models import ApiKey, Biller, Customer, Invoice, User
 from billing.numbers import NumberIssuer, confirmation_numbers
-from billing.services.core import _full_clean, audit_record
+from billing.services.core import _full_clean, audit_record, reject_unknown_fields
 
 Actor = User | ApiKey | None
 
@@ -81,9 +81,7 @@ def _totals(lines: list[dict[str, Any]], *, biller: Biller, tax_inclusive: bool)
 
 
 def _apply_input(invoice: Invoice, *, biller: Biller, data: dict[str, Any]) -> None:
-    unknown = set(data) - set(INVOICE_INPUT_FIELDS)
-    if unknown:
-        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+    reject_unknown_fields(data, INVOICE_INPUT_FIELDS)
     customer = data.get("customer", invoice.customer if invoice.customer_id else None)
     if invoice.kind == Invoice.Kind.INVOICE:
         if not isinstance(customer, Customer) or customer.biller_id != biller.pk:

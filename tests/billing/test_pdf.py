@@ -20,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from billing import services
 from billing.models import Biller, Invoice
 from billing.pdf import find_font, invoice_pdf
+from tests.conftest import need
 from tests.factories import make_biller, make_customer, registration_number
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +58,7 @@ def make_invoice(
 
 def pdf_text(pdf: bytes, tmp_path: Path, *, first: int | None = None, last: int | None = None) -> str:
     if not PDFTOTEXT:
-        pytest.skip("pdftotext (Debian's poppler-utils) is not installed")
+        need(False, "pdftotext (Debian's poppler-utils) is not installed")
     path = tmp_path / "doc.pdf"
     path.write_bytes(pdf)
     pages = [*(["-f", str(first)] if first else []), *(["-l", str(last)] if last else [])]
