@@ -758,14 +758,8 @@ class _Writer:
         if not self.text:
             return
         if self._copy is None:
-            from psycopg.copy import QueuedLibpqWriter
-
             cursor = connection.cursor().cursor  # the psycopg cursor under Django's wrapper
-            # a writer thread sends while this thread parses: PostgreSQL and Python work at the same time
-            self._copy_cm = cursor.copy(
-                f"COPY billing_invoice ({', '.join(INVOICE_COLUMNS)}) FROM STDIN",
-                writer=QueuedLibpqWriter(cursor),
-            )
+            self._copy_cm = cursor.copy(f"COPY billing_invoice ({', '.join(INVOICE_COLUMNS)}) FROM STDIN")
             self._copy = self._copy_cm.__enter__()
         self._copy.write("".join(self.text))
         self.text, self.text_size = [], 0

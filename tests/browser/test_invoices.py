@@ -206,7 +206,7 @@ def test_invoices_console_import_and_api(
     upload_csv(page, csv_path)
     expect(page.get_by_role("heading", level=1)).to_contain_text("Failed")
     expect(page.get_by_role("main")).to_contain_text("Encoding: cp932")
-    expect(page.get_by_role("status")).to_contain_text("1 error(s): fix them and upload the file again")
+    expect(page.get_by_role("status")).to_contain_text("1 problem: nothing was written.")
     expect(fact(page, "Errors")).to_have_text("1")
     problems = page.get_by_role("table").filter(has=page.get_by_role("columnheader", name="Problem"))
     expect(problems.get_by_role("row")).to_have_count(2)  # the header and the one problem
@@ -224,7 +224,7 @@ def test_invoices_console_import_and_api(
     csv_path.write_bytes(invoice_csv(today, due))
     upload_csv(page, csv_path)
     expect(page.get_by_role("heading", level=1)).to_contain_text("Succeeded")
-    expect(page.get_by_role("status")).to_contain_text("would import 3 invoices (17,952 yen); 0 unchanged")
+    expect(page.get_by_role("status")).to_contain_text("3 new invoices can be imported.")
     expect(fact(page, "New invoices")).to_have_text("3")
     expect(fact(page, "Total of new invoices")).to_have_text("17,952円")
     expect(fact(page, "Errors")).to_have_text("0")
@@ -233,7 +233,7 @@ def test_invoices_console_import_and_api(
     page.get_by_role("button", name="Import 3 invoices").click()
 
     expect(page.get_by_role("main")).to_contain_text("Import: all or nothing.")
-    expect(page.get_by_role("status")).to_contain_text("imported 3 invoices (17,952 yen); 0 unchanged")
+    expect(page.get_by_role("status")).to_contain_text("Imported 3 invoices.")
     expect(fact(page, "New invoices")).to_have_text("3")
     expect(page.get_by_role("link", name="See the invoices")).to_be_visible()
     imported = Invoice.objects.filter(biller=biller, number__in=CSV_NUMBERS).order_by("number")
@@ -250,7 +250,7 @@ def test_invoices_console_import_and_api(
     # -- the same file again: nothing to import -----------------------------------------------------------
     upload_csv(page, csv_path)
     expect(page.get_by_role("status")).to_contain_text(
-        "nothing to import: all 3 invoices were already imported"
+        "Nothing to import: all 3 invoices in the file were already imported."
     )
     expect(fact(page, "New invoices")).to_have_text("0")
     expect(fact(page, "Already imported (unchanged)")).to_have_text("3")
