@@ -33,11 +33,10 @@ from django.utils import timezone
 
 from billing.invoicing import MAX_LINES_PER_INVOICE, LineError, totals_from_sums
 from billing.models import Biller, Customer, Invoice
-from billing.numbers import NumberIssuer, confirmation_numbers
+from billing.numbers import confirmation_numbers
 
 MAX_ERRORS_KEPT = 1000
-ID_BLOCK = 50_000  # ids reserved at a time when the row count is unknown
-MAX_ID_BLOCK = 2_000_000
+CONFIRMATION_BLOCK = 50_000
 PROGRESS_EVERY = 20_000
 
 # canonical name → accepted header spellings (Japanese first)
@@ -252,7 +251,6 @@ class _Pending:
 
 InvoiceRow = tuple[Any, ...]
 INVOICE_COLUMNS = (
-    "id",
     "biller_id",
     "kind",
     "customer_id",
@@ -273,7 +271,6 @@ INVOICE_COLUMNS = (
     "status",
     "recipient_name",
     "recipient_email",
-    "customer_number",
     "confirmation_number",
     "source_hash",
     "published_at",
@@ -490,7 +487,6 @@ class _Checker:
             customer[1],
             customer[2],
             None,
-            None,
             content_hash,
             self.published_at,
             self.now,
@@ -668,53 +664,25 @@ COPY_CHUNK = 1 << 20
 
 
 class _Writer:
-    """Stores invoice rows inside the open transaction, with their ids and, when publishing, their numbers.
+    """Stores invoice rows inside the open transaction, with a confirmation number when publishing.
 
-    Ids are taken from the table's sequence in blocks (gaps are harmless): the customer number is a
-    permutation of the id (billing.numbers), so it is known before the row is stored. On PostgreSQL
-    rows are formatted as COPY text here and sent in 1 MB chunks (faster than a row at a time); a COPY
-    is closed whenever another statement must run (the next block of ids).
+    The customer number is not stored: it is a permutation of the id the database assigns
+    (billing.numbers). On PostgreSQL rows are formatted as COPY text here and sent in 1 MB chunks
+    through one COPY that stays open to the end, so PostgreSQL works while this process parses.
     """
 
-    def __init__(self, *, biller: Biller, publish: bool, expected_rows: int = ID_BLOCK) -> None:
-        self.block = max(1, min(expected_rows, MAX_ID_BLOCK))
+    def __init__(self, *, biller: Biller, publish: bool) -> None:
         self.biller = biller
         self.publish = publish
-        self.issuer = NumberIssuer(biller.number_key)
         self.postgres = connection.vendor == "postgresql"
         self.buffer: list[InvoiceRow] = []
         self.text: list[str] = []
         self.text_size = 0
-        self.ids: list[int] = []
-        self.numbers: list[str] = []
         self.confirmations: list[str] = []
         self._copy_cm: Any = None
         self._copy: Any = None
         self._dates: dict[Any, str] = {}
         self._timestamp: str | None = None
-
-    def _refill(self) -> None:
-        self.close()  # the connection cannot run another statement while a COPY is open
-        with connection.cursor() as cursor:
-            if self.postgres:
-                cursor.execute(
-                    "SELECT nextval(pg_get_serial_sequence('billing_invoice', 'id')) "
-                    "FROM generate_series(1, %s)",
-                    [self.block],
-                )
-                ids = [row[0] for row in cursor.fetchall()]
-            else:  # SQLite: the open write transaction excludes every other writer
-                cursor.execute(
-                    "SELECT MAX(n) FROM (SELECT MAX(id) AS n FROM billing_invoice "
-                    "UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'billing_invoice')"
-                )
-                last = cursor.fetchone()[0] or 0
-                ids = list(range(last + 1, last + 1 + self.block))
-        ids.reverse()
-        self.ids = ids
-        if self.publish:
-            self.numbers = self.issuer.customer_numbers(ids)
-            self.confirmations = confirmation_numbers(len(ids))
 
     def _date(self, value: datetime.date) -> str:
         text = self._dates.get(value)
@@ -727,23 +695,21 @@ class _Writer:
         esc = _esc
         n = "\\N"
         return (
-            f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{esc(r[4])}\t{esc(r[5])}\t{self._date(r[6])}\t"
-            f"{self._date(r[7])}\t{esc(r[8])}\t{esc(r[9])}\t{'t' if r[10] else 'f'}\t{r[11]}\t"
-            f"{r[12]}\t{r[13]}\t{r[14]}\t{r[15]}\t{r[16]}\t{r[17]}\t{r[18]}\t{esc(r[19])}\t"
-            f"{esc(r[20])}\t{r[21] or n}\t{r[22] or n}\t{r[23]}\t{self._timestamp if r[24] else n}\t"
+            f"{r[0]}\t{r[1]}\t{r[2]}\t{esc(r[3])}\t{esc(r[4])}\t{self._date(r[5])}\t"
+            f"{self._date(r[6])}\t{esc(r[7])}\t{esc(r[8])}\t{'t' if r[9] else 'f'}\t{r[10]}\t"
+            f"{r[11]}\t{r[12]}\t{r[13]}\t{r[14]}\t{r[15]}\t{r[16]}\t{r[17]}\t{esc(r[18])}\t"
+            f"{esc(r[19])}\t{r[20] or n}\t{r[21]}\t{self._timestamp if r[22] else n}\t"
             f"{self._timestamp}\t{self._timestamp}\n"
         )
 
     def __call__(self, row: InvoiceRow) -> None:
-        if not self.ids:
-            self._refill()
         if self.publish:
-            row = (self.ids.pop(), *row[:20], self.numbers.pop(), self.confirmations.pop(), *row[22:])
-        else:
-            row = (self.ids.pop(), *row)
+            if not self.confirmations:
+                self.confirmations = confirmation_numbers(CONFIRMATION_BLOCK)
+            row = (*row[:20], self.confirmations.pop(), *row[21:])
         if self.postgres:
             if self._timestamp is None:
-                self._timestamp = row[25].isoformat()
+                self._timestamp = row[23].isoformat()
             line = self._copy_line(row)
             self.text.append(line)
             self.text_size += len(line)
@@ -770,13 +736,13 @@ class _Writer:
             ops = connection.ops
             rows = [
                 (
-                    *r[:6],
+                    *r[:5],
+                    ops.adapt_datefield_value(r[5]),
                     ops.adapt_datefield_value(r[6]),
-                    ops.adapt_datefield_value(r[7]),
-                    *r[8:24],
+                    *r[7:22],
+                    ops.adapt_datetimefield_value(r[22]),
+                    ops.adapt_datetimefield_value(r[23]),
                     ops.adapt_datetimefield_value(r[24]),
-                    ops.adapt_datetimefield_value(r[25]),
-                    ops.adapt_datetimefield_value(r[26]),
                 )
                 for r in self.buffer
             ]
@@ -800,15 +766,6 @@ class _Writer:
             with contextlib.suppress(Exception):  # the transaction is rolled back anyway
                 self._copy_cm.__exit__(ImportFailed, ImportFailed("aborted"), None)
             self._copy_cm = self._copy = None
-
-
-def _count_lines(raw: IO[bytes]) -> int:
-    """Rows in the file (newlines; fast in C), so ids are reserved once and the COPY never pauses."""
-    count = 0
-    while chunk := raw.read(1 << 22):
-        count += chunk.count(b"\n")
-    raw.seek(0)
-    return count + 1
 
 
 def progress_key(job_id: int) -> str:
@@ -854,7 +811,7 @@ def run(
             _decoded_lines(raw, chosen, counter), checker=checker, emit=lambda row: None, progress=progress
         )
         return result
-    writer = _Writer(biller=biller, publish=publish, expected_rows=_count_lines(raw))
+    writer = _Writer(biller=biller, publish=publish)
     try:
         with transaction.atomic():
             check_rows(_decoded_lines(raw, chosen, counter), checker=checker, emit=writer, progress=progress)

@@ -20,6 +20,7 @@ bill's numbers tells nothing about another's.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import struct
@@ -117,3 +118,9 @@ def confirmation_numbers(count: int) -> list[str]:
         out.extend(f"{v % 1000000:06d}" for v in values if v < limit)
     del out[count:]
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def issuer_for(key: str) -> NumberIssuer:
+    """The issuer of a biller's numbers, built once per key (deriving the round keys hashes the key)."""
+    return NumberIssuer(key)

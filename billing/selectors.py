@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from billing.errors import ValidationFailed
 from billing.models import AuditEntry, Biller, Customer, Invitation, Invoice, Membership, User
-from billing.numbers import NumberIssuer
+from billing.numbers import issuer_for
 
 
 def membership_for(*, user: User, biller: Biller) -> Membership | None:
@@ -161,8 +161,8 @@ def invoice_list(*, biller: Biller, filters: InvoiceFilters | None = None) -> Qu
         )
         qs = qs.filter(customer__in=customer_ids)
     if f.q:
-        counter = NumberIssuer(biller.number_key).counter_of(f.q) if f.q.isdigit() else None
-        by_number = Q(pk=counter, customer_number=f.q) if counter is not None else Q(pk__in=[])
+        counter = issuer_for(biller.number_key).counter_of(f.q) if f.q.isdigit() else None
+        by_number = Q(pk=counter, confirmation_number__isnull=False) if counter is not None else Q(pk__in=[])
         qs = qs.filter(
             Q(number=f.q)
             | by_number
@@ -179,7 +179,11 @@ def invoice_payments(*, invoice: Invoice) -> list[dict]:
 
 def invoice_by_payment_numbers(*, biller: Biller, customer_number: str) -> Invoice | None:
     """The payable document with this お客様番号 (a primary-key lookup; None for a mistyped number)."""
-    counter = NumberIssuer(biller.number_key).counter_of(customer_number)
+    counter = issuer_for(biller.number_key).counter_of(customer_number)
     if counter is None:
         return None
-    return Invoice.objects.filter(pk=counter, biller=biller, customer_number=customer_number).first()
+    return (
+        Invoice.objects.select_related("biller")
+        .filter(pk=counter, biller=biller, confirmation_number__isnull=False)
+        .first()
+    )

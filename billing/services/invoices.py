@@ -13,7 +13,7 @@ from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFail
 from billing.invoicing import MAX_LINES_PER_INVOICE as MAX_LINES
 from billing.invoicing import LineError, Totals, clean_line, compute_totals
 from billing.models import ApiKey, Biller, Customer, Invoice, User
-from billing.numbers import NumberIssuer, confirmation_numbers
+from billing.numbers import confirmation_numbers
 from billing.services.core import _full_clean, audit_record, reject_unknown_fields
 
 Actor = User | ApiKey | None
@@ -203,16 +203,15 @@ def invoice_publish_many(*, actor: Actor, biller: Biller, invoice_ids: Sequence[
                 raise InvalidTransition(f"Invoice {inv.number} is {inv.status}, not a draft.", field="status")
             if inv.total <= 0 and inv.kind != Invoice.Kind.CREDIT_NOTE:
                 raise ValidationFailed({"lines": [f"invoice {inv.number} has nothing to pay"]})
-        # the customer number is a permutation of the invoice's id under the biller's key: never reused
-        numbers = NumberIssuer(biller.number_key).customer_numbers(inv.pk for inv in invoices)
         confirmations = confirmation_numbers(len(invoices))
         now = timezone.now()
-        for inv, number, confirmation in zip(invoices, numbers, confirmations, strict=True):
-            inv.customer_number, inv.confirmation_number = number, confirmation
+        # the customer number follows from the id (billing.numbers); the confirmation number is random
+        for inv, confirmation in zip(invoices, confirmations, strict=True):
+            inv.confirmation_number = confirmation
             inv.status, inv.published_at, inv.updated_at = Invoice.Status.PUBLISHED, now, now
         Invoice.objects.bulk_update(
             invoices,
-            ["customer_number", "confirmation_number", "status", "published_at", "updated_at"],
+            ["confirmation_number", "status", "published_at", "updated_at"],
         )
         for inv in invoices:
             audit_record(

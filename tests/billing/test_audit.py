@@ -33,3 +33,59 @@ def test_postgres_refuses_delete_with_raw_sql(postgres: None) -> None:
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM billing_auditentry WHERE id = %s", [entry.pk])
     assert AuditEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_postgres_refuses_an_invoice_of_another_tenants_customer(postgres: None) -> None:
+    """Tenant isolation in the database itself: an invoice's customer must be its own biller's."""
+    from billing.models import Invoice
+    from tests.factories import make_biller, make_customer
+
+    mine, theirs = make_biller(), make_biller()
+    foreign = make_customer(theirs)
+    with pytest.raises(DatabaseError, match="not its own biller"), transaction.atomic():
+        Invoice.objects.create(
+            biller=mine,
+            customer=foreign,
+            number="X-1",
+            issue_date="2026-11-01",
+            due_date="2026-11-30",
+            description="料金",
+            tax_rounding="floor",
+        )
+    with pytest.raises(DatabaseError, match="biller that does not exist"), transaction.atomic():
+        Invoice.objects.create(
+            biller_id=987654,
+            customer=None,
+            kind="payment_request",
+            number="X-2",
+            issue_date="2026-11-01",
+            due_date="2026-11-30",
+            description="料金",
+            tax_rounding="floor",
+        )
+    own = make_customer(mine)
+    invoice = Invoice.objects.create(
+        biller=mine,
+        customer=own,
+        number="X-3",
+        issue_date="2026-11-01",
+        due_date="2026-11-30",
+        description="料金",
+        tax_rounding="floor",
+    )
+    with pytest.raises(DatabaseError, match="not its own biller"), transaction.atomic():
+        Invoice.objects.filter(pk=invoice.pk).update(customer=foreign)
+
+
+def test_postgres_refuses_to_delete_billers_and_customers(postgres: None) -> None:
+    from tests.factories import make_biller, make_customer
+
+    biller = make_biller()
+    customer = make_customer(biller)
+    for table, pk in (("billing_customer", customer.pk), ("billing_biller", biller.pk)):
+        with (
+            pytest.raises(DatabaseError, match="never deleted"),
+            transaction.atomic(),
+            connection.cursor() as c,
+        ):
+            c.execute(f"DELETE FROM {table} WHERE id = %s", [pk])  # noqa: S608

@@ -154,7 +154,8 @@ def test_invalid_filters_name_the_field_and_list_nothing(admin_client: Client, b
 def test_every_sort_pages_forwards_and_back_without_count(admin_client: Client, biller: Biller) -> None:
     customer = make_customer(biller)
     bulk_invoices(biller, customer, 120)
-    bulk_invoices(make_biller(), make_customer(make_biller()), 5)  # noise of another tenant
+    other = make_biller()
+    bulk_invoices(other, make_customer(other), 5)  # noise of another tenant
     for sort in selectors.INVOICE_SORTS:
         expected = list(
             selectors.invoice_list(biller=biller, filters=selectors.InvoiceFilters(sort=sort)).values_list(

@@ -94,5 +94,5 @@ def test_concurrent_publications_never_share_a_number(postgres: None) -> None:
     chunks = [[d.pk for d in drafts[i::THREADS]] for i in range(THREADS)]
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(publish, chunks))
-    numbers = list(Invoice.objects.filter(biller=biller).values_list("customer_number", flat=True))
+    numbers = [inv.customer_number for inv in Invoice.objects.filter(biller=biller).select_related("biller")]
     assert len(numbers) == len(set(numbers)) == THREADS * 5
