@@ -219,11 +219,6 @@ class _Dates(dict[str, datetime.date | None]):
         return value
 
 
-def _fingerprint(text: str) -> int:
-    """64 bits of BLAKE2b: equal texts, equal fingerprints; different ones collide with odds of 2^-64."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-
-
 def _cp932_ok(text: str, cache_: dict[str, bool]) -> bool:
     ok = cache_.get(text)
     if ok is None:
@@ -240,7 +235,7 @@ def _cp932_ok(text: str, cache_: dict[str, bool]) -> bool:
 class _Pending:
     number: str
     first_row: int
-    raw_header: tuple[str, ...]
+    row: list[str]  # the invoice's first row: its invoice columns are read from it in finish()
     total: str = ""
     lines: list[str] = field(default_factory=list)  # each line already as JSON
     sum_10: int = 0
@@ -288,6 +283,7 @@ class _Checker:
     ) -> None:
         self.biller = biller
         self.result = result
+        self.biller_id = biller.pk
         self.publish = publish
         self.now = now
         self.status = Invoice.Status.PUBLISHED if publish else Invoice.Status.DRAFT
@@ -311,7 +307,8 @@ class _Checker:
             ):
                 self.existing_numbers[number] = int(source_hash[:16] or "0", 16)
                 if external_id:
-                    self.existing_external[_fingerprint(external_id)] = _fingerprint(number)
+                    self.existing_external[hash(external_id)] = hash(number)
+        self.header_of: Callable[[list[str]], tuple[str, ...]] = tuple
         self.seen_numbers: set[int] = set()
         self.seen_external: set[int] = set()
         self.dates = _Dates()
@@ -331,7 +328,7 @@ class _Checker:
         r = self.result
         row_no = pending.first_row
         number = pending.number
-        number_fp = _fingerprint(number)
+        number_fp = hash(number)  # seen-sets hold hashes, not the strings: a million of them fit
         if number_fp in self.seen_numbers:
             r.error(
                 row_no,
@@ -343,8 +340,8 @@ class _Checker:
         self.seen_numbers.add(number_fp)
         if pending.bad:
             return None
-        customer_code, issue_text, due_text, description, inclusive_text, external_id = (
-            v.strip() for v in pending.raw_header
+        customer_code, issue_text, due_text, description, inclusive_text, external_id = map(
+            str.strip, self.header_of(pending.row)
         )
         bad = False
         customer = self.customers.get(customer_code)
@@ -434,7 +431,7 @@ class _Checker:
         ).hexdigest()
         content_fp = int(content_hash[:16], 16)
         if external_id:
-            external_fp = _fingerprint(external_id)
+            external_fp = hash(external_id)
             if external_fp in self.seen_external:
                 r.error(row_no, "external_id", f"external id {external_id} appears twice in the file")
                 return None
@@ -466,7 +463,7 @@ class _Checker:
         r.invoices_new += 1
         r.total_amount += totals.total
         return (
-            self.biller.pk,
+            self.biller_id,
             "invoice",
             customer[0],
             number,
@@ -517,20 +514,12 @@ def check_rows(
     i_item, i_price, i_category = pos["item"], pos["unit_price"], pos["tax_category"]
     i_quantity = pos.get("quantity")
     header_positions = [pos.get(name) for name in HEADER_FIELDS]
-    present = [p for p in header_positions if p is not None]
-    pick = operator.itemgetter(*present)
-    template = [""] * len(HEADER_FIELDS)
-    slots = [i for i, p in enumerate(header_positions) if p is not None]
+    # Every row gets one empty cell appended (index -1), which stands in for absent invoice columns,
+    # so one C-level itemgetter yields the invoice columns in HEADER_FIELDS order.
+    raw_header = operator.itemgetter(*(-1 if p is None else p for p in header_positions))
+    pick = raw_header
 
-    def raw_header(row: list[str]) -> tuple[str, ...]:
-        values = pick(row)
-        if len(present) == 1:
-            values = (values,)
-        out = list(template)
-        for slot, value in zip(slots, values, strict=True):
-            out[slot] = value
-        return tuple(out)
-
+    checker.header_of = raw_header
     categories = _CATEGORIES
     pending: _Pending | None = None
     row_no = 1
@@ -545,6 +534,7 @@ def check_rows(
                 pending.bad = True
             continue
         rows += 1
+        row.append("")
         number = row[i_number].strip()
         if not number:
             error(row_no, "invoice_number", "is required")
@@ -554,17 +544,15 @@ def check_rows(
                 stored = checker.finish(pending)
                 if stored is not None:
                     emit(stored)
-            pending = _Pending(number, row_no, raw_header(row))
-        else:
-            head = raw_header(row)
-            if head != pending.raw_header and tuple(v.strip() for v in head) != tuple(
-                v.strip() for v in pending.raw_header
-            ):
-                differing = [
-                    HEADER_FIELDS[i]
-                    for i, (a, b) in enumerate(zip(head, pending.raw_header, strict=True))
-                    if a.strip() != b.strip()
-                ]
+            pending = _Pending(number, row_no, row)
+        elif pick(row) != pick(pending.row):
+            head, first = raw_header(row), raw_header(pending.row)
+            differing = [
+                HEADER_FIELDS[i]
+                for i, (a, b) in enumerate(zip(head, first, strict=True))
+                if a.strip() != b.strip()
+            ]
+            if differing:
                 error(
                     row_no,
                     differing[0],
