@@ -296,8 +296,11 @@ class _Checker:
             .iterator(chunk_size=20000)
         }
         # What is already stored, compactly (a re-import of a million invoices must fit in memory):
-        # invoice number → 64 bits of its content hash; 64-bit fingerprints of external id → of number.
-        self.existing_numbers: dict[str, int] = {}
+        # hash of the invoice number → 64 bits of its content hash; hash of external id → of number.
+        # Python's 64-bit string hash: a collision of two numbers (odds ~1e-8 in a million-invoice
+        # file) can only make a new invoice look like a duplicate and fail the import, never skip it,
+        # because "unchanged" also needs the 64-bit content hashes to match.
+        self.existing_numbers: dict[int, int] = {}
         self.existing_external: dict[int, int] = {}
         if Invoice.objects.filter(biller=biller).exists():
             for number, external_id, source_hash in (
@@ -305,7 +308,7 @@ class _Checker:
                 .values_list("number", "external_id", "source_hash")
                 .iterator(chunk_size=20000)
             ):
-                self.existing_numbers[number] = int(source_hash[:16] or "0", 16)
+                self.existing_numbers[hash(number)] = int(source_hash[:16] or "0", 16)
                 if external_id:
                     self.existing_external[hash(external_id)] = hash(number)
         self.header_of: Callable[[list[str]], tuple[str, ...]] = tuple
@@ -438,7 +441,7 @@ class _Checker:
             self.seen_external.add(external_fp)
             stored_number_fp = self.existing_external.get(external_fp)
             if stored_number_fp is not None:
-                if stored_number_fp == number_fp and self.existing_numbers.get(number) == content_fp:
+                if stored_number_fp == number_fp and self.existing_numbers.get(number_fp) == content_fp:
                     r.invoices_unchanged += 1
                     return None
                 stored_number = (
@@ -453,7 +456,7 @@ class _Checker:
                     f"{stored_number} with other content; cancel it and use a new id",
                 )
                 return None
-        stored = self.existing_numbers.get(number)
+        stored = self.existing_numbers.get(number_fp)
         if stored is not None:
             if stored == content_fp:  # the content hash covers the external id too
                 r.invoices_unchanged += 1
