@@ -30,6 +30,7 @@ from typing import IO, Any
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing.invoicing import MAX_LINES_PER_INVOICE, LineError, totals_from_sums
 from billing.models import Biller, Customer, Invoice
@@ -141,8 +142,11 @@ def detect_encoding(sample: bytes) -> str:
         return "cp932"
     except UnicodeDecodeError as exc:
         raise ImportFailed(
-            f"The file is neither UTF-8 nor Shift_JIS (cp932): byte offset {exc.start} cannot be read. "
-            "Save it as CSV UTF-8 or CSV (Shift_JIS) and choose the encoding."
+            _(
+                "The file is neither UTF-8 nor Shift_JIS (cp932): byte offset %(offset)d cannot be read. "
+                "Save it as CSV UTF-8 or CSV (Shift_JIS) and choose the encoding."
+            )
+            % {"offset": exc.start}
         ) from exc
 
 
@@ -172,8 +176,11 @@ def _decoded_lines(raw: IO[bytes], encoding: str, counter: _CountingReader) -> I
         yield from text
     except UnicodeDecodeError as exc:
         raise ImportFailed(
-            f"The file is not valid {encoding} near byte offset {counter.offset}: {exc.reason}. "
-            "Choose the other encoding or re-save the file."
+            _(
+                "The file is not valid %(encoding)s near byte offset %(offset)d: %(reason)s. "
+                "Choose the other encoding or re-save the file."
+            )
+            % {"encoding": encoding, "offset": counter.offset, "reason": exc.reason}
         ) from exc
 
 
@@ -186,17 +193,20 @@ def _map_header(header: list[str]) -> dict[str, int]:
         key = _ALIASES.get(name.strip().lstrip("\ufeff").lower())
         if key is None:
             raise ImportFailed(
-                f"Unknown column {name!r}. The columns are described in docs/csv-import.md.",
+                _("Unknown column %(name)r. The columns are described in the CSV import guide.")
+                % {"name": name},
                 row=1,
                 column=name,
             )
         if key in positions:
-            raise ImportFailed(f"Column {name!r} appears twice.", row=1, column=name)
+            raise ImportFailed(_("Column %(name)r appears twice.") % {"name": name}, row=1, column=name)
         positions[key] = i
     missing = [c for c in REQUIRED if c not in positions]
     if missing:
         raise ImportFailed(
-            f"Required columns missing: {', '.join(COLUMNS[c][0] + ' (' + c + ')' for c in missing)}.", row=1
+            _("Required columns missing: %(columns)s.")
+            % {"columns": ", ".join(COLUMNS[c][0] + " (" + c + ")" for c in missing)},
+            row=1,
         )
     return positions
 
@@ -336,8 +346,11 @@ class _Checker:
             r.error(
                 row_no,
                 "invoice_number",
-                f"invoice {number} appears again: the rows of an invoice must be "
-                "together, and an invoice number only once per file",
+                _(
+                    "invoice %(number)s appears again: the rows of an invoice must be together, "
+                    "and an invoice number only once per file"
+                )
+                % {"number": number},
             )
             return None
         self.seen_numbers.add(number_fp)
@@ -349,31 +362,39 @@ class _Checker:
         bad = False
         customer = self.customers.get(customer_code)
         if customer is None:
-            r.error(row_no, "customer_code", f"unknown customer {customer_code!r}")
+            r.error(row_no, "customer_code", _("unknown customer %(code)r") % {"code": customer_code})
             bad = True
         elif customer[3] != Customer.Status.ACTIVE:
-            r.error(row_no, "customer_code", f"customer {customer_code} is inactive")
+            r.error(row_no, "customer_code", _("customer %(code)s is inactive") % {"code": customer_code})
             bad = True
         issue_date = self.dates[issue_text]
         if issue_date is None:
-            r.error(row_no, "issue_date", f"bad date {issue_text!r}: use YYYY-MM-DD")
+            r.error(row_no, "issue_date", _("bad date %(text)r: use YYYY-MM-DD") % {"text": issue_text})
             bad = True
         due_date = self.dates[due_text]
         if due_date is None:
-            r.error(row_no, "due_date", f"bad date {due_text!r}: use YYYY-MM-DD")
+            r.error(row_no, "due_date", _("bad date %(text)r: use YYYY-MM-DD") % {"text": due_text})
             bad = True
         elif issue_date is not None and due_date < issue_date:
             r.error(row_no, "due_date", "is before the issue date")
             bad = True
         if not description:
-            r.error(row_no, "description", "is required")
+            r.error(row_no, "description", _("is required"))
             bad = True
         elif len(description) > 20:
-            r.error(row_no, "description", f"must be at most 20 characters (got {len(description)})")
+            r.error(
+                row_no,
+                "description",
+                _("must be at most 20 characters (got %(n)d)") % {"n": len(description)},
+            )
             bad = True
         elif not _cp932_ok(description, self.cp932):
             bad_chars = "".join(ch for ch in description if not _cp932_ok(ch, self.cp932))
-            r.error(row_no, "description", f"has characters Shift_JIS (cp932) cannot carry: {bad_chars!r}")
+            r.error(
+                row_no,
+                "description",
+                _("has characters Shift_JIS (cp932) cannot carry: %(chars)r") % {"chars": bad_chars},
+            )
             bad = True
         lowered = inclusive_text.lower()
         if lowered in _TRUE:
@@ -381,17 +402,26 @@ class _Checker:
         elif lowered in _FALSE:
             inclusive = False
         else:
-            r.error(row_no, "tax_inclusive", f"must be 1 or 0 (got {inclusive_text!r})")
+            r.error(row_no, "tax_inclusive", _("must be 1 or 0 (got %(text)r)") % {"text": inclusive_text})
             bad = True
             inclusive = False
         if len(number) > 32 or not _NUMBER_OK.issuperset(number) or number[0] in "-_/.":
-            r.error(row_no, "invoice_number", f"{number!r}: use up to 32 letters, digits and - _ / .")
+            r.error(
+                row_no,
+                "invoice_number",
+                _("%(number)r: use up to 32 letters, digits and - _ / .") % {"number": number},
+            )
             bad = True
         if len(external_id) > 64:
             r.error(row_no, "external_id", "must be at most 64 characters")
             bad = True
         if len(pending.lines) > MAX_LINES_PER_INVOICE:
-            r.error(row_no, "item", f"invoice {number} has more than {MAX_LINES_PER_INVOICE} lines")
+            r.error(
+                row_no,
+                "item",
+                _("invoice %(number)s has more than %(max)d lines")
+                % {"number": number, "max": MAX_LINES_PER_INVOICE},
+            )
             bad = True
         if bad or customer is None:
             return None
@@ -412,8 +442,11 @@ class _Checker:
                 r.error(
                     row_no,
                     "total",
-                    f"total mismatch: the file says {pending.total}, the lines come to "
-                    f"{totals.total:,} yen ({self.rounding} rounding, tax once per rate)",
+                    _(
+                        "total mismatch: the file says %(stated)s, the lines come to %(total)s yen "
+                        "(%(rounding)s rounding, tax once per rate)"
+                    )
+                    % {"stated": pending.total, "total": f"{totals.total:,}", "rounding": self.rounding},
                 )
                 return None
         lines_json = "[" + ",".join(pending.lines) + "]"
@@ -436,7 +469,11 @@ class _Checker:
         if external_id:
             external_fp = hash(external_id)
             if external_fp in self.seen_external:
-                r.error(row_no, "external_id", f"external id {external_id} appears twice in the file")
+                r.error(
+                    row_no,
+                    "external_id",
+                    _("external id %(id)s appears twice in the file") % {"id": external_id},
+                )
                 return None
             self.seen_external.add(external_fp)
             stored_number_fp = self.existing_external.get(external_fp)
@@ -452,8 +489,11 @@ class _Checker:
                 r.error(
                     row_no,
                     "external_id",
-                    f"external id {external_id} was already imported as invoice "
-                    f"{stored_number} with other content; cancel it and use a new id",
+                    _(
+                        "external id %(id)s was already imported as invoice %(number)s with other content; "
+                        "cancel it and use a new id"
+                    )
+                    % {"id": external_id, "number": stored_number},
                 )
                 return None
         stored = self.existing_numbers.get(number_fp)
@@ -461,7 +501,11 @@ class _Checker:
             if stored == content_fp:  # the content hash covers the external id too
                 r.invoices_unchanged += 1
                 return None
-            r.error(row_no, "invoice_number", f"duplicate invoice number {number}: it already exists")
+            r.error(
+                row_no,
+                "invoice_number",
+                _("duplicate invoice number %(number)s: it already exists") % {"number": number},
+            )
             return None
         r.invoices_new += 1
         r.total_amount += totals.total
@@ -509,7 +553,7 @@ def check_rows(
     try:
         header = next(reader)
     except StopIteration:
-        raise ImportFailed("The file is empty.", row=1) from None
+        raise ImportFailed(_("The file is empty."), row=1) from None
     pos = _map_header(header)
     width = len(header)
     i_number = pos["invoice_number"]
@@ -532,7 +576,9 @@ def check_rows(
         if len(row) != width:
             if not any(cell.strip() for cell in row):
                 continue  # a blank line
-            error(row_no, "", f"has {len(row)} fields; the header has {width}")
+            error(
+                row_no, "", _("has %(n)d fields; the header has %(width)d") % {"n": len(row), "width": width}
+            )
             if pending is not None:
                 pending.bad = True
             continue
@@ -540,7 +586,7 @@ def check_rows(
         row.append("")
         number = row[i_number].strip()
         if not number:
-            error(row_no, "invoice_number", "is required")
+            error(row_no, "invoice_number", _("is required"))
             continue
         if pending is None or number != pending.number:
             if pending is not None:
@@ -559,8 +605,11 @@ def check_rows(
                 error(
                     row_no,
                     differing[0],
-                    f"differs from row {pending.first_row} of the same invoice "
-                    f"{number}; the invoice columns must repeat on every line",
+                    _(
+                        "differs from row %(row)d of the same invoice %(number)s; "
+                        "the invoice columns must repeat on every line"
+                    )
+                    % {"row": pending.first_row, "number": number},
                 )
                 pending.bad = True
                 continue
@@ -571,7 +620,8 @@ def check_rows(
                     error(
                         row_no,
                         "total",
-                        f"says {stated} but an earlier line of invoice {number} says {pending.total}",
+                        _("says %(stated)s but an earlier line of invoice %(number)s says %(earlier)s")
+                        % {"stated": stated, "number": number, "earlier": pending.total},
                     )
                     pending.bad = True
                 pending.total = stated
@@ -579,10 +629,10 @@ def check_rows(
         ok = True
         item = row[i_item].strip()
         if not item:
-            error(row_no, "item", "is required")
+            error(row_no, "item", _("is required"))
             ok = False
         elif len(item) > 100:
-            error(row_no, "item", "must be at most 100 characters")
+            error(row_no, "item", _("must be at most 100 characters"))
             ok = False
         quantity = 1
         if i_quantity is not None:
@@ -593,7 +643,11 @@ def check_rows(
                 except ValueError:
                     quantity = 0
                 if not 1 <= quantity <= 10_000_000 or not q_text.replace(",", "").isdigit():
-                    error(row_no, "quantity", f"must be a whole number from 1 to 10,000,000 (got {q_text!r})")
+                    error(
+                        row_no,
+                        "quantity",
+                        _("must be a whole number from 1 to 10,000,000 (got %(text)r)") % {"text": q_text},
+                    )
                     ok = False
         p_text = row[i_price].strip()
         try:
@@ -603,12 +657,16 @@ def check_rows(
             digits = cleaned[1:] if cleaned.startswith("-") else cleaned
             unit_price = int(cleaned) if digits.isdigit() else None  # type: ignore[assignment]
         if unit_price is None or not -9_999_999_999 <= unit_price <= 9_999_999_999 or "_" in p_text:
-            error(row_no, "unit_price", f"must be a whole number of yen (got {p_text!r})")
+            error(row_no, "unit_price", _("must be a whole number of yen (got %(text)r)") % {"text": p_text})
             ok = False
         c_text = row[i_category].strip()
         category = categories.get(c_text) or categories.get(c_text.lower())
         if category is None:
-            error(row_no, "tax_category", f"unknown tax category {c_text!r}: use 10, 8 or exempt")
+            error(
+                row_no,
+                "tax_category",
+                _("unknown tax category %(text)r: use 10, 8 or exempt") % {"text": c_text},
+            )
             ok = False
         if not ok:
             pending.bad = True
@@ -633,7 +691,7 @@ def check_rows(
             emit(stored)
     result.rows = rows
     if rows == 0 and result.error_count == 0:
-        raise ImportFailed("The file has a header but no invoice rows.", row=2)
+        raise ImportFailed(_("The file has a header but no invoice rows."), row=2)
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -780,14 +838,14 @@ def run(
     sample = raw.read(1 << 16)
     raw.seek(0)
     if not sample:
-        raise ImportFailed("The file is empty.", row=1)
+        raise ImportFailed(_("The file is empty."), row=1)
     chosen = encoding or detect_encoding(sample)
     if chosen == "utf-8" and sample.startswith(codecs.BOM_UTF8):
         chosen = "utf-8-sig"
     try:
         codecs.lookup(chosen)
     except LookupError as exc:
-        raise ImportFailed(f"Unknown encoding {chosen!r}.") from exc
+        raise ImportFailed(_("Unknown encoding %(name)r.") % {"name": chosen}) from exc
     result = ImportResult(encoding=chosen)
     counter = _CountingReader(raw)
     now = timezone.now()

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 TAX_RATES = {"10": 10, "8": 8, "exempt": 0}
 TAX_CATEGORY_LABELS = {"10": "10%", "8": "8%※", "exempt": "非課税"}
 MAX_QUANTITY = 10_000_000
@@ -45,16 +47,22 @@ def round_div(numerator: int, denominator: int, rule: str) -> int:
 
 def _int(value: Any, field: str, *, low: int, high: int) -> int:
     if isinstance(value, bool):
-        raise LineError(field, "must be a whole number")
+        raise LineError(field, _("must be a whole number"))
     if isinstance(value, int):
         number = value
     else:
         text = str(value).strip().replace(",", "")
         if not text.lstrip("-").isdigit():
-            raise LineError(field, f"must be a whole number of yen or units, not {value!r}")
+            raise LineError(
+                field, _("must be a whole number of yen or units, not %(value)r") % {"value": value}
+            )
         number = int(text)
     if not low <= number <= high:
-        raise LineError(field, f"must be between {low:,} and {high:,} (got {number:,})")
+        raise LineError(
+            field,
+            _("must be between %(low)s and %(high)s (got %(number)s)")
+            % {"low": f"{low:,}", "high": f"{high:,}", "number": f"{number:,}"},
+        )
     return number
 
 
@@ -62,9 +70,9 @@ def clean_line(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Validate one line; returns the stored form with its amount. Raises LineError naming the field."""
     description = str(raw.get("description") or "").strip()
     if not description:
-        raise LineError("description", "is required")
+        raise LineError("description", _("is required"))
     if len(description) > 100:
-        raise LineError("description", "must be at most 100 characters")
+        raise LineError("description", _("must be at most 100 characters"))
     quantity = _int(raw.get("quantity", 1), "quantity", low=1, high=MAX_QUANTITY)
     unit_price = _int(raw.get("unit_price"), "unit_price", low=-MAX_UNIT_PRICE, high=MAX_UNIT_PRICE)
     category = str(raw.get("tax_category") or "").strip()
@@ -72,7 +80,9 @@ def clean_line(raw: Mapping[str, Any]) -> dict[str, Any]:
         category, category
     )
     if category not in TAX_RATES:
-        raise LineError("tax_category", f"must be 10, 8 or exempt (got {raw.get('tax_category')!r})")
+        raise LineError(
+            "tax_category", _("must be 10, 8 or exempt (got %(value)r)") % {"value": raw.get("tax_category")}
+        )
     return {
         "description": description,
         "quantity": quantity,
@@ -125,7 +135,9 @@ def totals_from_sums(
     for category, amount in (("10", sum_10), ("8", sum_8), ("exempt", sum_exempt)):
         if amount < 0:
             raise LineError(
-                "lines", f"the {category} lines sum to {amount:,} yen; a rate's sum cannot be negative"
+                "lines",
+                _("the %(category)s lines sum to %(amount)s yen; a rate's sum cannot be negative")
+                % {"category": category, "amount": f"{amount:,}"},
             )
     if tax_inclusive:
         tax_10 = round_div(sum_10 * 10, 110, rounding)
@@ -137,5 +149,9 @@ def totals_from_sums(
         subtotal_10, subtotal_8 = sum_10, sum_8
     total = subtotal_10 + tax_10 + subtotal_8 + tax_8 + sum_exempt
     if total > MAX_TOTAL:
-        raise LineError("lines", f"the total {total:,} yen exceeds {MAX_TOTAL:,} yen")
+        raise LineError(
+            "lines",
+            _("the total %(total)s yen exceeds %(max)s yen")
+            % {"total": f"{total:,}", "max": f"{MAX_TOTAL:,}"},
+        )
     return Totals(subtotal_10, tax_10, subtotal_8, tax_8, sum_exempt, total)

@@ -591,6 +591,9 @@ class ImportJob(models.Model):
     file_sha256 = models.CharField(max_length=64)
     encoding = models.CharField(max_length=16, blank=True, help_text="empty: detect")
     publish = models.BooleanField(default=True)
+    language = models.CharField(
+        max_length=10, default="ja", help_text="the language of the report: the uploader's"
+    )
     rows = models.BigIntegerField(default=0)
     invoices_new = models.BigIntegerField(default=0)
     invoices_unchanged = models.BigIntegerField(default=0)

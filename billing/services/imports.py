@@ -9,7 +9,7 @@ from typing import IO
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from billing import imports
 from billing.errors import InvalidTransition, NotFound, ValidationFailed
@@ -53,6 +53,7 @@ def import_job_create(
     publish: bool = True,
     run_now: bool = False,
     mode: str = ImportJob.Mode.PREVIEW,
+    language: str = "",
 ) -> ImportJob:
     """Store the upload and queue its preview (or, with mode import, the import itself: it checks every
     row as it goes and writes nothing on error). ``run_now`` runs it in this process (the command line)."""
@@ -74,6 +75,7 @@ def import_job_create(
             file_sha256=sha,
             encoding=encoding,
             publish=publish,
+            language=language or translation.get_language() or settings.LANGUAGE_CODE,
         )
         if not run_now:
             transaction.on_commit(lambda: tasks.import_job_run.delay(job.pk))
@@ -106,6 +108,7 @@ def import_job_confirm(
             file_sha256=preview.file_sha256,
             encoding=preview.encoding,
             publish=preview.publish,
+            language=preview.language,
             preview_of=preview,
         )
         if not run_now:
@@ -127,7 +130,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
         job.save(update_fields=["status", "started_at"])
     write = job.mode == ImportJob.Mode.IMPORT
     try:
-        with open(job.file_path, "rb") as raw:
+        with open(job.file_path, "rb") as raw, translation.override(job.language):
             result = imports.run(
                 raw,
                 biller=job.biller,

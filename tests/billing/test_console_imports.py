@@ -95,3 +95,21 @@ def test_another_tenants_import_is_hidden(admin_client: Client, biller: Biller) 
         admin_client, lambda pk: f"{base}/{pk}/import/", theirs.pk, method="post", data={}
     )
     assert not Invoice.objects.exists()
+
+
+def test_problems_are_reported_in_the_uploaders_language(admin_client: Client, biller: Biller) -> None:
+    make_customer(biller, code="D-1")
+    bad = CSV.replace("1200,8%", "1200,5").encode("cp932")
+    file = SimpleUploadedFile("請求.csv", bad, content_type="text/csv")
+    admin_client.post(
+        f"/b/{biller.slug}/console/imports/", {"file": file, "publish": "on"}, HTTP_ACCEPT_LANGUAGE="ja"
+    )
+    job = ImportJob.objects.get(biller=biller)
+    assert job.language == "ja"
+    assert job.errors == [
+        {
+            "row": 3,
+            "column": "tax_category",
+            "message": "不明な税区分 '5' です。10、8、exempt（非課税）のいずれかにしてください",
+        }
+    ]
