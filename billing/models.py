@@ -469,8 +469,13 @@ class Invoice(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["biller", "status", "due_date"], name="invoice_status_due"),
+            # Every console/API sort, with and without a status filter, reads its first page from an
+            # index that ends in id (ties are common: a monthly run shares one due date).
             models.Index(fields=["biller", "issue_date", "id"], name="invoice_issue_date"),
+            models.Index(fields=["biller", "status", "issue_date", "id"], name="invoice_status_issue"),
+            models.Index(fields=["biller", "due_date", "id"], name="invoice_due_date"),
+            models.Index(fields=["biller", "status", "due_date", "id"], name="invoice_status_due_id"),
+            models.Index(fields=["biller", "total", "id"], name="invoice_total"),
             models.Index(fields=["biller", "customer", "issue_date"], name="invoice_customer"),
             models.Index(
                 fields=["original"], condition=Q(original__isnull=False), name="invoice_credit_notes"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import IO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone, translation
 
 from billing import imports
@@ -18,6 +18,7 @@ from billing.services.core import audit_record
 
 ENCODINGS = {"": "detect", "utf-8": "UTF-8", "utf-8-sig": "UTF-8 (BOM)", "cp932": "Shift_JIS (cp932)"}
 NOTIFY_CHUNK = 1000
+ANALYZE_AFTER = 10_000  # invoices; PostgreSQL's autovacuum would get there too, later
 
 
 def _store_upload(*, biller: Biller, upload: IO[bytes]) -> tuple[Path, int, str]:
@@ -194,6 +195,10 @@ def import_job_run(*, job_id: int) -> ImportJob:
             )
         if write and job.status == ImportJob.Status.SUCCEEDED and job.publish:
             transaction.on_commit(lambda: tasks.import_notify.delay(job.pk))
+    if write and job.invoices_new >= ANALYZE_AFTER and connection.vendor == "postgresql":
+        # fresh planner statistics, or the console's first page after a large load may sort in memory
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE billing_invoice")
     return job
 
 
