@@ -45,7 +45,7 @@ migrations-check: venv
 	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 
 messages: venv
-	cd config && DJANGO_DEBUG=1 ../$(PY) ../manage.py makemessages -l ja -l en --ignore=../.venv/* 
+	DJANGO_DEBUG=1 $(PY) manage.py makemessages -l ja -l en --ignore='.venv/*' --ignore='tests/*' --ignore='docs/*'
 	DJANGO_DEBUG=1 $(PY) manage.py compilemessages
 
 clean:

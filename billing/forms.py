@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.kana import to_double_byte, to_zengin_kana
 from billing.models import Biller, Membership, User, console_login
+from billing.services import BILLER_FIELDS
 
 
 class LoginForm(forms.Form):
@@ -60,21 +61,7 @@ class BillerForm(forms.ModelForm):
 
     class Meta:
         model = Biller
-        fields = [
-            "legal_name",
-            "short_name",
-            "name_kana",
-            "payee_number",
-            "biller_code",
-            "registration_number",
-            "slug",
-            "contact_name",
-            "contact_email",
-            "contact_phone",
-            "late_payment_policy",
-            "tax_rounding",
-            "reminder_days",
-        ]
+        fields = list(BILLER_FIELDS)  # what the services accept, nothing else
         widgets = {
             "payee_number": forms.TextInput(
                 attrs={"inputmode": "numeric", "pattern": r"\d{5}", "maxlength": 5}

@@ -24,7 +24,6 @@ import functools
 import hashlib
 import secrets
 import struct
-from collections.abc import Iterable
 
 HALF = 10**7
 DOMAIN = HALF * HALF  # 10**14 documents per biller
@@ -79,28 +78,6 @@ class NumberIssuer:
     def customer_number(self, counter: int) -> str:
         body = permute(counter, self._keys)
         return f"{body:014d}{check_digits(body):02d}"
-
-    def customer_numbers(self, counters: Iterable[int]) -> list[str]:
-        """Numbers for many counters: the same as ``customer_number``, inlined for bulk issue."""
-        k1, k2, k3, k4 = self._keys
-        mult, mask, half = 0x9E3779B97F4A7C15, _MASK, HALF
-        out: list[str] = []
-        append = out.append
-        for n in counters:
-            if not 0 <= n < DOMAIN:
-                raise ValueError(f"number counter {n} is outside 0..{DOMAIN - 1}")
-            left, right = divmod(n, half)
-            z = ((right ^ k1) * mult) & mask
-            left, right = right, (left + (z ^ (z >> 29)) % half) % half
-            z = ((right ^ k2) * mult) & mask
-            left, right = right, (left + (z ^ (z >> 29)) % half) % half
-            z = ((right ^ k3) * mult) & mask
-            left, right = right, (left + (z ^ (z >> 29)) % half) % half
-            z = ((right ^ k4) * mult) & mask
-            left, right = right, (left + (z ^ (z >> 29)) % half) % half
-            body = left * half + right
-            append(f"{body:014d}{98 - (body * 100) % 97:02d}")
-        return out
 
     def counter_of(self, customer_number: str) -> int | None:
         if len(customer_number) != CUSTOMER_NUMBER_LENGTH or not check_digits_valid(customer_number):

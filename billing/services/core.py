@@ -371,13 +371,6 @@ def membership_create(*, actor: User | None, biller: Biller, user: User, role: s
     return membership
 
 
-def staff_user_create(*, actor: User | None, email: str, name: str, password: str) -> User:
-    with transaction.atomic():
-        user = User.objects.create_user(email, password, name=name, is_idc_staff=True)
-        audit_record(actor=actor, action="user.create_staff", target=user, summary=user.login)
-    return user
-
-
 # --- customers -------------------------------------------------------------------------------------------
 
 CUSTOMER_FIELDS = ("code", "name", "name_kana", "email", "kind", "postal_code", "address", "status")

@@ -197,3 +197,18 @@ def test_reminders_are_sent_once_within_the_reminder_window(biller: Biller, mail
     assert due_reminders_send(today=D(2026, 12, 1)) == 1
     assert due_reminders_send(today=D(2026, 12, 1)) == 0
     assert len(mailoutbox) == 1 and soon.number in mailoutbox[0].subject
+
+
+def test_payment_numbers_find_the_published_invoice_only(biller: Biller) -> None:
+    from billing.selectors import invoice_by_payment_numbers
+
+    customer = make_customer(biller)
+    published = services.invoice_create(actor=None, biller=biller, data=invoice_data(customer), publish=True)
+    draft = services.invoice_create(actor=None, biller=biller, data=invoice_data(customer, number="D-1"))
+    number = published.customer_number
+    assert invoice_by_payment_numbers(biller=biller, customer_number=number) == published
+    typo = number[:-1] + str((int(number[-1]) + 1) % 10)
+    assert invoice_by_payment_numbers(biller=biller, customer_number=typo) is None
+    assert invoice_by_payment_numbers(biller=make_biller(), customer_number=number) is None
+    draft_number = NumberIssuer(biller.number_key).customer_number(draft.pk)
+    assert invoice_by_payment_numbers(biller=biller, customer_number=draft_number) is None

@@ -98,10 +98,9 @@ def test_totals_add_up(items: list, rule: str, inclusive: bool) -> None:
 
 def test_customer_numbers_are_unique_non_sequential_and_checked() -> None:
     issuer = NumberIssuer(new_number_key())
-    numbers = issuer.customer_numbers(range(20000))
+    numbers = [issuer.customer_number(i) for i in range(20000)]
     assert len(set(numbers)) == 20000
     assert all(len(n) == CUSTOMER_NUMBER_LENGTH and check_digits_valid(n) for n in numbers)
-    assert numbers[:50] == [issuer.customer_number(i) for i in range(50)]
     # neighbours are far apart: no two consecutive counters give numbers within 1,000,000 of each other
     assert min(abs(int(a) - int(b)) for a, b in itertools.pairwise(numbers)) > 10**6
     assert [issuer.counter_of(n) for n in numbers[:100]] == list(range(100))
@@ -109,7 +108,7 @@ def test_customer_numbers_are_unique_non_sequential_and_checked() -> None:
 
 def test_another_biller_key_gives_other_numbers() -> None:
     a, b = NumberIssuer(new_number_key()), NumberIssuer(new_number_key())
-    assert a.customer_numbers(range(100)) != b.customer_numbers(range(100))
+    assert [a.customer_number(i) for i in range(100)] != [b.customer_number(i) for i in range(100)]
 
 
 @given(st.integers(0, 10**14 - 1), st.integers(0, 15), st.integers(1, 9))
