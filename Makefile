@@ -46,7 +46,7 @@ migrations-check: venv
 
 messages: venv
 	DJANGO_DEBUG=1 $(PY) manage.py makemessages -l ja -l en --ignore='.venv/*' --ignore='tests/*' --ignore='docs/*'
-	DJANGO_DEBUG=1 $(PY) manage.py compilemessages
+	DJANGO_DEBUG=1 $(PY) manage.py compilemessages --ignore='.venv/*'
 
 clean:
 	rm -rf .run

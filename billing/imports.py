@@ -39,6 +39,7 @@ from billing.numbers import confirmation_numbers
 MAX_ERRORS_KEPT = 1000
 CONFIRMATION_BLOCK = 50_000
 PROGRESS_EVERY = 20_000
+LOOKUP_BATCH = 5_000  # invoices decided per query against what is stored
 
 # canonical name → accepted header spellings (Japanese first)
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -305,22 +306,11 @@ class _Checker:
             .values_list("code", "pk", "name", "email", "status")
             .iterator(chunk_size=20000)
         }
-        # What is already stored, compactly (a re-import of a million invoices must fit in memory):
-        # hash of the invoice number → 64 bits of its content hash; hash of external id → of number.
-        # Python's 64-bit string hash: a collision of two numbers (odds ~1e-8 in a million-invoice
-        # file) can only make a new invoice look like a duplicate and fail the import, never skip it,
-        # because "unchanged" also needs the 64-bit content hashes to match.
-        self.existing_numbers: dict[int, int] = {}
-        self.existing_external: dict[int, int] = {}
-        if Invoice.objects.filter(biller=biller).exists():
-            for number, external_id, source_hash in (
-                Invoice.objects.filter(biller=biller)
-                .values_list("number", "external_id", "source_hash")
-                .iterator(chunk_size=20000)
-            ):
-                self.existing_numbers[hash(number)] = int(source_hash[:16] or "0", 16)
-                if external_id:
-                    self.existing_external[hash(external_id)] = hash(number)
+        # What is already stored is looked up in batches (one indexed query per LOOKUP_BATCH invoices),
+        # not loaded: re-importing a million invoices stays within the same memory as importing them.
+        self.has_existing = Invoice.objects.filter(biller=biller).exists()
+        self.batch: list[tuple[int, str, str, str, InvoiceRow, int]] = []
+        self.emit: Callable[[InvoiceRow], None] = lambda row: None
         self.header_of: Callable[[list[str]], tuple[str, ...]] = tuple
         self.seen_numbers: set[int] = set()
         self.seen_external: set[int] = set()
@@ -465,7 +455,6 @@ class _Checker:
             ).encode(),
             digest_size=20,
         ).hexdigest()
-        content_fp = int(content_hash[:16], 16)
         if external_id:
             external_fp = hash(external_id)
             if external_fp in self.seen_external:
@@ -476,40 +465,7 @@ class _Checker:
                 )
                 return None
             self.seen_external.add(external_fp)
-            stored_number_fp = self.existing_external.get(external_fp)
-            if stored_number_fp is not None:
-                if stored_number_fp == number_fp and self.existing_numbers.get(number_fp) == content_fp:
-                    r.invoices_unchanged += 1
-                    return None
-                stored_number = (
-                    Invoice.objects.filter(biller=self.biller, external_id=external_id)
-                    .values_list("number", flat=True)
-                    .first()
-                )
-                r.error(
-                    row_no,
-                    "external_id",
-                    _(
-                        "external id %(id)s was already imported as invoice %(number)s with other content; "
-                        "cancel it and use a new id"
-                    )
-                    % {"id": external_id, "number": stored_number},
-                )
-                return None
-        stored = self.existing_numbers.get(number_fp)
-        if stored is not None:
-            if stored == content_fp:  # the content hash covers the external id too
-                r.invoices_unchanged += 1
-                return None
-            r.error(
-                row_no,
-                "invoice_number",
-                _("duplicate invoice number %(number)s: it already exists") % {"number": number},
-            )
-            return None
-        r.invoices_new += 1
-        r.total_amount += totals.total
-        return (
+        row = (
             self.biller_id,
             "invoice",
             customer[0],
@@ -536,6 +492,75 @@ class _Checker:
             self.now,
             self.now,
         )
+        if self.has_existing:
+            self.batch.append((row_no, number, external_id, content_hash, row, totals.total))
+            if len(self.batch) >= LOOKUP_BATCH:
+                self.resolve()
+            return None
+        r.invoices_new += 1
+        r.total_amount += totals.total
+        return row
+
+    def resolve(self) -> None:
+        """Decide a batch of checked invoices against what is stored: new (emitted), unchanged or error."""
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
+        r = self.result
+        numbers = [item[1] for item in batch]
+        externals = [item[2] for item in batch if item[2]]
+        by_number: dict[str, tuple[str, str]] = {}
+        by_external: dict[str, tuple[str, str]] = {}
+        found: list[tuple[str, str, str]]
+        if connection.vendor == "postgresql":
+            # one array parameter per key list, each an index probe per key: ~40 ms for 5,000 invoices
+            # (an ORM IN list of 5,000 placeholders is ten times slower, an OR of the two a table scan)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT number, external_id, source_hash FROM billing_invoice "
+                    "WHERE biller_id = %s AND number = ANY(%s) UNION "
+                    "SELECT number, external_id, source_hash FROM billing_invoice "
+                    "WHERE biller_id = %s AND external_id = ANY(%s) AND external_id <> ''",
+                    [self.biller_id, numbers, self.biller_id, externals],
+                )
+                found = cursor.fetchall()
+        else:
+            of_biller = Invoice.objects.filter(biller_id=self.biller_id)
+            columns = ("number", "external_id", "source_hash")
+            found = list(of_biller.filter(number__in=numbers).values_list(*columns))
+            found += of_biller.filter(external_id__in=externals).values_list(*columns)
+        for number, external_id, source_hash in found:
+            by_number[number] = (external_id, source_hash)
+            if external_id:
+                by_external[external_id] = (number, source_hash)
+        for row_no, number, external_id, content_hash, row, total in batch:
+            if external_id and external_id in by_external:
+                stored_number, stored_hash = by_external[external_id]
+                if stored_number == number and stored_hash == content_hash:
+                    r.invoices_unchanged += 1
+                else:
+                    r.error(
+                        row_no,
+                        "external_id",
+                        _(
+                            "external id %(id)s was already imported as invoice %(number)s with other "
+                            "content; cancel it and use a new id"
+                        )
+                        % {"id": external_id, "number": stored_number},
+                    )
+            elif number in by_number:
+                if by_number[number][1] == content_hash:  # the content hash covers the external id too
+                    r.invoices_unchanged += 1
+                else:
+                    r.error(
+                        row_no,
+                        "invoice_number",
+                        _("duplicate invoice number %(number)s: it already exists") % {"number": number},
+                    )
+            else:
+                r.invoices_new += 1
+                r.total_amount += total
+                self.emit(row)
 
 
 def check_rows(
@@ -567,6 +592,7 @@ def check_rows(
     pick = raw_header
 
     checker.header_of = raw_header
+    checker.emit = emit
     categories = _CATEGORIES
     pending: _Pending | None = None
     row_no = 1
@@ -689,6 +715,8 @@ def check_rows(
         stored = checker.finish(pending)
         if stored is not None:
             emit(stored)
+    checker.resolve()
+    result.errors.sort(key=operator.attrgetter("row"))  # batch decisions report a little late
     result.rows = rows
     if rows == 0 and result.error_count == 0:
         raise ImportFailed(_("The file has a header but no invoice rows."), row=2)

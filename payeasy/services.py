@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from billing.errors import ValidationFailed
 from billing.models import Biller, User
@@ -28,7 +29,9 @@ class ContractInput:
     def as_fields(self) -> dict[str, Any]:
         unknown = [c for c in self.channels if c not in CHANNEL_FIELDS]
         if unknown:
-            raise ValidationFailed({"channels": [f"unknown channel {c!r}" for c in unknown]})
+            raise ValidationFailed(
+                {"channels": [_("unknown channel %(code)r") % {"code": c} for c in unknown]}
+            )
         flags = {name: code in self.channels for code, name in CHANNEL_FIELDS.items()}
         return {
             "bank_code": self.bank_code.strip(),
@@ -44,12 +47,12 @@ def _check_overlap(*, biller: Biller, contract: ContractedBank, prefix: str) -> 
         others = others.exclude(pk=contract.pk)
     for other in others:
         if other.overlaps(contract.valid_from, contract.valid_to):
-            until = other.valid_to.isoformat() if other.valid_to else "open end"
+            until = other.valid_to.isoformat() if other.valid_to else _("open end")
             raise ValidationFailed(
                 {
                     f"{prefix}valid_from": [
-                        f"The period overlaps the contract with bank {other.bank_code} "
-                        f"from {other.valid_from.isoformat()} to {until}."
+                        _("The period overlaps the contract with bank %(bank)s from %(start)s to %(end)s.")
+                        % {"bank": other.bank_code, "start": other.valid_from.isoformat(), "end": until}
                     ]
                 }
             )

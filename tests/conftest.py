@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
 from django.db import connection
@@ -44,6 +45,15 @@ def _database_is_what_ci_asked_for(django_db_setup: None, django_db_blocker: pyt
             assert connection.vendor == "postgresql", (
                 f"REQUIRE_SERVICES is set but the database is {connection.vendor}; set DATABASE_URL"
             )
+
+
+@pytest.fixture(autouse=True)
+def _language_reset() -> Iterator[None]:
+    """A request served in Japanese leaves the thread's language active; each test starts from the default."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -149,7 +150,7 @@ def _customer_for(biller: Any, reference: str) -> Customer:
     if found is None and reference.isdigit():
         found = qs.filter(pk=int(reference)).first()
     if found is None:
-        raise ValidationFailed({"customer": [f"no customer {reference!r} for this biller"]})
+        raise ValidationFailed({"customer": [_("no customer %(ref)r for this biller") % {"ref": reference}]})
     return found
 
 

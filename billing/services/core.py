@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from billing.kana import to_double_byte, to_zengin_kana
@@ -37,6 +38,19 @@ BILLER_FIELDS = (
 
 
 # --- audit -----------------------------------------------------------------------------------------
+
+
+def _invitation_gone(state: str) -> str:
+    labels = {
+        "accepted": _("This invitation link has already been used."),
+        "revoked": _("This invitation link has been revoked."),
+        "expired": _("This invitation link has expired."),
+    }
+    return str(labels.get(state, _("This invitation link is not valid.")))
+
+
+def _customer_code_taken(code: str) -> str:
+    return _("Customer code %(code)s already exists for this biller.") % {"code": code}
 
 
 def _jsonable(value: Any) -> Any:
@@ -94,7 +108,7 @@ def reject_unknown_fields(data: dict[str, Any], allowed: Iterable[str]) -> None:
     """A service takes only the fields it knows: anything else is an error naming it, not ignored."""
     unknown = set(data) - set(allowed)
     if unknown:
-        raise ValidationFailed({name: ["unknown field"] for name in sorted(unknown)})
+        raise ValidationFailed({name: [_("unknown field")] for name in sorted(unknown)})
 
 
 def _full_clean(instance: models.Model, *, prefix: str = "", exclude: list[str] | None = None) -> None:
@@ -132,7 +146,7 @@ def biller_create(*, actor: User, data: dict[str, Any]) -> Biller:
         try:
             biller.save()
         except IntegrityError as exc:  # a concurrent onboarding took the code or slug
-            raise Conflict(f"biller code or slug already taken: {exc}") from exc
+            raise Conflict(_("The biller code or slug is already taken.")) from exc
         audit_record(
             actor=actor,
             action="biller.create",
@@ -179,7 +193,9 @@ def biller_set_status(*, actor: User, biller: Biller, status: str, reason: str =
         action = _TRANSITIONS.get((locked.status, status))
         if action is None:
             raise InvalidTransition(
-                f"A biller in status {locked.status} cannot become {status}.", field="status"
+                _("A biller in status %(current)s cannot become %(new)s.")
+                % {"current": locked.get_status_display().lower(), "new": status},
+                field="status",
             )
         before = {"status": locked.status}
         locked.status = status
@@ -211,7 +227,7 @@ def invitation_create(*, actor: User, biller: Biller, email: str, role: str) -> 
     from billing import tasks
 
     if role not in Membership.Role.values:
-        raise ValidationFailed({"role": [f"unknown role {role!r}"]})
+        raise ValidationFailed({"role": [_("unknown role %(role)r") % {"role": role}]})
     try:
         from django.core.validators import validate_email
 
@@ -219,7 +235,7 @@ def invitation_create(*, actor: User, biller: Biller, email: str, role: str) -> 
     except ValidationError as exc:
         raise ValidationFailed({"email": [str(m) for m in exc.messages]}) from exc
     if biller.is_suspended:
-        raise InvalidTransition("A suspended biller cannot invite members.", field="biller")
+        raise InvalidTransition(_("A suspended biller cannot invite members."), field="biller")
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         invitation = Invitation.objects.create(
@@ -246,12 +262,12 @@ def invitation_get_pending(*, token: str) -> Invitation:
     """The pending invitation for a token; NotFound for a wrong, used, revoked or expired one."""
     invitation = Invitation.objects.select_related("biller").filter(token_hash=_token_hash(token)).first()
     if invitation is None:
-        raise NotFound("This invitation link is not valid.", code="invitation_invalid")
+        raise NotFound(_("This invitation link is not valid."), code="invitation_invalid")
     state = invitation.state
     if state != "pending":
-        raise NotFound(f"This invitation link has been {state}.", code=f"invitation_{state}")
+        raise NotFound(_invitation_gone(state), code=f"invitation_{state}")
     if invitation.biller.is_suspended:
-        raise NotFound("This invitation link is not valid.", code="invitation_invalid")
+        raise NotFound(_("This invitation link is not valid."), code="invitation_invalid")
     return invitation
 
 
@@ -269,17 +285,17 @@ def invitation_accept(
         pending = invitation_get_pending(token=token)
         invitation = Invitation.objects.select_for_update().get(pk=pending.pk)
         if invitation.state != "pending":  # someone used it between the read and the lock
-            raise NotFound(f"This invitation link has been {invitation.state}.", code="invitation_used")
+            raise NotFound(_invitation_gone(invitation.state), code="invitation_used")
         if user is None:
             login = console_login(invitation.email)
             if User.objects.filter(login=login).exists():
                 raise Conflict(
-                    "An account with this e-mail exists: log in first, then open the link again.",
+                    _("An account with this e-mail exists: log in first, then open the link again."),
                     code="login_required",
                 )
             candidate = User(login=login, email=invitation.email, name=name.strip())
             if not candidate.name:
-                raise ValidationFailed({"name": ["Enter your name."]})
+                raise ValidationFailed({"name": [_("Enter your name.")]})
             try:
                 validate_password(password, candidate)
             except ValidationError as exc:
@@ -292,7 +308,7 @@ def invitation_accept(
             )
         elif console_login(user.email) != console_login(invitation.email):
             raise Conflict(
-                "This invitation was sent to another e-mail address. Log out and open the link again.",
+                _("This invitation was sent to another e-mail address. Log out and open the link again."),
                 code="wrong_account",
             )
         membership, created = Membership.objects.get_or_create(
@@ -327,7 +343,7 @@ def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
     with transaction.atomic():
         locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
         if locked.state != "pending":
-            raise InvalidTransition(f"The invitation is {locked.state}.", field="invitation")
+            raise InvalidTransition(_invitation_gone(locked.state), field="invitation")
         locked.revoked_at = timezone.now()
         locked.save(update_fields=["revoked_at"])
         audit_record(
@@ -339,9 +355,9 @@ def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
 def membership_create(*, actor: User | None, biller: Biller, user: User, role: str) -> Membership:
     """Give a console user a role at a biller (idempotent for the same role)."""
     if role not in Membership.Role.values:
-        raise ValidationFailed({"role": [f"unknown role {role!r}"]})
+        raise ValidationFailed({"role": [_("unknown role %(role)r") % {"role": role}]})
     if user.realm != User.Realm.CONSOLE:
-        raise ValidationFailed({"user": ["Only console users can be members of a biller."]})
+        raise ValidationFailed({"user": [_("Only console users can be members of a biller.")]})
     with transaction.atomic():
         membership, created = Membership.objects.get_or_create(
             biller=biller, user=user, defaults={"role": role}
@@ -383,7 +399,7 @@ def customer_create(*, actor: User | ApiKey | None, biller: Biller, data: dict[s
     )
     _full_clean(customer, exclude=["biller"])
     if Customer.objects.filter(biller=biller, code=customer.code).exists():
-        raise ValidationFailed({"code": [f"Customer code {customer.code} already exists for this biller."]})
+        raise ValidationFailed({"code": [_customer_code_taken(customer.code)]})
     with transaction.atomic():
         customer.save()
         audit_record(
@@ -402,7 +418,7 @@ def customer_update(
 ) -> Customer:
     reject_unknown_fields(data, CUSTOMER_FIELDS)
     if customer.biller_id != biller.pk:
-        raise NotFound("No such customer.")
+        raise NotFound(_("No such customer."))
     with transaction.atomic():
         locked = Customer.objects.select_for_update().get(pk=customer.pk, biller=biller)
         before = snapshot(locked, CUSTOMER_FIELDS)
@@ -413,7 +429,7 @@ def customer_update(
             locked.code != before["code"]
             and Customer.objects.filter(biller=biller, code=locked.code).exists()
         ):
-            raise ValidationFailed({"code": [f"Customer code {locked.code} already exists for this biller."]})
+            raise ValidationFailed({"code": [_customer_code_taken(locked.code)]})
         locked.save()
         audit_record(
             actor=actor,
@@ -436,7 +452,7 @@ def api_key_create(*, actor: User | None, biller: Biller, name: str) -> tuple[Ap
     """Create a key; returns it with its secret, which is never shown again (only its SHA-256 is kept)."""
     name = name.strip()
     if not name or len(name) > 100:
-        raise ValidationFailed({"name": ["Give the key a name of 1–100 characters."]})
+        raise ValidationFailed({"name": [_("Give the key a name of 1–100 characters.")]})
     prefix = secrets.token_hex(5)
     token = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
@@ -453,7 +469,7 @@ def api_key_revoke(*, actor: User | None, biller: Biller, key_id: int) -> ApiKey
     with transaction.atomic():
         key = ApiKey.objects.select_for_update().filter(pk=key_id, biller=biller).first()
         if key is None:
-            raise NotFound("No such API key.")
+            raise NotFound(_("No such API key."))
         if key.revoked_at is None:
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])

@@ -10,6 +10,7 @@ from typing import IO
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from billing import imports
 from billing.errors import InvalidTransition, NotFound, ValidationFailed
@@ -34,13 +35,18 @@ def _store_upload(*, biller: Biller, upload: IO[bytes]) -> tuple[Path, int, str]
                 out.close()
                 path.unlink(missing_ok=True)
                 raise ValidationFailed(
-                    {"file": [f"the file is larger than {settings.IMPORT_MAX_BYTES:,} bytes"]}
+                    {
+                        "file": [
+                            _("the file is larger than %(max)s bytes")
+                            % {"max": f"{settings.IMPORT_MAX_BYTES:,}"}
+                        ]
+                    }
                 )
             digest.update(chunk)
             out.write(chunk)
     if size == 0:
         path.unlink(missing_ok=True)
-        raise ValidationFailed({"file": ["the file is empty"]})
+        raise ValidationFailed({"file": [_("the file is empty")]})
     return path, size, digest.hexdigest()
 
 
@@ -61,9 +67,15 @@ def import_job_create(
     from billing import tasks
 
     if encoding not in ENCODINGS:
-        raise ValidationFailed({"encoding": [f"choose one of {', '.join(e or 'detect' for e in ENCODINGS)}"]})
+        raise ValidationFailed(
+            {
+                "encoding": [
+                    _("choose one of %(choices)s") % {"choices": ", ".join(e or "detect" for e in ENCODINGS)}
+                ]
+            }
+        )
     if biller.is_suspended:
-        raise InvalidTransition("A suspended biller cannot import invoices.")
+        raise InvalidTransition(_("A suspended biller cannot import invoices."))
     path, size, sha = _store_upload(biller=biller, upload=upload)
     with transaction.atomic():
         job = ImportJob.objects.create(
@@ -94,11 +106,11 @@ def import_job_confirm(
     with transaction.atomic():
         preview = ImportJob.objects.select_for_update().filter(pk=preview_id, biller=biller).first()
         if preview is None:
-            raise NotFound("No such import.")
+            raise NotFound(_("No such import."))
         if preview.mode != ImportJob.Mode.PREVIEW or preview.status != ImportJob.Status.SUCCEEDED:
-            raise InvalidTransition("Only a preview without errors and with new invoices can be imported.")
+            raise InvalidTransition(_("Only a preview without errors and with new invoices can be imported."))
         if ImportJob.objects.filter(preview_of=preview).exists():
-            raise InvalidTransition("This preview was already imported.")
+            raise InvalidTransition(_("This preview was already imported."))
         job = ImportJob.objects.create(
             biller=biller,
             created_by=actor if isinstance(actor, User) else None,
@@ -117,6 +129,25 @@ def import_job_confirm(
     if run_now:
         job = import_job_run(job_id=job.pk)
     return job
+
+
+def _job_message(job: ImportJob, result: imports.ImportResult, *, write: bool) -> str:
+    if not result.ok:
+        if write:
+            return _("%(n)s error(s): nothing was imported") % {"n": f"{result.error_count:,}"}
+        return _("%(n)s error(s): fix them and upload the file again") % {"n": f"{result.error_count:,}"}
+    if result.invoices_new == 0:
+        return _("nothing to import: all %(n)s invoices were already imported") % {
+            "n": f"{result.invoices_unchanged:,}"
+        }
+    values = {
+        "new": f"{result.invoices_new:,}",
+        "yen": f"{result.total_amount:,}",
+        "unchanged": f"{result.invoices_unchanged:,}",
+    }
+    if write:
+        return _("imported %(new)s invoices (%(yen)s yen); %(unchanged)s unchanged") % values
+    return _("would import %(new)s invoices (%(yen)s yen); %(unchanged)s unchanged") % values
 
 
 def import_job_run(*, job_id: int) -> ImportJob:
@@ -148,7 +179,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
     except FileNotFoundError:
         job.status, job.message = (
             ImportJob.Status.FAILED,
-            "The uploaded file is no longer there; upload it again.",
+            _("The uploaded file is no longer there; upload it again."),
         )
     else:
         job.rows, job.invoices_new, job.invoices_unchanged = (
@@ -159,23 +190,14 @@ def import_job_run(*, job_id: int) -> ImportJob:
         job.total_amount, job.error_count = result.total_amount, result.error_count
         job.errors = [e.as_dict() for e in result.errors]
         job.encoding = job.encoding or result.encoding
+        with translation.override(job.language):
+            job.message = _job_message(job, result, write=write)
         if not result.ok:
             job.status = ImportJob.Status.FAILED
-            job.message = f"{result.error_count:,} error(s): " + (
-                "nothing was imported" if write else "fix them and upload the file again"
-            )
         elif result.invoices_new == 0:
             job.status = ImportJob.Status.NOTHING
-            job.message = (
-                f"nothing to import: all {result.invoices_unchanged:,} invoices were already imported"
-            )
         else:
             job.status = ImportJob.Status.SUCCEEDED
-            verb = "imported" if write else "would import"
-            job.message = (
-                f"{verb} {result.invoices_new:,} invoices ({result.total_amount:,} yen); "
-                f"{result.invoices_unchanged:,} unchanged"
-            )
     job.finished_at = timezone.now()
     with transaction.atomic():
         job.save()

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from billing.invoicing import MAX_LINES_PER_INVOICE as MAX_LINES
@@ -33,15 +34,22 @@ INVOICE_INPUT_FIELDS = (
 def _validate_description(description: str) -> list[str]:
     errors = []
     if not description:
-        errors.append("is required")
+        errors.append(_("is required"))
     elif len(description) > 20:
         errors.append(
-            f"must be at most 20 characters (ATM screens show 20 full-width); got {len(description)}"
+            _("must be at most 20 characters (ATM screens show 20 full-width); got %(n)d")
+            % {"n": len(description)}
         )
     bad = [ch for ch in description if _not_cp932(ch)]
     if bad:
-        errors.append(f"has characters that Shift_JIS (cp932) cannot carry: {''.join(bad[:5])!r}")
+        errors.append(
+            _("has characters Shift_JIS (cp932) cannot carry: %(chars)r") % {"chars": "".join(bad[:5])}
+        )
     return errors
+
+
+def _number_taken(number: str) -> str:
+    return _("invoice number %(number)s already exists") % {"number": number}
 
 
 def _not_cp932(ch: str) -> bool:
@@ -54,11 +62,11 @@ def _not_cp932(ch: str) -> bool:
 
 def clean_lines(raw_lines: Any, *, required: bool = True) -> list[dict[str, Any]]:
     if not isinstance(raw_lines, list):
-        raise ValidationFailed({"lines": ["must be a list of lines"]})
+        raise ValidationFailed({"lines": [_("must be a list of lines")]})
     if required and not raw_lines:
-        raise ValidationFailed({"lines": ["an invoice needs at least one line"]})
+        raise ValidationFailed({"lines": [_("an invoice needs at least one line")]})
     if len(raw_lines) > MAX_LINES:
-        raise ValidationFailed({"lines": [f"at most {MAX_LINES} lines"]})
+        raise ValidationFailed({"lines": [_("at most %(max)d lines") % {"max": MAX_LINES}]})
     cleaned, errors = [], {}
     for i, raw in enumerate(raw_lines):
         if not isinstance(raw, dict):
@@ -85,9 +93,11 @@ def _apply_input(invoice: Invoice, *, biller: Biller, data: dict[str, Any]) -> N
     customer = data.get("customer", invoice.customer if invoice.customer_id else None)
     if invoice.kind == Invoice.Kind.INVOICE:
         if not isinstance(customer, Customer) or customer.biller_id != biller.pk:
-            raise ValidationFailed({"customer": ["unknown customer"]})
+            raise ValidationFailed({"customer": [_("unknown customer")]})
         if customer.status != Customer.Status.ACTIVE:
-            raise ValidationFailed({"customer": [f"customer {customer.code} is inactive"]})
+            raise ValidationFailed(
+                {"customer": [_("customer %(code)s is inactive") % {"code": customer.code}]}
+            )
         invoice.customer = customer
         invoice.recipient_name = customer.name
         invoice.recipient_email = customer.email
@@ -113,11 +123,13 @@ def _apply_input(invoice: Invoice, *, biller: Biller, data: dict[str, Any]) -> N
     _full_clean(invoice, exclude=["biller", "customer", "original", "lines"])
     duplicate = Invoice.objects.filter(biller=biller, number=invoice.number).exclude(pk=invoice.pk)
     if duplicate.exists():
-        raise ValidationFailed({"number": [f"invoice number {invoice.number} already exists"]})
+        raise ValidationFailed({"number": [_number_taken(invoice.number)]})
     if invoice.external_id:
         taken = Invoice.objects.filter(biller=biller, external_id=invoice.external_id).exclude(pk=invoice.pk)
         if taken.exists():
-            raise ValidationFailed({"external_id": [f"external id {invoice.external_id} already exists"]})
+            raise ValidationFailed(
+                {"external_id": [_("external id %(id)s already exists") % {"id": invoice.external_id}]}
+            )
 
 
 def _save(invoice: Invoice) -> None:
@@ -125,13 +137,13 @@ def _save(invoice: Invoice) -> None:
         with transaction.atomic():
             invoice.save()
     except IntegrityError as exc:  # a concurrent request took the number or external id
-        raise Conflict(f"the invoice number or external id was taken meanwhile: {exc}") from exc
+        raise Conflict(_("The invoice number or external id was taken meanwhile; try again.")) from exc
 
 
 def invoice_create(*, actor: Actor, biller: Biller, data: dict[str, Any], publish: bool = False) -> Invoice:
     """Create a draft (or publish it at once). ``data['customer']`` is a Customer of this biller."""
     if biller.is_suspended:
-        raise InvalidTransition("A suspended biller cannot issue invoices.")
+        raise InvalidTransition(_("A suspended biller cannot issue invoices."))
     invoice = Invoice(biller=biller, kind=Invoice.Kind.INVOICE)
     _apply_input(invoice, biller=biller, data=data)
     with transaction.atomic():
@@ -153,7 +165,7 @@ def invoice_update_draft(*, actor: Actor, biller: Biller, invoice: Invoice, data
         locked = _locked(biller, invoice)
         if locked.status != Invoice.Status.DRAFT:
             raise InvalidTransition(
-                "Only a draft can be edited; a published invoice is cancelled and reissued."
+                _("Only a draft can be edited; a published invoice is cancelled and reissued.")
             )
         before = {"number": locked.number, "total": locked.total, "due_date": str(locked.due_date)}
         _apply_input(locked, biller=biller, data=data)
@@ -176,7 +188,7 @@ def _locked(biller: Biller, invoice: Invoice | int) -> Invoice:
     try:
         return Invoice.objects.select_for_update().get(pk=pk, biller=biller)
     except Invoice.DoesNotExist as exc:
-        raise NotFound("No such invoice.") from exc
+        raise NotFound(_("No such invoice.")) from exc
 
 
 def invoice_publish(*, actor: Actor, biller: Biller, invoice: Invoice) -> Invoice:
@@ -191,18 +203,24 @@ def invoice_publish_many(*, actor: Actor, biller: Biller, invoice_ids: Sequence[
     from billing import tasks
 
     if biller.is_suspended:
-        raise InvalidTransition("A suspended biller cannot publish invoices.")
+        raise InvalidTransition(_("A suspended biller cannot publish invoices."))
     with transaction.atomic():
         invoices = list(
             Invoice.objects.select_for_update().filter(biller=biller, pk__in=list(invoice_ids)).order_by("pk")
         )
         if len(invoices) != len(set(invoice_ids)):
-            raise NotFound("No such invoice.")
+            raise NotFound(_("No such invoice."))
         for inv in invoices:
             if inv.status != Invoice.Status.DRAFT:
-                raise InvalidTransition(f"Invoice {inv.number} is {inv.status}, not a draft.", field="status")
+                raise InvalidTransition(
+                    _("Invoice %(number)s is %(status)s, not a draft.")
+                    % {"number": inv.number, "status": inv.get_status_display().lower()},
+                    field="status",
+                )
             if inv.total <= 0 and inv.kind != Invoice.Kind.CREDIT_NOTE:
-                raise ValidationFailed({"lines": [f"invoice {inv.number} has nothing to pay"]})
+                raise ValidationFailed(
+                    {"lines": [_("invoice %(number)s has nothing to pay") % {"number": inv.number}]}
+                )
         confirmations = confirmation_numbers(len(invoices))
         now = timezone.now()
         # the customer number follows from the id (billing.numbers); the confirmation number is random
@@ -233,7 +251,8 @@ def invoice_cancel(*, actor: Actor, biller: Biller, invoice: Invoice | int, reas
         locked = _locked(biller, invoice)
         if locked.status not in {Invoice.Status.DRAFT, Invoice.Status.PUBLISHED}:
             raise InvalidTransition(
-                f"Invoice {locked.number} is {locked.status}; a paid invoice is reduced by a credit note.",
+                _("Invoice %(number)s is %(status)s; a paid invoice is reduced by a credit note.")
+                % {"number": locked.number, "status": locked.get_status_display().lower()},
                 field="status",
             )
         before = {"status": locked.status}
@@ -273,7 +292,7 @@ def credit_note_issue(
     with transaction.atomic():
         original = _locked(biller, invoice)
         if original.kind != Invoice.Kind.INVOICE or original.status != Invoice.Status.PAID:
-            raise InvalidTransition("A credit note reduces a paid invoice.", field="invoice")
+            raise InvalidTransition(_("A credit note reduces a paid invoice."), field="invoice")
         cleaned = clean_lines(lines)
         totals = _totals(cleaned, biller=biller, tax_inclusive=original.tax_inclusive)
         already = sum(cn.total for cn in original.credit_notes.exclude(status=Invoice.Status.CANCELLED))
@@ -281,8 +300,8 @@ def credit_note_issue(
             raise ValidationFailed(
                 {
                     "lines": [
-                        f"credit notes would total {already + totals.total:,} yen, "
-                        f"more than the invoice's {original.total:,}"
+                        _("credit notes would total %(total)s yen, more than the invoice's %(original)s")
+                        % {"total": f"{already + totals.total:,}", "original": f"{original.total:,}"}
                     ]
                 }
             )
@@ -305,7 +324,7 @@ def credit_note_issue(
         )
         note.lines = cleaned
         if Invoice.objects.filter(biller=biller, number=number).exists():
-            raise ValidationFailed({"number": [f"invoice number {number} already exists"]})
+            raise ValidationFailed({"number": [_number_taken(number)]})
         _save(note)
         audit_record(
             actor=actor,

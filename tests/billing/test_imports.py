@@ -232,3 +232,31 @@ def test_many_copy_chunks_and_confirmation_blocks(biller: Biller, customers: Non
     assert len(invoices) == 11 and all(len(inv.confirmation_number) == 6 for inv in invoices)
     assert all(inv.customer_number == issuer.customer_number(inv.pk) for inv in invoices)
     assert sorted(inv.total for inv in invoices) == [(100 + i) * 110 // 100 for i in range(11)]
+
+
+def test_overlapping_file_is_decided_in_batches_against_what_is_stored(
+    biller: Biller,
+    customers: None,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """Stored invoices are looked up in batches: across batch edges, new ones go in once, unchanged
+    ones are counted, conflicts are named by row, and one conflict stores nothing of the file."""
+    from billing import imports
+
+    monkeypatch.setattr(imports, "LOOKUP_BATCH", 2)
+
+    def line(i: int, price: int = 100) -> str:
+        return f"O-{i},o{i},D-1,2026-11-01,2026-11-30,料金,x,1,{price},10,\n"
+
+    assert run(biller, HEADER + "".join(line(i) for i in range(5))).invoices_new == 5
+    grown = HEADER + "".join(line(i) for i in range(9))
+    job = run(biller, grown)
+    assert (job.status, job.invoices_new, job.invoices_unchanged) == ("succeeded", 4, 5)
+    assert job.total_amount == 4 * 110
+    assert Invoice.objects.filter(biller=biller).count() == 9
+
+    conflicting = HEADER + "".join(line(i, 101 if i in (2, 6) else 100) for i in range(12))
+    job = run(biller, conflicting)
+    assert job.status == "failed"
+    assert [(e["row"], e["column"]) for e in job.errors] == [(4, "external_id"), (8, "external_id")]
+    assert Invoice.objects.filter(biller=biller).count() == 9  # O-9..O-11 were not stored either

@@ -98,7 +98,7 @@ def test_invitation_is_single_use(staff_user: User, mailoutbox, django_capture_o
     membership = services.invitation_accept(token=token, name="新 管理者", password="a-long-unique-pass")
     assert membership.role == Membership.Role.ADMIN and membership.biller == biller
     assert membership.user.login == "new.admin@example.jp"
-    with pytest.raises(NotFound, match="accepted"):
+    with pytest.raises(NotFound, match="already been used"):
         services.invitation_accept(token=token, name="again", password="a-long-unique-pass")
     assert Membership.objects.filter(biller=biller).count() == 1
 
