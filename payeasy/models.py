@@ -1,4 +1,5 @@
-"""Pay-easy contracts of a biller: which banks may take its bills, through which channels, when."""
+"""Pay-easy: the contracts of a biller (which banks may take its bills, through which channels, when) and
+the line — online state, message history (電文履歴), notices from the network and the payment ledger."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import datetime
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Biller
@@ -114,3 +116,196 @@ class ContractedBank(models.Model):
         my_end = self.valid_to or datetime.date.max
         other_end = end or datetime.date.max
         return self.valid_from <= other_end and start <= my_end
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The line (spec §5): online state, message history, what the network reported, and the ledger
+# ---------------------------------------------------------------------------------------------------------
+
+
+class LineState(models.Model):
+    """The one online state of the MPN line (spec §5 rule 1), persisted in the row with id 1."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed", _("Closed")
+        OPEN = "open", _("Open")
+        PRE_CLOSED = "pre_closed", _("Pre-closed (予備閉局)")
+
+    state = models.CharField(_("state"), max_length=10, choices=State, default=State.CLOSED)
+    processing_date = models.DateField(_("processing date"), null=True, blank=True)
+    previous_processing_date = models.DateField(_("previous processing date"), null=True, blank=True)
+    since = models.DateTimeField(_("since"), default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.state} since {self.since:%Y-%m-%d %H:%M:%S}"
+
+
+class Message(models.Model):
+    """電文履歴: one received frame and the response written for it, stored before the response is sent.
+
+    Append-only. ``raw`` is the frame body exactly as received (parseable or not); ``response_raw``
+    the body sent back (empty when the connection was closed instead).
+    """
+
+    class Outcome(models.TextChoices):
+        PROCESSED = "processed", _("Processed")
+        DUPLICATE = "duplicate", _("Duplicate (already stored)")
+        REFUSED = "refused", _("Answered with a business code")
+        DISCARDED = "discarded", _("Discarded: line not open (A001)")
+        FORMAT_ERROR = "format_error", _("Format error (9001)")
+        UNKNOWN_BILLER = "unknown_biller", _("Unknown biller code (9001)")
+        UNREADABLE = "unreadable", _("Unreadable: connection closed")
+        INTERNAL_ERROR = "internal_error", _("Internal error (9001)")
+
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    peer = models.CharField(_("connection"), max_length=64, blank=True)
+    message_type = models.CharField(_("message type"), max_length=4, blank=True)
+    transaction_key = models.CharField(_("transaction key"), max_length=26, blank=True)
+    biller = models.ForeignKey(
+        Biller, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    biller_code = models.CharField(_("biller code"), max_length=8, blank=True)
+    customer_number = models.CharField(_("customer number"), max_length=20, blank=True)
+    amount = models.BigIntegerField(_("amount"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome)
+    response_code = models.CharField(_("response code"), max_length=4, blank=True)
+    error = models.CharField(_("error"), max_length=300, blank=True)
+    raw = models.BinaryField(_("frame as received"))
+    response_raw = models.BinaryField(_("response as sent"), default=b"", blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["transaction_key"], name="message_key"),
+            models.Index(fields=["biller", "received_at"], name="message_biller_time"),
+            models.Index(fields=["received_at"], name="message_time"),
+            models.Index(
+                fields=["customer_number"], condition=~Q(customer_number=""), name="message_customer_number"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_type} {self.transaction_key} {self.response_code}"
+
+
+class Notice(models.Model):
+    """A payment or reversal as the network reported it: a 1200/1700/1300 on the line or a teller batch
+    record. Stored once per transaction key (the unique constraint is the idempotency), committed
+    before the line is answered, and applied to the ledger by workers (``applied_at``)."""
+
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", _("Payment")
+        REVERSAL = "reversal", _("Reversal")
+
+    class Source(models.TextChoices):
+        LINE = "line", _("MPN line")
+        TELLER_FILE = "teller_file", _("Teller batch file")
+
+    transaction_key = models.CharField(_("transaction key"), max_length=26, unique=True)
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind)
+    source = models.CharField(_("source"), max_length=12, choices=Source, default=Source.LINE)
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
+    key_date = models.DateField(_("processing date"))
+    customer_number = models.CharField(_("customer number"), max_length=20)
+    confirmation_number = models.CharField(_("confirmation number"), max_length=6)
+    amount = models.BigIntegerField(_("amount"))
+    bank_code = models.CharField(_("bank code"), max_length=4)
+    branch_code = models.CharField(_("branch code"), max_length=3)
+    channel = models.CharField(_("channel"), max_length=2, choices=Channel)
+    paid_at = models.DateTimeField(_("paid at"))
+    payer_name_kana = models.CharField(_("payer name (kana)"), max_length=30, blank=True)
+    original_key = models.CharField(_("original transaction key"), max_length=26, blank=True)
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    applied_at = models.DateTimeField(_("applied at"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["original_key"], condition=Q(kind="reversal"), name="notice_reversed_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="payment", original_key="") | Q(kind="reversal") & ~Q(original_key=""),
+                name="notice_reversal_names_original",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="notice_amount_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["id"], condition=Q(applied_at__isnull=True), name="notice_waiting"),
+            models.Index(fields=["biller", "key_date"], name="notice_biller_date"),
+            models.Index(fields=["biller", "customer_number"], name="notice_biller_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.transaction_key} {self.amount:,}"
+
+
+class LedgerEntry(models.Model):
+    """The append-only ledger: what one notice did to the books (never updated, never deleted).
+
+    A payment entry either pays its invoice (``paid``), is a second payment of a paid invoice
+    (``double_payment``: counted, refund due while it stands), or is provisional (仮消込) with a
+    reason. A reversal entry undoes one payment entry. Invoice status is derived from the standing
+    entries under a lock on the invoice row.
+    """
+
+    class Outcome(models.TextChoices):
+        PAID = "paid", _("Paid")
+        DOUBLE_PAYMENT = "double_payment", _("Double payment (二重支払)")
+        PROVISIONAL = "provisional", _("Provisional (仮消込)")
+        REVERSAL = "reversal", _("Reversal (取消)")
+
+    class Reason(models.TextChoices):
+        NONE = "", _("—")
+        UNKNOWN_NUMBER = "unknown_number", _("Unknown customer or confirmation number")
+        BANK_NOT_CONTRACTED = "bank_not_contracted", _("Bank not contracted on the payment date")
+        CHANNEL_NOT_ALLOWED = "channel_not_allowed", _("Channel not allowed for this bank")
+        CANCELLED = "cancelled", _("The bill was cancelled")
+        NOT_PAYABLE = "not_payable", _("The bill is not payable")
+        PAST_DUE = "past_due", _("Paid after the due date; the biller refuses late payment")
+        AMOUNT_DIFFERS = "amount_differs", _("The amount differs from the bill")
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
+    notice = models.OneToOneField(Notice, on_delete=models.PROTECT, related_name="entry")
+    invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome)
+    reason = models.CharField(_("reason"), max_length=24, choices=Reason, blank=True, default="")
+    amount = models.BigIntegerField(_("amount"))  # yen: positive for payments, negative for reversals
+    reverses = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome="reversal", amount__lt=0, reverses__isnull=False)
+                | ~Q(outcome="reversal") & Q(amount__gt=0, reverses__isnull=True),
+                name="ledger_sign_matches_kind",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["invoice"], condition=Q(invoice__isnull=False), name="ledger_invoice"),
+            models.Index(fields=["biller", "created_at"], name="ledger_biller_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.amount:,}"
+
+
+class Receipt(models.Model):
+    """A receipt e-mail sent for a ledger entry that paid a bill: the unique link makes sending it once."""
+
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="receipt")
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"receipt for {self.entry_id}"

@@ -1,4 +1,4 @@
-"""Settings of the product itself: tenant hosts, invitations."""
+"""Settings of the product itself: tenant hosts, invitations, imports, the communication server."""
 
 from config.settings.env import DEBUG, RUN_DIR, env_int, env_str
 
@@ -11,3 +11,9 @@ INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 # Uploaded CSV files wait here between preview and import.
 IMPORT_DIR = env_str("PAYEASY_IMPORT_DIR") or str(RUN_DIR / "imports")
 IMPORT_MAX_BYTES = env_int("PAYEASY_IMPORT_MAX_BYTES", 512 * 1024 * 1024)
+
+# The communication server (manage.py commserver): where the MPN side connects.
+COMMSERVER_HOST = env_str("COMMSERVER_HOST") or "127.0.0.1"
+COMMSERVER_PORT = env_int("COMMSERVER_PORT", 7700)
+# Frames committed together at most (one transaction, one fsync for all of them).
+COMMSERVER_BATCH = env_int("COMMSERVER_BATCH", 256)

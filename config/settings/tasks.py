@@ -40,6 +40,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 
 CELERY_BEAT_SCHEDULE = {
+    "payeasy-notices-sweep": {
+        "task": "payeasy.tasks.notices_sweep",
+        "schedule": 10.0,  # seconds: a notice not applied 30 s after it arrived is applied by this
+    },
     "due-date-reminders": {
         "task": "billing.tasks.due_reminders_send",
         "schedule": crontab(hour=9, minute=0),

@@ -1,0 +1,391 @@
+"""What the communication server does with the frames it receives (spec §5), without the sockets.
+
+:class:`LineProcessor` takes a batch of received frame bodies and returns one answer per body, after
+one transaction has stored every frame and its response in the message history (電文履歴) and every
+new payment or reversal as a :class:`~payeasy.models.Notice`. The server writes the answers only
+after that commit (persist, then acknowledge), and workers apply the notices afterwards. A batch is
+whatever arrived while the previous one was being committed: one commit serves many frames.
+
+Inquiries (1100) only read billing data; the server runs them in their own lane so that a slow
+payment commit never delays a payer waiting at an ATM.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from billing.models import Biller, Invoice
+from billing.selectors import invoice_by_payment_numbers
+from payeasy import codec
+from payeasy.codec import CodecError, Message
+from payeasy.models import Channel, LineState, Notice
+from payeasy.models import Message as LoggedMessage
+from payeasy.selectors import contracted_bank_check
+
+log = logging.getLogger("payeasy.line")
+
+BUSINESS_TYPES = frozenset({"1100", "1200", "1300", "1600", "1700"})
+PAYMENT_TYPES = frozenset({"1200", "1700"})
+BILLER_CACHE_SECONDS = 30.0
+
+
+@dataclass
+class Received:
+    """One frame body as it came off a connection."""
+
+    body: bytes
+    peer: str = ""
+    received_at: datetime.datetime = field(default_factory=timezone.now)
+    stream_error: str = ""  # the bytes could not be cut into a frame (bad length prefix)
+
+
+@dataclass
+class Answer:
+    """What to send back: a response body, or None to close the connection (unreadable header)."""
+
+    body: bytes | None
+    code: str = ""
+    new_notice: bool = False
+
+
+def _date(text: str) -> datetime.date:
+    return datetime.date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+
+
+def _jst_datetime(text: str) -> datetime.datetime:
+    return datetime.datetime(
+        int(text[:4]),
+        int(text[4:6]),
+        int(text[6:8]),
+        int(text[8:10]),
+        int(text[10:12]),
+        int(text[12:14]),
+        tzinfo=codec.JST,
+    )
+
+
+def today_jst() -> datetime.date:
+    return timezone.now().astimezone(codec.JST).date()
+
+
+class _Billers:
+    """Biller by 収納機関コード, refreshed every half minute (an onboarded biller appears on its own)."""
+
+    def __init__(self) -> None:
+        self._by_code: dict[str, Biller] = {}
+        self._loaded = 0.0
+
+    def get(self, code: str) -> Biller | None:
+        now = time.monotonic()
+        if now - self._loaded > BILLER_CACHE_SECONDS or (
+            code not in self._by_code and now - self._loaded > 1
+        ):
+            self._by_code = {b.biller_code: b for b in Biller.objects.all()}
+            self._loaded = now
+        return self._by_code.get(code)
+
+
+@dataclass
+class _Batch:
+    """Rows of one batch waiting to be inserted, and the keys they will add."""
+
+    messages: list[LoggedMessage] = field(default_factory=list)
+    notices: list[tuple[Notice, LoggedMessage]] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)
+    reversed_keys: set[str] = field(default_factory=set)
+
+
+class LineProcessor:
+    """Answers batches of frames. One instance per thread: it uses that thread's database connection."""
+
+    def __init__(self, *, on_new_notices: Callable[[], None] | None = None) -> None:
+        self.billers = _Billers()
+        self.on_new_notices = on_new_notices
+        LineState.objects.get_or_create(pk=1)
+
+    # --- the batch ---------------------------------------------------------------------------------------
+
+    def process(self, batch: Sequence[Received]) -> list[Answer]:
+        """Store and answer ``batch`` in one transaction. Raises only if the database fails."""
+        pending = _Batch()
+        answers: list[Answer] = []
+        with transaction.atomic():
+            changes_state = any(r.body[:4] in (b"0800", b"0820") for r in batch)
+            line = (
+                LineState.objects.select_for_update().get(pk=1)
+                if changes_state
+                else LineState.objects.get(pk=1)
+            )
+            for received in batch:
+                answers.append(self._one(received, line, pending))
+            self._flush(pending)
+            if any(a.new_notice for a in answers) and self.on_new_notices is not None:
+                transaction.on_commit(self.on_new_notices)
+        return answers
+
+    def _one(self, received: Received, line: LineState, pending: _Batch) -> Answer:
+        row = LoggedMessage(received_at=received.received_at, peer=received.peer[:64], raw=received.body)
+        if received.stream_error:
+            row.outcome, row.error = LoggedMessage.Outcome.UNREADABLE, received.stream_error[:300]
+            pending.messages.append(row)
+            return Answer(None)
+        try:
+            message = codec.parse_body(received.body)
+        except CodecError as exc:
+            return self._unparseable(received, row, exc, pending)
+        row.message_type = message.message_type
+        row.transaction_key = message.transaction_key
+        row.biller_code = message.biller_code
+        if not message.is_request:
+            row.outcome, row.error = LoggedMessage.Outcome.FORMAT_ERROR, "a response type sent as a request"
+            pending.messages.append(row)
+            return Answer(None)
+        number = message.elements.get(1)
+        if isinstance(number, str):
+            row.customer_number = number
+        amount = message.elements.get(4)
+        if isinstance(amount, int):
+            row.amount = amount
+        biller = self.billers.get(message.biller_code)
+        if biller is None:
+            return self._answer(row, message, "9001", LoggedMessage.Outcome.UNKNOWN_BILLER, pending)
+        row.biller = biller
+        try:
+            return self._route(message, biller, row, line, pending)
+        except Exception as exc:  # a bug must not take the other frames of the batch with it
+            log.exception("internal error on %s %s", message.message_type, message.transaction_key)
+            row.error = f"internal error: {type(exc).__name__}: {exc}"[:300]
+            return self._answer(row, message, "9001", LoggedMessage.Outcome.INTERNAL_ERROR, pending)
+
+    def _unparseable(
+        self, received: Received, row: LoggedMessage, exc: CodecError, pending: _Batch
+    ) -> Answer:
+        row.error = str(exc)[:300]
+        header = codec.peek_header(received.body)
+        if header is None or not header.is_request:
+            row.outcome = LoggedMessage.Outcome.UNREADABLE
+            if header is not None:
+                row.message_type, row.transaction_key = header.message_type, header.transaction_key
+            pending.messages.append(row)
+            return Answer(None)
+        row.message_type, row.transaction_key = header.message_type, header.transaction_key
+        row.biller_code = header.biller_code
+        biller = self.billers.get(header.biller_code)
+        row.biller = biller
+        response = codec.make_response(header, "9001")
+        row.outcome, row.response_code = LoggedMessage.Outcome.FORMAT_ERROR, "9001"
+        row.response_raw = codec.build_body(response)
+        pending.messages.append(row)
+        return Answer(row.response_raw, "9001")
+
+    def _answer(
+        self,
+        row: LoggedMessage,
+        message: Message,
+        code: str,
+        outcome: str,
+        pending: _Batch,
+        elements: dict[int, codec.ElementValue] | None = None,
+        *,
+        new_notice: bool = False,
+    ) -> Answer:
+        response = codec.make_response(message, code, elements)
+        row.response_code, row.outcome = code, outcome
+        row.response_raw = codec.build_body(response)
+        pending.messages.append(row)
+        return Answer(row.response_raw, code, new_notice)
+
+    # --- by message type ---------------------------------------------------------------------------------
+
+    def _route(
+        self, message: Message, biller: Biller, row: LoggedMessage, line: LineState, pending: _Batch
+    ) -> Answer:
+        kind = message.message_type
+        outcome = LoggedMessage.Outcome
+        if kind == "0800":
+            self._open(line, _date(message.processing_date))
+            return self._answer(row, message, "0000", outcome.PROCESSED, pending)
+        if kind == "0820":
+            code = self._close(line, int(message.elements[20]))
+            return self._answer(
+                row, message, code, outcome.PROCESSED if code == "0000" else outcome.REFUSED, pending
+            )
+        if line.state == LineState.State.CLOSED or (
+            kind == "1100" and line.state == LineState.State.PRE_CLOSED
+        ):
+            return self._answer(row, message, "A001", outcome.DISCARDED, pending)
+        if kind == "1100":
+            code, elements = self._inquire(message, biller)
+            return self._answer(
+                row,
+                message,
+                code,
+                outcome.PROCESSED if code == "0000" else outcome.REFUSED,
+                pending,
+                elements,
+            )
+        if kind in PAYMENT_TYPES:
+            key = message.transaction_key
+            if key in pending.keys or Notice.objects.filter(transaction_key=key).exists():
+                return self._answer(row, message, "0000", outcome.DUPLICATE, pending)
+            pending.keys.add(key)
+            pending.notices.append((self._notice(message, biller, Notice.Kind.PAYMENT), row))
+            return self._answer(row, message, "0000", outcome.PROCESSED, pending, new_notice=True)
+        if kind == "1300":
+            return self._reversal(message, biller, row, pending)
+        if kind == "1600":
+            code, elements = self._counters(message, biller, line, pending)
+            return self._answer(
+                row,
+                message,
+                code,
+                outcome.PROCESSED if code == "0000" else outcome.REFUSED,
+                pending,
+                elements,
+            )
+        raise AssertionError(f"unrouted message type {kind}")  # the codec admits no other request
+
+    def _open(self, line: LineState, day: datetime.date) -> None:
+        """0800 starts the online day ``day`` (H3); repeated, it changes nothing."""
+        if line.processing_date != day:
+            line.previous_processing_date, line.processing_date = line.processing_date, day
+        if line.state != LineState.State.OPEN:
+            line.state, line.since = LineState.State.OPEN, timezone.now()
+        line.save()
+
+    def _close(self, line: LineState, close_kind: int) -> str:
+        target = LineState.State.PRE_CLOSED if close_kind == 1 else LineState.State.CLOSED
+        if line.state == target:
+            return "0000"  # a repeated request changes nothing
+        if line.state == LineState.State.CLOSED:
+            return "A001"  # pre-closing a closed line: the day has not started
+        line.state, line.since = target, timezone.now()
+        line.save()
+        return "0000"
+
+    def _inquire(self, message: Message, biller: Biller) -> tuple[str, dict[int, codec.ElementValue] | None]:
+        """Spec §5 rule 5: bank and channel first, then the bill."""
+        e = message.elements
+        today = today_jst()
+        code = contracted_bank_check(biller=biller, bank_code=str(e[5]), channel=str(e[7]), day=today)
+        if code:
+            return code, None
+        invoice = invoice_by_payment_numbers(biller=biller, customer_number=str(e[1]))
+        if invoice is None or invoice.confirmation_number != e[2] or invoice.kind == Invoice.Kind.CREDIT_NOTE:
+            return "B001", None
+        if invoice.status == Invoice.Status.CANCELLED:
+            return "B004", None
+        if invoice.status == Invoice.Status.PAID:
+            return "B002", None
+        if invoice.status != Invoice.Status.PUBLISHED or biller.is_suspended:
+            return "B005", None
+        if invoice.due_date < today and biller.late_payment_policy == Biller.LatePaymentPolicy.REFUSE:
+            return "B003", None
+        return "0000", {
+            1: e[1],
+            2: e[2],
+            4: invoice.total,
+            10: invoice.due_date.strftime("%Y%m%d"),
+            11: codec.fit_kana(biller.name_kana, 24),
+            12: codec.fit_double_byte(biller.short_name, 24),
+            13: codec.fit_double_byte(invoice.description, 40),
+        }
+
+    def _notice(self, message: Message, biller: Biller, kind: str) -> Notice:
+        e = message.elements
+        return Notice(
+            transaction_key=message.transaction_key,
+            kind=kind,
+            source=Notice.Source.LINE,
+            biller=biller,
+            key_date=_date(message.processing_date),
+            customer_number=str(e[1]),
+            confirmation_number=str(e[2]),
+            amount=int(e[4]),
+            bank_code=str(e[5]),
+            branch_code=str(e[6]),
+            channel=str(e[7]),
+            paid_at=_jst_datetime(str(e[8])),
+            payer_name_kana=str(e.get(14, "")),
+            original_key=str(e.get(9, "")) if kind == Notice.Kind.REVERSAL else "",
+        )
+
+    def _reversal(self, message: Message, biller: Biller, row: LoggedMessage, pending: _Batch) -> Answer:
+        """Spec §5 rule 6. The original must be a payment of this biller, for the same numbers and amount,
+        not yet reversed; anything else is B006 (a reversal never guesses which payment it undoes)."""
+        outcome = LoggedMessage.Outcome
+        key = message.transaction_key
+        if key in pending.keys or Notice.objects.filter(transaction_key=key).exists():
+            return self._answer(row, message, "0000", outcome.DUPLICATE, pending)
+        if message.elements[7] != Channel.TELLER:
+            return self._answer(row, message, "A301", outcome.REFUSED, pending)
+        self._flush(pending)  # the original may have arrived earlier in this batch
+        original_key = str(message.elements[9])
+        original = Notice.objects.filter(
+            transaction_key=original_key, kind=Notice.Kind.PAYMENT, biller=biller
+        ).first()
+        e = message.elements
+        if (
+            original is None
+            or original_key in pending.reversed_keys
+            or Notice.objects.filter(kind=Notice.Kind.REVERSAL, original_key=original_key).exists()
+            or (original.customer_number, original.confirmation_number, original.amount) != (e[1], e[2], e[4])
+        ):
+            return self._answer(row, message, "B006", outcome.REFUSED, pending)
+        pending.keys.add(key)
+        pending.reversed_keys.add(original_key)
+        pending.notices.append((self._notice(message, biller, Notice.Kind.REVERSAL), row))
+        return self._answer(row, message, "0000", outcome.PROCESSED, pending, new_notice=True)
+
+    def _counters(
+        self, message: Message, biller: Biller, line: LineState, pending: _Batch
+    ) -> tuple[str, dict[int, codec.ElementValue] | None]:
+        """Spec §5 rule 7: distinct payments (1200, 1700) received on the line; reversals not subtracted."""
+        day = _date(str(message.elements[15]))
+        if day not in {line.processing_date, line.previous_processing_date}:
+            return "A601", None
+        self._flush(pending)
+        counts = {
+            row["key_date"]: (row["n"], row["total"])
+            for row in Notice.objects.filter(
+                biller=biller,
+                kind=Notice.Kind.PAYMENT,
+                source=Notice.Source.LINE,
+                key_date__in=[day, day - datetime.timedelta(days=1)],
+            )
+            .values("key_date")
+            .annotate(n=Count("id"), total=Sum("amount"))
+        }
+        today_n, today_total = counts.get(day, (0, 0))
+        before_n, before_total = counts.get(day - datetime.timedelta(days=1), (0, 0))
+        return "0000", {
+            15: message.elements[15],
+            16: today_n,
+            17: today_total or 0,
+            18: before_n,
+            19: before_total or 0,
+        }
+
+    # --- writing -----------------------------------------------------------------------------------------
+
+    def _flush(self, pending: _Batch) -> None:
+        """Insert what the batch has decided so far: messages first (notices point at them)."""
+        if pending.messages:
+            LoggedMessage.objects.bulk_create(pending.messages)
+            pending.messages = []
+        if pending.notices:
+            notices = []
+            for notice, row in pending.notices:
+                notice.message_id = row.pk
+                notices.append(notice)
+            # ignore_conflicts: a key stored meanwhile by another server or a teller file is the same notice
+            Notice.objects.bulk_create(notices, ignore_conflicts=True)
+            pending.notices = []

@@ -1,0 +1,41 @@
+"""Thin Celery tasks of the payeasy app: take ids, call a service. Every one is safe to run twice."""
+
+from __future__ import annotations
+
+import datetime
+
+from celery import shared_task
+from django.db import OperationalError
+from django.utils import timezone
+
+from payeasy import notifications
+from payeasy.models import Notice
+from payeasy.services import payments
+
+SWEEP_AFTER = datetime.timedelta(seconds=30)
+
+
+@shared_task(name="payeasy.tasks.notices_apply", autoretry_for=(OperationalError,), retry_backoff=True)
+def notices_apply(limit: int = payments.APPLY_BATCH) -> int:
+    """Apply waiting notices until none is left (or only ones another worker holds)."""
+    total = 0
+    while True:
+        result = payments.notices_apply(limit=limit)
+        total += result.applied
+        if result.applied + len(result.failed) < limit or (result.failed and not result.applied):
+            return total
+
+
+@shared_task(name="payeasy.tasks.notices_sweep")
+def notices_sweep() -> int:
+    """Run by beat: apply every notice still waiting 30 s after it arrived (a lost task, a dead worker,
+    a wiped Redis). The notices are in the database; the queue only carries wake-ups."""
+    cutoff = timezone.now() - SWEEP_AFTER
+    if not Notice.objects.filter(applied_at__isnull=True, received_at__lte=cutoff).exists():
+        return 0
+    return notices_apply.run()
+
+
+@shared_task(name="payeasy.tasks.receipts_send", autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
+def receipts_send(entry_ids: list[int]) -> int:
+    return notifications.receipts_send(entry_ids=entry_ids)

@@ -1,0 +1,139 @@
+"""Building MPN requests for tests: a biller with contracts and a published invoice, and its frames."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from typing import Any
+
+from billing import services
+from billing.models import Biller, Invoice
+from payeasy import codec
+from payeasy.codec import Message
+from tests.factories import make_biller, make_contract, make_customer
+
+CENTRE = "MPNC000001"
+DAY = "20261126"
+_serial = itertools.count(1)
+
+
+def line_biller(**overrides: Any) -> Biller:
+    biller = make_biller(**overrides)
+    make_contract(biller, "0001", channels=("01", "02", "03", "05"))
+    return biller
+
+
+def published_invoice(
+    biller: Biller, *, number: str | None = None, price: int = 1000, **data: Any
+) -> Invoice:
+    customer = data.pop("customer", None) or make_customer(biller)
+    invoice = services.invoice_create(
+        actor=None,
+        biller=biller,
+        data={
+            "customer": customer,
+            "number": number or f"L-{next(_serial)}",
+            "issue_date": datetime.date(2026, 11, 1),
+            "due_date": data.pop("due_date", datetime.date(2026, 12, 31)),
+            "description": "11月分電気料金",
+            "lines": [{"description": "基本料金", "quantity": 1, "unit_price": price, "tax_category": "10"}],
+            **data,
+        },
+        publish=True,
+    )
+    invoice.refresh_from_db()
+    return invoice
+
+
+def request(
+    kind: str, biller_code: str, *, serial: int | None = None, day: str = DAY, **elements: Any
+) -> Message:
+    return Message(
+        message_type=kind,
+        centre=CENTRE,
+        processing_date=day,
+        serial=f"{serial if serial is not None else next(_serial) + 100000:08d}",
+        sent_at=day + "103015",
+        biller_code=biller_code,
+        elements={int(k.lstrip("e")): v for k, v in elements.items()},
+    )
+
+
+def open_day(biller: Biller, day: str = DAY) -> Message:
+    return request("0800", biller.biller_code, day=day)
+
+
+def close(biller: Biller, kind: int) -> Message:
+    return request("0820", biller.biller_code, e20=kind)
+
+
+def inquiry(
+    biller: Biller, invoice: Invoice, *, bank: str = "0001", channel: str = "02", **kw: Any
+) -> Message:
+    return request(
+        "1100",
+        biller.biller_code,
+        e1=kw.pop("customer_number", invoice.customer_number),
+        e2=kw.pop("confirmation_number", invoice.confirmation_number),
+        e5=bank,
+        e6="001",
+        e7=channel,
+        **kw,
+    )
+
+
+def payment(
+    biller: Biller,
+    invoice: Invoice,
+    *,
+    amount: int | None = None,
+    bank: str = "0001",
+    channel: str = "02",
+    kind: str = "1200",
+    serial: int | None = None,
+    paid_at: str = DAY + "103000",
+    **kw: Any,
+) -> Message:
+    return request(
+        kind,
+        biller.biller_code,
+        serial=serial,
+        e1=kw.pop("customer_number", invoice.customer_number),
+        e2=kw.pop("confirmation_number", invoice.confirmation_number),
+        e4=invoice.total if amount is None else amount,
+        e5=bank,
+        e6="001",
+        e7=channel,
+        e8=paid_at,
+        **kw,
+    )
+
+
+def reversal(biller: Biller, original: Message, *, channel: str = "01", **kw: Any) -> Message:
+    e = original.elements
+    return request(
+        "1300",
+        biller.biller_code,
+        e1=e[1],
+        e2=e[2],
+        e4=kw.pop("amount", e[4]),
+        e5=e[5],
+        e6=e[6],
+        e7=channel,
+        e8=DAY + "150000",
+        e9=kw.pop("original_key", original.transaction_key),
+    )
+
+
+def counters(biller: Biller, day: str = DAY, **kw: Any) -> Message:
+    return request(
+        "1600", biller.biller_code, e15=day, e16=kw.get("n", 0), e17=kw.get("total", 0), e18=0, e19=0
+    )
+
+
+def body(message: Message) -> bytes:
+    return codec.build_body(message)
+
+
+def frame(message: Message) -> bytes:
+    return codec.build_frame(message)
