@@ -215,12 +215,24 @@ class CommServer:
         self.main.queue.put_nowait((received, conn))
 
 
-def run(*, host: str, port: int, batch_max: int, on_new_notices: Any = None) -> None:
-    """Run the server in this process until SIGTERM or SIGINT."""
+def run(
+    *,
+    host: str,
+    port: int,
+    batch_max: int,
+    on_new_notices: Any = None,
+    on_ready: Any = None,
+) -> None:
+    """Run the server in this process until SIGTERM or SIGINT. ``on_ready(port)`` once listening."""
 
     async def main() -> None:
         server = CommServer(host=host, port=port, batch_max=batch_max, on_new_notices=on_new_notices)
         server.install_signal_handlers()
-        await server.serve()
+        ready = asyncio.Event()
+        serving = asyncio.create_task(server.serve(ready))
+        await ready.wait()
+        if on_ready is not None:
+            on_ready(server.port)
+        await serving
 
     asyncio.run(main())

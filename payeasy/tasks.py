@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
 from payeasy import notifications
 from payeasy.models import Notice
 from payeasy.services import payments
-
-SWEEP_AFTER = datetime.timedelta(seconds=30)
 
 
 @shared_task(name="payeasy.tasks.notices_apply", autoretry_for=(OperationalError,), retry_backoff=True)
@@ -30,7 +29,7 @@ def notices_apply(limit: int = payments.APPLY_BATCH) -> int:
 def notices_sweep() -> int:
     """Run by beat: apply every notice still waiting 30 s after it arrived (a lost task, a dead worker,
     a wiped Redis). The notices are in the database; the queue only carries wake-ups."""
-    cutoff = timezone.now() - SWEEP_AFTER
+    cutoff = timezone.now() - datetime.timedelta(seconds=settings.PAYEASY_SWEEP_AFTER_SECONDS)
     if not Notice.objects.filter(applied_at__isnull=True, received_at__lte=cutoff).exists():
         return 0
     return notices_apply.run()

@@ -17,3 +17,6 @@ COMMSERVER_HOST = env_str("COMMSERVER_HOST") or "127.0.0.1"
 COMMSERVER_PORT = env_int("COMMSERVER_PORT", 7700)
 # Frames committed together at most (one transaction, one fsync for all of them).
 COMMSERVER_BATCH = env_int("COMMSERVER_BATCH", 256)
+# A notice not applied this long after it arrived is applied by the sweeper, which beat runs this often.
+PAYEASY_SWEEP_AFTER_SECONDS = env_int("PAYEASY_SWEEP_AFTER_SECONDS", 30)
+PAYEASY_SWEEP_EVERY_SECONDS = env_int("PAYEASY_SWEEP_EVERY_SECONDS", 10)

@@ -7,7 +7,7 @@ processes, no server to install.
 
 from celery.schedules import crontab
 
-from config.settings.env import RUN_DIR, env_bool, env_str
+from config.settings.env import RUN_DIR, env_bool, env_int, env_str
 
 REDIS_URL = env_str("REDIS_URL")
 
@@ -42,7 +42,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "payeasy-notices-sweep": {
         "task": "payeasy.tasks.notices_sweep",
-        "schedule": 10.0,  # seconds: a notice not applied 30 s after it arrived is applied by this
+        "schedule": float(env_int("PAYEASY_SWEEP_EVERY_SECONDS", 10)),  # seconds
     },
     "due-date-reminders": {
         "task": "billing.tasks.due_reminders_send",

@@ -151,3 +151,54 @@ def _reset_connections(app) -> None:  # type: ignore[no-untyped-def]
     pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
+
+
+class CommServerProcess:
+    def __init__(self, proc: subprocess.Popen[str], log: Path, port: int) -> None:
+        self.proc = proc
+        self.log = log
+        self.port = port
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_commserver(tmp: Path, **env: str) -> CommServerProcess:
+    log = tmp / f"commserver-{time.monotonic_ns()}.log"
+    handle = log.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "commserver", "--port", "0"],
+        cwd=ROOT,
+        env=process_env(**env),
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        for line in text.splitlines():
+            if "commserver listening on" in line:
+                port = int(line.split("listening on ")[1].split(" ")[0].rsplit(":", 1)[1])
+                return CommServerProcess(proc, log, port)
+        if proc.poll() is not None:
+            raise AssertionError(f"commserver exited with {proc.returncode}:\n{text}")
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"commserver did not listen in 30 s:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture
+def commserver_factory(tmp_path: Path) -> Iterator:
+    started: list[CommServerProcess] = []
+
+    def factory(**env: str) -> CommServerProcess:
+        server = start_commserver(tmp_path, **env)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(10)

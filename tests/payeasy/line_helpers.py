@@ -137,3 +137,53 @@ def body(message: Message) -> bytes:
 
 def frame(message: Message) -> bytes:
     return codec.build_frame(message)
+
+
+class LineClient:
+    """A blocking TCP client that speaks frames: what the MPN side does, for tests."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
+        import socket
+
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.decoder = codec.FrameDecoder()
+        self.received: list[Message] = []
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send(self, *messages: Message) -> None:
+        self.sock.sendall(b"".join(frame(m) for m in messages))
+
+    def receive(self, count: int) -> list[Message]:
+        """The next ``count`` responses, in the order they arrived."""
+        while len(self.received) < count:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError(f"closed after {len(self.received)} of {count} responses")
+            self.received += [codec.parse_body(b) for b in self.decoder.feed(data)]
+        out, self.received = self.received[:count], self.received[count:]
+        return out
+
+    def closed_by_server(self) -> bool:
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> LineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def answer_of(responses: list[Message], request: Message) -> Message:
+    """The response to ``request`` (matched by type and transaction key, as the MPN side does)."""
+    want = f"{int(request.message_type) + 10:04d}"
+    return next(
+        r for r in responses if r.message_type == want and r.transaction_key == request.transaction_key
+    )

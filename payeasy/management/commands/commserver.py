@@ -28,5 +28,9 @@ class Command(BaseCommand):
     def handle(self, *args: object, host: str, port: int, batch: int, **options: object) -> None:
         from payeasy import commserver
 
-        self.stdout.write(f"commserver on {host}:{port} (SIGTERM stops it cleanly)")
-        commserver.run(host=host, port=port, batch_max=batch, on_new_notices=_wake_workers)
+        def ready(bound: int) -> None:
+            self.stdout.write(f"commserver listening on {host}:{bound} (SIGTERM stops it cleanly)")
+            self.stdout.flush()
+
+        commserver.run(host=host, port=port, batch_max=batch, on_new_notices=_wake_workers, on_ready=ready)
+        self.stdout.write("commserver stopped")
