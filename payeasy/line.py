@@ -34,6 +34,7 @@ log = logging.getLogger("payeasy.line")
 
 BUSINESS_TYPES = frozenset({"1100", "1200", "1300", "1600", "1700"})
 PAYMENT_TYPES = frozenset({"1200", "1700"})
+NOTICE_TYPES = frozenset({b"1200", b"1300", b"1700"})
 BILLER_CACHE_SECONDS = 30.0
 
 
@@ -99,8 +100,12 @@ class _Batch:
 
     messages: list[LoggedMessage] = field(default_factory=list)
     notices: list[tuple[Notice, LoggedMessage]] = field(default_factory=list)
-    keys: set[str] = field(default_factory=set)
+    keys: set[str] = field(default_factory=set)  # notice keys this batch adds
+    stored: set[str] = field(default_factory=set)  # notice keys of this batch already in the database
     reversed_keys: set[str] = field(default_factory=set)
+
+    def has_notice(self, key: str) -> bool:
+        return key in self.keys or key in self.stored
 
 
 class LineProcessor:
@@ -124,6 +129,13 @@ class LineProcessor:
                 if changes_state
                 else LineState.objects.get(pk=1)
             )
+            # one query for the whole batch: which of its payment/reversal keys are stored already
+            # (H2+H3+H4 sit at bytes 4–30 of every body; a body that does not parse is never looked up)
+            keys = [r.body[4:30].decode("ascii", "replace") for r in batch if r.body[:4] in NOTICE_TYPES]
+            if keys:
+                pending.stored = set(
+                    Notice.objects.filter(transaction_key__in=keys).values_list("transaction_key", flat=True)
+                )
             for received in batch:
                 answers.append(self._one(received, line, pending))
             self._flush(pending)
@@ -234,7 +246,7 @@ class LineProcessor:
             )
         if kind in PAYMENT_TYPES:
             key = message.transaction_key
-            if key in pending.keys or Notice.objects.filter(transaction_key=key).exists():
+            if pending.has_notice(key):
                 return self._answer(row, message, "0000", outcome.DUPLICATE, pending)
             pending.keys.add(key)
             pending.notices.append((self._notice(message, biller, Notice.Kind.PAYMENT), row))
@@ -322,8 +334,7 @@ class LineProcessor:
         """Spec §5 rule 6. The original must be a payment of this biller, for the same numbers and amount,
         not yet reversed; anything else is B006 (a reversal never guesses which payment it undoes)."""
         outcome = LoggedMessage.Outcome
-        key = message.transaction_key
-        if key in pending.keys or Notice.objects.filter(transaction_key=key).exists():
+        if pending.has_notice(message.transaction_key):
             return self._answer(row, message, "0000", outcome.DUPLICATE, pending)
         if message.elements[7] != Channel.TELLER:
             return self._answer(row, message, "A301", outcome.REFUSED, pending)
@@ -340,7 +351,7 @@ class LineProcessor:
             or (original.customer_number, original.confirmation_number, original.amount) != (e[1], e[2], e[4])
         ):
             return self._answer(row, message, "B006", outcome.REFUSED, pending)
-        pending.keys.add(key)
+        pending.keys.add(message.transaction_key)
         pending.reversed_keys.add(original_key)
         pending.notices.append((self._notice(message, biller, Notice.Kind.REVERSAL), row))
         return self._answer(row, message, "0000", outcome.PROCESSED, pending, new_notice=True)

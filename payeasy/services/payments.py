@@ -52,7 +52,6 @@ class Applied:
     applied: int = 0
     failed: list[int] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-    entries: list[int] = field(default_factory=list)
 
 
 class _NotYet(Exception):
@@ -103,7 +102,7 @@ def _claim_and_apply(limit: int, notice_ids: Sequence[int] | None, *, isolate: b
                 log.warning("notice %s not applied: %s: %s", notice.transaction_key, type(exc).__name__, exc)
                 errors[notice.pk] = f"{type(exc).__name__}: {exc}"[:300]
                 result.failed.append(notice.pk)
-                context.forget(notice)
+                context.reload_invoices()
                 continue
         result.applied += 1
     applied_ids = [n.pk for n in notices if n.pk not in errors]
@@ -128,20 +127,17 @@ class _Context:
         contracts: dict[int, list[ContractedBank]] = defaultdict(list)
         for contract in ContractedBank.objects.filter(biller__in=billers):
             contracts[contract.biller_id].append(contract)
-        originals = {n.original_key: n for n in notices if n.kind == Notice.Kind.REVERSAL}
-        original_entries = {
-            e.notice.transaction_key: e
-            for e in LedgerEntry.objects.select_related("notice").filter(
-                notice__transaction_key__in=list(originals)
-            )
-        }
+        originals = [n.original_key for n in notices if n.kind == Notice.Kind.REVERSAL]
+        original_entries = (
+            LedgerEntry.objects.filter(notice__transaction_key__in=originals) if originals else []
+        )
         invoice_of: dict[int, int | None] = {}
         for n in notices:
             if n.kind == Notice.Kind.PAYMENT:
                 counter = issuer_for(billers[n.biller_id].number_key).counter_of(n.customer_number)
                 invoice_of[n.pk] = counter
         wanted = {pk for pk in invoice_of.values() if pk is not None}
-        wanted |= {e.invoice_id for e in original_entries.values() if e.invoice_id is not None}
+        wanted |= {e.invoice_id for e in original_entries if e.invoice_id is not None}
         # lock every invoice the batch touches, in id order: two workers never wait on each other in a cycle
         invoices = {
             inv.pk: inv
@@ -152,19 +148,25 @@ class _Context:
                 invoice_of[notice_pk] = None
         return cls(billers, contracts, invoices, invoice_of)
 
-    def forget(self, notice: Notice) -> None:
+    def reload_invoices(self) -> None:
         """After a savepoint rollback the invoice objects may hold unsaved changes: reload them."""
-        for pk in list(self.invoices):
-            self.invoices[pk].refresh_from_db()
+        for invoice in self.invoices.values():
+            invoice.refresh_from_db()
+
+    def add(self, notices: list[Notice]) -> None:
+        """Load (and lock) what ``notices`` need too, for a payment applied on behalf of its reversal."""
+        extra = _Context.load(notices)
+        self.billers.update(extra.billers)
+        self.invoices.update(extra.invoices)
+        self.invoice_of.update(extra.invoice_of)
+        for pk, rows in extra.contracts.items():
+            self.contracts.setdefault(pk, rows)
 
 
 def _apply_one(notice: Notice, context: _Context, result: Applied) -> None:
-    if notice.kind == Notice.Kind.PAYMENT:
-        entry, event = _apply_payment(notice, context)
-    else:
-        entry, event = _apply_reversal(notice, context)
-    result.entries.append(entry.pk)
-    result.events.extend(event)
+    apply = _apply_payment if notice.kind == Notice.Kind.PAYMENT else _apply_reversal
+    _entry, events = apply(notice, context)
+    result.events.extend(events)
 
 
 def _contract_problem(notice: Notice, contracts: Iterable[ContractedBank]) -> str:
@@ -258,6 +260,7 @@ def _apply_payment(notice: Notice, context: _Context) -> tuple[LedgerEntry, list
 def _apply_reversal(notice: Notice, context: _Context) -> tuple[LedgerEntry, list[Event]]:
     original_notice = Notice.objects.get(transaction_key=notice.original_key, kind=Notice.Kind.PAYMENT)
     original = LedgerEntry.objects.filter(notice=original_notice).first()
+    events: list[Event] = []
     if original is None:
         # the payment is still waiting: apply it first, here, if no other worker holds it
         locked = Notice.objects.select_for_update(skip_locked=True).filter(
@@ -266,12 +269,7 @@ def _apply_reversal(notice: Notice, context: _Context) -> tuple[LedgerEntry, lis
         claimed = locked.first()
         if claimed is None:
             raise _NotYet(f"the original payment {notice.original_key} is being applied")
-        extra = _Context.load([claimed])
-        context.billers.update(extra.billers)
-        context.invoices.update(extra.invoices)
-        context.invoice_of.update(extra.invoice_of)
-        for pk, rows in extra.contracts.items():
-            context.contracts.setdefault(pk, rows)
+        context.add([claimed])
         original, _events = _apply_payment(claimed, context)
         Notice.objects.filter(pk=claimed.pk).update(applied_at=timezone.now())
     entry = LedgerEntry.objects.create(
@@ -287,7 +285,7 @@ def _apply_reversal(notice: Notice, context: _Context) -> tuple[LedgerEntry, lis
         invoice = Invoice.objects.select_for_update().get(pk=original.invoice_id)
         context.invoices[invoice.pk] = invoice
     data = _event_data(notice, entry, invoice) | {"reverses": original_notice.transaction_key}
-    events = [Event("payment.reversed", notice.biller_id, original.invoice_id, data)]
+    events.append(Event("payment.reversed", notice.biller_id, original.invoice_id, data))
     if invoice is not None and original.outcome in STANDING:
         still = (
             LedgerEntry.objects.filter(invoice=invoice, outcome__in=STANDING, reversed_by__isnull=True)
