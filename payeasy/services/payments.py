@@ -270,7 +270,7 @@ def _apply_reversal(notice: Notice, context: _Context) -> tuple[LedgerEntry, lis
         if claimed is None:
             raise _NotYet(f"the original payment {notice.original_key} is being applied")
         context.add([claimed])
-        original, _events = _apply_payment(claimed, context)
+        original, events = _apply_payment(claimed, context)  # its events go out too
         Notice.objects.filter(pk=claimed.pk).update(applied_at=timezone.now())
     entry = LedgerEntry.objects.create(
         biller_id=notice.biller_id,
