@@ -120,13 +120,22 @@ def test_reversal_applied_with_its_payment_in_one_claim(biller: Biller, invoice:
     assert entries(invoice) == [("paid", "", 3300), ("reversal", "", -3300)]
 
 
-def test_reversal_claimed_before_its_payment_applies_the_payment_first(
-    biller: Biller, invoice: Invoice
+def test_reversal_claimed_before_its_payment_applies_the_payment_first(  # type: ignore[no-untyped-def]
+    biller: Biller, invoice: Invoice, mailoutbox, django_capture_on_commit_callbacks
 ) -> None:
     payment = h.payment(biller, invoice, channel="01")
     send(payment, h.reversal(biller, payment))
     reversal = Notice.objects.get(kind="reversal")
-    notices_apply(notice_ids=[reversal.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        result = notices_apply(notice_ids=[reversal.pk])
+    # the payment applied on the reversal's behalf is told like any other (live event, receipt)
+    assert [e.type for e in result.events] == [
+        "payment.received",
+        "invoice.paid",
+        "payment.reversed",
+        "invoice.payable_again",
+    ]
+    assert len(mailoutbox) == 1
     assert Notice.objects.filter(applied_at__isnull=True).count() == 0
     assert entries(invoice) == [("paid", "", 3300), ("reversal", "", -3300)]
 
