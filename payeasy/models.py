@@ -218,6 +218,9 @@ class Notice(models.Model):
     message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
+    teller_file = models.ForeignKey(
+        "TellerFile", null=True, blank=True, on_delete=models.PROTECT, related_name="notices"
+    )
     received_at = models.DateTimeField(_("received at"), default=timezone.now)
     applied_at = models.DateTimeField(_("applied at"), null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -309,3 +312,58 @@ class Receipt(models.Model):
 
     def __str__(self) -> str:
         return f"receipt for {self.entry_id}"
+
+
+class TellerFile(models.Model):
+    """A teller batch file (一括消込データ, spec §6) as it was offered for import, accepted or not.
+
+    An accepted file's records are notices (``source=teller_file``), stored in the same transaction as
+    this row: a file is in the books whole or not at all. One accepted file per name; offering it again
+    changes nothing, and a different file under an accepted name is refused as a conflict.
+    """
+
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted", _("Accepted")
+        REJECTED = "rejected", _("Rejected")
+
+    class Via(models.TextChoices):
+        COMMAND = "command", _("Command line")
+        UPLOAD = "upload", _("Staff console upload")
+        DROP_FOLDER = "drop_folder", _("Drop folder")
+
+    name = models.CharField(_("file name"), max_length=100)
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    status = models.CharField(_("status"), max_length=10, choices=Status)
+    via = models.CharField(_("received via"), max_length=12, choices=Via)
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    received_by = models.ForeignKey(
+        "billing.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    biller = models.ForeignKey(
+        Biller, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    bank_code = models.CharField(_("bank code"), max_length=4, blank=True)
+    handling_date = models.DateField(_("handling date (取扱日)"), null=True, blank=True)
+    payment_count = models.PositiveIntegerField(_("payments"), default=0)
+    payment_total = models.BigIntegerField(_("payment total"), default=0)
+    reversal_count = models.PositiveIntegerField(_("reversals"), default=0)
+    reversal_total = models.BigIntegerField(_("reversal total"), default=0)
+    known_count = models.PositiveIntegerField(_("records already stored"), default=0)
+    error_record = models.PositiveIntegerField(_("error record"), null=True, blank=True)
+    error_field = models.CharField(_("error field"), max_length=60, blank=True)
+    error_offset = models.PositiveIntegerField(_("error byte offset"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    content = models.BinaryField(_("file as received"))
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(status="accepted"), name="teller_file_accepted_once"
+            ),
+        ]
+        indexes = [models.Index(fields=["received_at"], name="teller_file_time")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
