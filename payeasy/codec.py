@@ -86,6 +86,7 @@ __all__ = [
     "Header",
     "Message",
     "allowed_elements",
+    "batch_data_offset",
     "batch_file_name",
     "build_batch_file",
     "build_body",
@@ -1234,3 +1235,10 @@ def make_batch_file(
     return BatchFile(
         batch_file_name(header, serial), header, records, BatchTrailer.of(records), BatchEnd(), crlf
     )
+
+
+def batch_data_offset(batch: BatchFile, record: int, attr: str) -> int:
+    """The file offset of field ``attr`` (a :class:`BatchData` attribute) of data record ``record`` (1-based,
+    counting the header as record 1), for error reports about a record the codec accepted."""
+    size = BATCH_RECORD_LENGTH + 2 if batch.crlf else BATCH_RECORD_LENGTH
+    return (record - 1) * size + _field_offset(_DATA_LAYOUT, attr)

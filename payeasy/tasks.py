@@ -38,3 +38,16 @@ def notices_sweep() -> int:
 @shared_task(name="payeasy.tasks.receipts_send", autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
 def receipts_send(entry_ids: list[int]) -> int:
     return notifications.receipts_send(entry_ids=entry_ids)
+
+
+@shared_task(name="payeasy.tasks.teller_drop_scan")
+def teller_drop_scan() -> int:
+    """Run by beat: import the teller batch files dropped into ``PAYEASY_TELLER_DROP_DIR/incoming``."""
+    from pathlib import Path
+
+    from payeasy.services import teller
+
+    directory = settings.PAYEASY_TELLER_DROP_DIR
+    if not directory:
+        return 0
+    return len(teller.teller_drop_scan(Path(directory)))

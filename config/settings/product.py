@@ -20,3 +20,7 @@ COMMSERVER_BATCH = env_int("COMMSERVER_BATCH", 256)
 # A notice not applied this long after it arrived is applied by the sweeper, which beat runs this often.
 PAYEASY_SWEEP_AFTER_SECONDS = env_int("PAYEASY_SWEEP_AFTER_SECONDS", 30)
 PAYEASY_SWEEP_EVERY_SECONDS = env_int("PAYEASY_SWEEP_EVERY_SECONDS", 10)
+# Teller batch files dropped into <dir>/incoming are imported by beat every PAYEASY_TELLER_DROP_EVERY
+# seconds and moved to <dir>/accepted or <dir>/rejected (with a .error.txt report). "" turns it off.
+PAYEASY_TELLER_DROP_DIR = env_str("PAYEASY_TELLER_DROP_DIR", str(RUN_DIR / "teller-drop"))
+PAYEASY_TELLER_DROP_EVERY = env_int("PAYEASY_TELLER_DROP_EVERY", 30)

@@ -44,6 +44,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payeasy.tasks.notices_sweep",
         "schedule": float(env_int("PAYEASY_SWEEP_EVERY_SECONDS", 10)),  # seconds
     },
+    "payeasy-teller-drop-scan": {
+        "task": "payeasy.tasks.teller_drop_scan",
+        "schedule": float(env_int("PAYEASY_TELLER_DROP_EVERY", 30)),  # seconds
+    },
     "due-date-reminders": {
         "task": "billing.tasks.due_reminders_send",
         "schedule": crontab(hour=9, minute=0),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from payeasy.staff import views
+from payeasy.staff import teller_views, views
 
 app_name = "staff"
 
@@ -13,4 +13,6 @@ urlpatterns = [
     path("billers/<int:pk>/status/", views.BillerStatusView.as_view(), name="biller_status"),
     path("billers/<int:pk>/invite/", views.BillerInviteView.as_view(), name="biller_invite"),
     path("audit/", views.AuditListView.as_view(), name="audit_list"),
+    path("teller-files/", teller_views.TellerFileListView.as_view(), name="teller_files"),
+    path("teller-files/<int:pk>/", teller_views.TellerFileDetailView.as_view(), name="teller_file"),
 ]

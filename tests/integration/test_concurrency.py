@@ -96,3 +96,34 @@ def test_concurrent_publications_never_share_a_number(postgres: None) -> None:
         list(pool.map(publish, chunks))
     numbers = [inv.customer_number for inv in Invoice.objects.filter(biller=biller).select_related("biller")]
     assert len(numbers) == len(set(numbers)) == THREADS * 5
+
+
+def test_one_teller_file_imported_at_once_by_many_is_stored_once(postgres: None) -> None:
+    from payeasy import codec
+    from payeasy.models import Notice, TellerFile
+    from payeasy.services import teller_file_import
+    from tests.payeasy import line_helpers as h
+
+    biller = h.line_biller()
+    invoices = [h.published_invoice(biller) for _ in range(3)]
+    records = [
+        codec.BatchData(
+            i.customer_number, i.confirmation_number, i.total, "101", "20261126", "100000", f"{n:08d}"
+        )
+        for n, i in enumerate(invoices, start=1)
+    ]
+    header = codec.BatchHeader(biller.biller_code, "ﾃｽﾄ", "20261126", "0001", "ﾃｽﾄ")
+    batch = codec.make_batch_file(header, records)
+    data = codec.build_batch_file(batch)
+    barrier = threading.Barrier(THREADS)
+
+    @_in_thread
+    def offer(_: int):  # type: ignore[no-untyped-def]
+        barrier.wait()
+        return teller_file_import(batch.name, data)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(offer, range(THREADS)))
+    assert all(r.accepted for r in results)
+    assert sum(r.stored for r in results) == 1  # the others saw it imported: unchanged
+    assert TellerFile.objects.count() == 1 and Notice.objects.count() == 3
