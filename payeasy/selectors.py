@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db.models.functions import TruncMinute
+from django.utils import timezone
 
 from billing.models import Biller
-from payeasy.models import ContractedBank
+from payeasy.codec import JST
+from payeasy.models import ContractedBank, LedgerEntry, LineState, Message, Notice
 
 
 def contracted_bank_list(*, biller: Biller) -> QuerySet[ContractedBank]:
@@ -22,3 +26,285 @@ def contracted_bank_check(*, biller: Biller, bank_code: str, channel: str, day: 
     if not any(r.allows(channel) for r in rows):
         return "A010"
     return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The operations view of the iDC staff: the line, message rates, notices per tenant, the message history.
+# Read-only, and bounded for tables of millions of rows: every query runs on an index (see each function).
+# ---------------------------------------------------------------------------------------------------------
+
+KEY_LENGTH = 26
+SEARCH_MAX_DAYS = 31
+NOTICE_TYPES = ("1200", "1300", "1700")
+
+
+def jst_today() -> datetime.date:
+    return timezone.now().astimezone(JST).date()
+
+
+def jst_day_start(day: datetime.date) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time.min, tzinfo=JST)
+
+
+@dataclass(frozen=True)
+class LineOverview:
+    """The online state (an unsaved closed state when the server never ran) and the last frame's time."""
+
+    line: LineState
+    last_message_at: datetime.datetime | None
+
+
+def line_overview() -> LineOverview:
+    line = LineState.objects.filter(pk=1).first() or LineState()
+    # index message_time, read backwards: one row
+    last = Message.objects.order_by("-received_at").values_list("received_at", flat=True).first()
+    return LineOverview(line=line, last_message_at=last)
+
+
+@dataclass(frozen=True)
+class RateRow:
+    minute: datetime.datetime  # start of the minute
+    counts: list[int]  # one per type, in the order of RateTable.types
+    total: int
+
+
+@dataclass(frozen=True)
+class RateTable:
+    """Messages received per minute and message type, newest minute first, minutes without any included."""
+
+    since: datetime.datetime
+    types: list[str]
+    rows: list[RateRow]
+    totals: list[int]
+    total: int
+    peak: int  # the largest total of one minute
+
+    @property
+    def per_minute(self) -> float:
+        return self.total / len(self.rows) if self.rows else 0.0
+
+
+def message_rates(*, minutes: int = 60, now: datetime.datetime | None = None) -> RateTable:
+    """Messages per minute by type over the last ``minutes`` minutes (the current one included, so far).
+
+    One GROUP BY over a range of index message_time. Minutes are truncated in UTC, which is the same
+    minute as in JST and needs no time zone support from the database.
+    """
+    now = now or timezone.now()
+    current = now.astimezone(datetime.UTC).replace(second=0, microsecond=0)
+    since = current - datetime.timedelta(minutes=minutes - 1)
+    counts: dict[tuple[datetime.datetime, str], int] = {}
+    for row in (
+        Message.objects.filter(
+            received_at__gte=since, received_at__lt=current + datetime.timedelta(minutes=1)
+        )
+        .annotate(minute=TruncMinute("received_at", tzinfo=datetime.UTC))
+        .values("minute", "message_type")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        counts[(row["minute"].astimezone(datetime.UTC), row["message_type"])] = row["n"]
+    types = sorted({t for _m, t in counts})
+    rows = []
+    for i in range(minutes):
+        minute = current - datetime.timedelta(minutes=i)
+        per_type = [counts.get((minute, t), 0) for t in types]
+        rows.append(RateRow(minute=minute, counts=per_type, total=sum(per_type)))
+    totals = [sum(r.counts[i] for r in rows) for i in range(len(types))]
+    return RateTable(
+        since=since,
+        types=types,
+        rows=rows,
+        totals=totals,
+        total=sum(totals),
+        peak=max((r.total for r in rows), default=0),
+    )
+
+
+@dataclass
+class Tally:
+    count: int = 0
+    amount: int = 0
+
+    def add(self, count: int, amount: int) -> None:
+        self.count += count
+        self.amount += amount
+
+
+@dataclass
+class BillerNotices:
+    """One tenant's notices: waiting now (any date), and what was applied to its ledger today (JST)."""
+
+    biller_id: int | None
+    biller_code: str = ""
+    name: str = ""
+    waiting: Tally = field(default_factory=Tally)
+    failing: int = 0  # waiting notices whose last attempt failed (last_error set)
+    oldest_waiting_at: datetime.datetime | None = None
+    paid: Tally = field(default_factory=Tally)
+    double_payment: Tally = field(default_factory=Tally)
+    provisional: Tally = field(default_factory=Tally)
+    reversal: Tally = field(default_factory=Tally)
+
+    @property
+    def applied(self) -> Tally:
+        out = Tally()
+        for t in (self.paid, self.double_payment, self.provisional, self.reversal):
+            out.add(t.count, t.amount)
+        return out
+
+    def oldest_waiting_age(self, now: datetime.datetime) -> int | None:
+        """Seconds the oldest waiting notice has waited (None when nothing waits)."""
+        if self.oldest_waiting_at is None:
+            return None
+        return max(0, int((now - self.oldest_waiting_at).total_seconds()))
+
+
+@dataclass(frozen=True)
+class NoticeStatus:
+    day: datetime.date  # the JST day whose applied entries are counted
+    now: datetime.datetime
+    billers: list[BillerNotices]  # tenants with a waiting notice or an entry today, by biller code
+    total: BillerNotices
+
+    @property
+    def oldest_waiting_age(self) -> int | None:
+        return self.total.oldest_waiting_age(self.now)
+
+
+_ENTRY_TALLY: dict[str, str] = {
+    LedgerEntry.Outcome.PAID: "paid",
+    LedgerEntry.Outcome.DOUBLE_PAYMENT: "double_payment",
+    LedgerEntry.Outcome.PROVISIONAL: "provisional",
+    LedgerEntry.Outcome.REVERSAL: "reversal",
+}
+
+
+def notice_status_by_biller(
+    *, day: datetime.date | None = None, now: datetime.datetime | None = None
+) -> NoticeStatus:
+    """Per tenant: notices waiting to be applied (count, amount, failing, oldest) and the ledger entries
+    made on ``day`` (JST, default today) by outcome — paid, double payment, provisional, reversal.
+
+    Two aggregate queries, and two small ones for the billers. Waiting notices are read through the
+    partial index notice_waiting (a healthy system has a handful). The day's entries are read through
+    ledger_biller_time: the biller column leads that index, so the query names every biller as a list
+    of ids (``biller_id = ANY(…)``: one index range per biller; as a subquery PostgreSQL would hash-join
+    and read the whole ledger).
+    """
+    now = now or timezone.now()
+    day = day or jst_today()
+    rows: dict[int, BillerNotices] = {}
+    total = BillerNotices(biller_id=None)
+    for w in (
+        Notice.objects.filter(applied_at__isnull=True)
+        .values("biller_id")
+        .annotate(
+            n=Count("id"),
+            amount=Sum("amount"),
+            oldest=Min("received_at"),
+            failing=Count("id", filter=~Q(last_error="")),
+        )
+        .order_by()
+    ):
+        row = rows.setdefault(w["biller_id"], BillerNotices(biller_id=w["biller_id"]))
+        row.waiting.add(w["n"], w["amount"] or 0)
+        row.failing, row.oldest_waiting_at = w["failing"], w["oldest"]
+    start = jst_day_start(day)
+    for e in (
+        LedgerEntry.objects.filter(
+            biller_id__in=list(Biller.objects.values_list("pk", flat=True)),
+            created_at__gte=start,
+            created_at__lt=start + datetime.timedelta(days=1),
+        )
+        .values("biller_id", "outcome")
+        .annotate(n=Count("id"), amount=Sum("amount"))
+        .order_by()
+    ):
+        row = rows.setdefault(e["biller_id"], BillerNotices(biller_id=e["biller_id"]))
+        getattr(row, _ENTRY_TALLY[e["outcome"]]).add(e["n"], abs(e["amount"] or 0))
+    for b in Biller.objects.filter(pk__in=list(rows)).values("pk", "biller_code", "legal_name"):
+        rows[b["pk"]].biller_code, rows[b["pk"]].name = b["biller_code"], b["legal_name"]
+    for row in rows.values():
+        for name in ("waiting", "paid", "double_payment", "provisional", "reversal"):
+            mine = getattr(row, name)
+            getattr(total, name).add(mine.count, mine.amount)
+        total.failing += row.failing
+        if row.oldest_waiting_at is not None and (
+            total.oldest_waiting_at is None or row.oldest_waiting_at < total.oldest_waiting_at
+        ):
+            total.oldest_waiting_at = row.oldest_waiting_at
+    return NoticeStatus(
+        day=day, now=now, billers=sorted(rows.values(), key=lambda r: r.biller_code), total=total
+    )
+
+
+def waiting_notices(*, limit: int = 10) -> QuerySet[Notice]:
+    """The oldest notices still waiting to be applied (index notice_waiting, in id order)."""
+    return Notice.objects.filter(applied_at__isnull=True).select_related("biller").order_by("id")[:limit]
+
+
+def message_search_days(
+    *, key: str = "", date_from: datetime.date | None = None, date_to: datetime.date | None = None
+) -> tuple[datetime.date, datetime.date] | None:
+    """The JST days a message search covers: the dates given (one missing: up to today, or just the
+    end date), today without either — or None (every day) for a whole transaction key without dates."""
+    if date_from is None and date_to is None and len(key.strip()) == KEY_LENGTH:
+        return None
+    today = jst_today()
+    return date_from or date_to or today, date_to or today
+
+
+def message_search(
+    *,
+    key: str = "",
+    customer_number: str = "",
+    biller: Biller | None = None,
+    biller_code: str = "",
+    message_type: str = "",
+    outcome: str = "",
+    date_from: datetime.date | None = None,
+    date_to: datetime.date | None = None,
+) -> QuerySet[Message]:
+    """The message history (電文履歴), newest first (``-received_at, -id``: page with a keyset).
+
+    Always bounded by the JST dates ``date_from``–``date_to`` (inclusive; without either, today), except
+    for a whole 26-character transaction key without dates, which index message_key finds on any day.
+    A shorter key matches as a prefix. ``biller`` runs on index message_biller_time, and so does
+    ``biller_code`` (a code no biller has: frames answered 9001, stored without a biller); a customer
+    number on message_customer_number; type and outcome alone scan the date range on message_time.
+    """
+    key = key.strip()
+    qs = Message.objects.all()
+    if len(key) == KEY_LENGTH:
+        qs = qs.filter(transaction_key=key)
+    elif key:
+        qs = qs.filter(transaction_key__startswith=key)
+    days = message_search_days(key=key, date_from=date_from, date_to=date_to)
+    if days is not None:
+        qs = qs.filter(
+            received_at__gte=jst_day_start(days[0]),
+            received_at__lt=jst_day_start(days[1] + datetime.timedelta(days=1)),
+        )
+    if customer_number.strip():
+        qs = qs.filter(customer_number=customer_number.strip())
+    if biller is not None:
+        qs = qs.filter(biller=biller)
+    elif biller_code.strip():
+        qs = qs.filter(biller__isnull=True, biller_code=biller_code.strip())
+    if message_type:
+        qs = qs.filter(message_type=message_type)
+    if outcome:
+        qs = qs.filter(outcome=outcome)
+    return qs.select_related("biller").order_by("-received_at", "-id")
+
+
+def message_notice(*, message: Message) -> Notice | None:
+    """The notice a payment, reversal or resend message is about (by its transaction key, unique)."""
+    if message.message_type not in NOTICE_TYPES or not message.transaction_key:
+        return None
+    return (
+        Notice.objects.filter(transaction_key=message.transaction_key)
+        .select_related("biller", "entry", "entry__invoice")
+        .first()
+    )

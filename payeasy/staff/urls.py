@@ -1,6 +1,6 @@
 from django.urls import path
 
-from payeasy.staff import teller_views, views
+from payeasy.staff import operations_views, teller_views, views
 
 app_name = "staff"
 
@@ -13,6 +13,11 @@ urlpatterns = [
     path("billers/<int:pk>/status/", views.BillerStatusView.as_view(), name="biller_status"),
     path("billers/<int:pk>/invite/", views.BillerInviteView.as_view(), name="biller_invite"),
     path("audit/", views.AuditListView.as_view(), name="audit_list"),
+    path("operations/", operations_views.OperationsView.as_view(), name="operations"),
+    path("operations/messages/", operations_views.MessageSearchView.as_view(), name="message_search"),
+    path(
+        "operations/messages/<int:pk>/", operations_views.MessageDetailView.as_view(), name="message_detail"
+    ),
     path("teller-files/", teller_views.TellerFileListView.as_view(), name="teller_files"),
     path("teller-files/<int:pk>/", teller_views.TellerFileDetailView.as_view(), name="teller_file"),
 ]
