@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.14 python3 python; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
 
 
-.PHONY: run test bench lint typecheck migrations-check messages venv clean
+.PHONY: run pay test bench lint typecheck migrations-check messages venv clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "Python 3.12 or newer is needed (python3.13 recommended)." >&2; exit 1; fi
@@ -25,6 +25,10 @@ run: venv
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py seed_demo
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py demo_info
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/honcho -f config/Procfile -d . start
+
+## make pay — with make run going: the MPN simulator pays a demo invoice over the line (INVOICE=<number>).
+pay: venv
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py mpn_simulate pay --biller 58191001 $(if $(INVOICE),--invoice $(INVOICE))
 
 ## make test — the whole suite. Without DATABASE_URL/REDIS_URL it runs on SQLite and skips the
 ## integration tests with a reason; REQUIRE_SERVICES=1 turns those skips into failures.
