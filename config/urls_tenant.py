@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from billing import console_imports, console_views
 from billing import views as billing_views
+from payeasy import console_views as payeasy_console
 
 console_patterns = (
     [
@@ -28,6 +29,27 @@ console_patterns = (
         path("imports/<int:pk>/errors.csv", console_imports.ImportErrorsView.as_view(), name="import_errors"),
         path("api-keys/", console_views.ApiKeyListView.as_view(), name="api_key_list"),
         path("api-keys/<int:pk>/revoke/", console_views.ApiKeyRevokeView.as_view(), name="api_key_revoke"),
+        path("webhooks/", payeasy_console.WebhookListView.as_view(), name="webhook_list"),
+        path("webhooks/new/", payeasy_console.WebhookCreateView.as_view(), name="webhook_create"),
+        path("webhooks/<int:pk>/", payeasy_console.WebhookEditView.as_view(), name="webhook_edit"),
+        path("webhooks/<int:pk>/active/", payeasy_console.WebhookActiveView.as_view(), name="webhook_active"),
+        path("webhooks/<int:pk>/rotate/", payeasy_console.WebhookRotateView.as_view(), name="webhook_rotate"),
+        path("webhooks/<int:pk>/test/", payeasy_console.WebhookTestView.as_view(), name="webhook_test"),
+        path(
+            "webhooks/deliveries/",
+            payeasy_console.WebhookDeliveryListView.as_view(),
+            name="webhook_delivery_list",
+        ),
+        path(
+            "webhooks/deliveries/<int:pk>/",
+            payeasy_console.WebhookDeliveryDetailView.as_view(),
+            name="webhook_delivery_detail",
+        ),
+        path(
+            "webhooks/deliveries/<int:pk>/resend/",
+            payeasy_console.WebhookDeliveryResendView.as_view(),
+            name="webhook_delivery_resend",
+        ),
     ],
     "console",
 )

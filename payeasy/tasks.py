@@ -51,3 +51,21 @@ def teller_drop_scan() -> int:
     if not directory:
         return 0
     return len(teller.teller_drop_scan(Path(directory)))
+
+
+@shared_task(name="payeasy.tasks.webhooks_deliver")
+def webhooks_deliver(delivery_ids: list[int] | None = None) -> int:
+    """Post the webhook deliveries that are due (only ``delivery_ids`` when given): one batch, and
+    another task for the rest, so that a slow endpoint holds a worker for one batch at most."""
+    from payeasy.services import webhooks
+
+    result = webhooks.deliver_due(delivery_ids=delivery_ids)
+    if delivery_ids is None and result.attempted >= webhooks.DELIVER_BATCH:
+        webhooks_deliver.delay()
+    return result.succeeded
+
+
+@shared_task(name="payeasy.tasks.webhooks_retry_due")
+def webhooks_retry_due() -> int:
+    """Run by beat: post the retries that are due, and anything a lost wake-up or a dead worker left."""
+    return webhooks_deliver.run()

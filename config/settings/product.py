@@ -1,6 +1,6 @@
 """Settings of the product itself: tenant hosts, invitations, imports, the communication server."""
 
-from config.settings.env import DEBUG, RUN_DIR, env_int, env_str
+from config.settings.env import DEBUG, RUN_DIR, env_bool, env_int, env_str
 
 # Tenants are reached at <slug>.<PORTAL_DOMAIN> or at /b/<slug>/ on any host.
 PORTAL_DOMAIN = (env_str("PORTAL_DOMAIN") or ("localhost" if DEBUG else "")).lower()
@@ -24,3 +24,8 @@ PAYEASY_SWEEP_EVERY_SECONDS = env_int("PAYEASY_SWEEP_EVERY_SECONDS", 10)
 # seconds and moved to <dir>/accepted or <dir>/rejected (with a .error.txt report). "" turns it off.
 PAYEASY_TELLER_DROP_DIR = env_str("PAYEASY_TELLER_DROP_DIR", str(RUN_DIR / "teller-drop"))
 PAYEASY_TELLER_DROP_EVERY = env_int("PAYEASY_TELLER_DROP_EVERY", 30)
+
+# Outbound webhooks (payeasy.services.webhooks). Production sends to https:// URLs only, and never to
+# this machine or a link-local address (169.254.0.0/16 holds cloud metadata services); development may.
+PAYEASY_WEBHOOK_REQUIRE_HTTPS = env_bool("PAYEASY_WEBHOOK_REQUIRE_HTTPS", not DEBUG)
+PAYEASY_WEBHOOK_ALLOW_LOOPBACK = env_bool("PAYEASY_WEBHOOK_ALLOW_LOOPBACK", DEBUG)

@@ -48,6 +48,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payeasy.tasks.teller_drop_scan",
         "schedule": float(env_int("PAYEASY_TELLER_DROP_EVERY", 30)),  # seconds
     },
+    "payeasy-webhooks-retry": {
+        "task": "payeasy.tasks.webhooks_retry_due",
+        "schedule": float(env_int("PAYEASY_WEBHOOK_RETRY_EVERY_SECONDS", 15)),  # seconds
+    },
     "due-date-reminders": {
         "task": "billing.tasks.due_reminders_send",
         "schedule": crontab(hour=9, minute=0),

@@ -109,6 +109,9 @@ def _claim_and_apply(limit: int, notice_ids: Sequence[int] | None, *, isolate: b
     Notice.objects.filter(pk__in=applied_ids).update(applied_at=now, last_error="")
     for pk, error in errors.items():
         Notice.objects.filter(pk=pk).update(last_error=error)
+    from payeasy.services import webhooks
+
+    webhooks.events_record(result.events)  # the webhook outbox commits with the ledger, in either path
     return result
 
 
