@@ -39,6 +39,16 @@ CELERY_TIMEZONE = "Asia/Tokyo"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 
+# Payments are applied on the default queue; what talks to the outside (receipt e-mails, webhooks)
+# has a queue of its own, so a slow SMTP relay or tenant endpoint never delays applying payments.
+# Workers consume both (-Q celery,notify); a busy installation runs one worker per queue.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "payeasy.tasks.receipts_send": {"queue": "notify"},
+    "payeasy.tasks.webhooks_deliver": {"queue": "notify"},
+    "payeasy.tasks.webhooks_retry_due": {"queue": "notify"},
+}
+
 CELERY_BEAT_SCHEDULE = {
     "payeasy-notices-sweep": {
         "task": "payeasy.tasks.notices_sweep",

@@ -97,7 +97,7 @@ def _claim_and_apply(limit: int, notice_ids: Sequence[int] | None, *, isolate: b
         else:
             try:
                 with transaction.atomic():
-                    _apply_one(notice, context, result)
+                    _apply_one(notice, context, result, flush=True)
             except Exception as exc:  # recorded on the notice; the sweeper retries it
                 log.warning("notice %s not applied: %s: %s", notice.transaction_key, type(exc).__name__, exc)
                 errors[notice.pk] = f"{type(exc).__name__}: {exc}"[:300]
@@ -105,6 +105,7 @@ def _claim_and_apply(limit: int, notice_ids: Sequence[int] | None, *, isolate: b
                 context.reload_invoices()
                 continue
         result.applied += 1
+    context.flush()
     applied_ids = [n.pk for n in notices if n.pk not in errors]
     Notice.objects.filter(pk__in=applied_ids).update(applied_at=now, last_error="")
     for pk, error in errors.items():
@@ -123,6 +124,26 @@ class _Context:
     contracts: dict[int, list[ContractedBank]]
     invoices: dict[int, Invoice]
     invoice_of: dict[int, int | None]  # notice id → invoice id (None: the numbers match no bill)
+    # written together by flush(): one INSERT for the entries, one UPDATE for the bills, per batch
+    new_entries: list[tuple[LedgerEntry, list[Event]]] = field(default_factory=list)
+    dirty: dict[int, Invoice] = field(default_factory=dict)
+
+    def defer(self, entry: LedgerEntry, events: list[Event], invoice: Invoice | None = None) -> None:
+        self.new_entries.append((entry, events))
+        if invoice is not None:
+            self.dirty[invoice.pk] = invoice
+
+    def flush(self) -> None:
+        """Write the deferred entries and bill changes, and put the entries' ids into their events."""
+        if self.new_entries:
+            LedgerEntry.objects.bulk_create([entry for entry, _events in self.new_entries])
+            for entry, events in self.new_entries:
+                for event in events:
+                    event.data["ledger_entry"] = entry.pk
+            self.new_entries = []
+        if self.dirty:
+            Invoice.objects.bulk_update(list(self.dirty.values()), ["status", "paid_at", "updated_at"])
+            self.dirty = {}
 
     @classmethod
     def load(cls, notices: list[Notice]) -> _Context:
@@ -153,6 +174,7 @@ class _Context:
 
     def reload_invoices(self) -> None:
         """After a savepoint rollback the invoice objects may hold unsaved changes: reload them."""
+        self.new_entries, self.dirty = [], {}
         for invoice in self.invoices.values():
             invoice.refresh_from_db()
 
@@ -166,9 +188,11 @@ class _Context:
             self.contracts.setdefault(pk, rows)
 
 
-def _apply_one(notice: Notice, context: _Context, result: Applied) -> None:
+def _apply_one(notice: Notice, context: _Context, result: Applied, *, flush: bool = False) -> None:
     apply = _apply_payment if notice.kind == Notice.Kind.PAYMENT else _apply_reversal
     _entry, events = apply(notice, context)
+    if flush:  # one notice in its savepoint: written before its events count
+        context.flush()
     result.events.extend(events)
 
 
@@ -237,13 +261,14 @@ def _apply_payment(notice: Notice, context: _Context) -> tuple[LedgerEntry, list
         outcome = LedgerEntry.Outcome.DOUBLE_PAYMENT
     else:
         outcome = LedgerEntry.Outcome.PAID
-    entry = LedgerEntry.objects.create(
+    entry = LedgerEntry(
         biller_id=notice.biller_id,
         notice=notice,
         invoice=invoice,
         outcome=outcome,
         reason=reason,
         amount=notice.amount,
+        created_at=timezone.now(),
     )
     data = _event_data(notice, entry, invoice)
     invoice_id = invoice.pk if invoice is not None else None
@@ -255,12 +280,13 @@ def _apply_payment(notice: Notice, context: _Context) -> tuple[LedgerEntry, list
     elif invoice is not None:
         invoice.status, invoice.paid_at = Invoice.Status.PAID, notice.paid_at
         invoice.updated_at = timezone.now()
-        invoice.save(update_fields=["status", "paid_at", "updated_at"])
         events.append(Event("invoice.paid", notice.biller_id, invoice.pk, data))
+    context.defer(entry, events, invoice if outcome == LedgerEntry.Outcome.PAID else None)
     return entry, events
 
 
 def _apply_reversal(notice: Notice, context: _Context) -> tuple[LedgerEntry, list[Event]]:
+    context.flush()  # the payment it undoes may be among the batch's deferred entries
     original_notice = Notice.objects.get(transaction_key=notice.original_key, kind=Notice.Kind.PAYMENT)
     original = LedgerEntry.objects.filter(notice=original_notice).first()
     events: list[Event] = []
@@ -274,6 +300,7 @@ def _apply_reversal(notice: Notice, context: _Context) -> tuple[LedgerEntry, lis
             raise _NotYet(f"the original payment {notice.original_key} is being applied")
         context.add([claimed])
         original, events = _apply_payment(claimed, context)  # its events go out too
+        context.flush()
         Notice.objects.filter(pk=claimed.pk).update(applied_at=timezone.now())
     entry = LedgerEntry.objects.create(
         biller_id=notice.biller_id,

@@ -65,6 +65,7 @@ def start_worker(tmp: Path, **env: str) -> Worker:
             "config",
             "worker",
             "--pool=solo",
+            "--queues=celery,notify",
             "--loglevel=INFO",
             "--without-gossip",
             "--without-mingle",

@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 
-def _wake_workers() -> None:
-    from payeasy import tasks
+class _Waker:
+    """Wakes the workers after a commit, at most once per ``interval``: calling it only sets a flag, so
+    the database thread never waits on the broker, and a burst of commits is one wake-up (a worker's
+    task claims whatever is waiting, in batches). A wake-up that fails is not retried: the notices are
+    committed and the sweeper applies them."""
 
-    try:
-        tasks.notices_apply.delay()
-    except Exception:  # the notices are committed; the sweeper applies them within 30 s
-        logging.getLogger("payeasy.commserver").exception("could not wake the workers")
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.due = threading.Event()
+        threading.Thread(target=self._run, name="wake-workers", daemon=True).start()
+
+    def __call__(self) -> None:
+        self.due.set()
+
+    def _run(self) -> None:
+        from payeasy import tasks
+
+        while True:
+            self.due.wait()
+            self.due.clear()
+            try:
+                tasks.notices_apply.delay()
+            except Exception:  # the notices are committed; the sweeper applies them within 30 s
+                logging.getLogger("payeasy.commserver").exception("could not wake the workers")
+            time.sleep(self.interval)
 
 
 class Command(BaseCommand):
@@ -32,5 +52,5 @@ class Command(BaseCommand):
             self.stdout.write(f"commserver listening on {host}:{bound} (SIGTERM stops it cleanly)")
             self.stdout.flush()
 
-        commserver.run(host=host, port=port, batch_max=batch, on_new_notices=_wake_workers, on_ready=ready)
+        commserver.run(host=host, port=port, batch_max=batch, on_new_notices=_Waker(), on_ready=ready)
         self.stdout.write("commserver stopped")

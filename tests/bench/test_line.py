@@ -1,0 +1,341 @@
+"""The MPN line under load (issue: communication server), on PostgreSQL and Redis, with pgbench beside it.
+
+One run, in this order, against a commserver and two workers started with production settings:
+
+1. pgbench ``simple-update`` TPS on this machine now — the yardstick every figure is reported beside;
+2. acknowledged payments: 1,000 payments/s for 60 s over 4 pipelined connections, workers applying them
+   meanwhile — target ack p99 ≤ 15 ms and the full rate sustained;
+3. frame sent → invoice paid: 500 payments/s for 60 s of bills nobody paid yet, measured to the
+   ``invoice.paid`` live event (published after the commit) — target p99 ≤ 500 ms; afterwards every
+   payment is applied exactly once: one notice, one ledger entry, each bill paid once, nothing waiting;
+4. inquiries: 200/s for 60 s of bills drawn at random from 1,000,000 published ones — target p99 ≤ 25 ms.
+
+BENCH_LINE_SECONDS shortens every phase, BENCH_LINE_INVOICES the published bills (for a quick look).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from billing.models import Biller, Invoice
+from payeasy import simulator
+from payeasy.models import LedgerEntry, Notice
+from tests.bench.conftest import ROOT, production_env, report, run_measured
+from tests.bench.generate import write_invoices_csv
+from tests.bench.test_invoice_import import load_customers
+from tests.conftest import need
+from tests.factories import make_biller, make_contract
+
+SECONDS = float(os.environ.get("BENCH_LINE_SECONDS", 60))
+INVOICES = int(os.environ.get("BENCH_LINE_INVOICES", 1_000_000))
+CUSTOMERS = 100_000
+ACK_RATE, ACK_P99_MS = 1000.0, 15.0
+PAID_RATE, PAID_P99_MS = 500.0, 500.0
+INQUIRY_RATE, INQUIRY_P99_MS = 200.0, 25.0
+CONNECTIONS = 4
+WARM_UP_SECONDS = 3.0
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def bench_redis_url() -> str:
+    url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+    import redis
+
+    try:
+        redis.Redis.from_url(url).flushdb()
+    except redis.RedisError as exc:
+        need(False, f"the line benchmark needs Redis at {url}: {exc}")
+    return url
+
+
+def pgbench_tps(seconds: float) -> float:
+    """pgbench's built-in simple-update script, 4 clients, on a scratch database of this server."""
+    binary = shutil.which("pgbench")
+    need(binary is not None, "pgbench is not installed (Debian: postgresql-client)")
+    s = connection.settings_dict
+    base = [
+        "-h",
+        s.get("HOST") or "127.0.0.1",
+        "-p",
+        str(s.get("PORT") or 5432),
+        "-U",
+        s.get("USER") or "postgres",
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("DROP DATABASE IF EXISTS bench_pgbench")
+        cursor.execute("CREATE DATABASE bench_pgbench")
+    try:
+        subprocess.run(
+            [binary, *base, "-i", "-q", "-s", "10", "bench_pgbench"], check=True, capture_output=True
+        )
+        out = subprocess.run(
+            [
+                binary,
+                *base,
+                "-b",
+                "simple-update",
+                "-c",
+                "4",
+                "-j",
+                "2",
+                "-T",
+                str(int(seconds)),
+                "bench_pgbench",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP DATABASE IF EXISTS bench_pgbench")
+    match = re.search(r"tps = ([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+class Processes:
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp, self.env = tmp, env
+        self.procs: list[tuple[subprocess.Popen[str], Path]] = []
+
+    def start(self, name: str, args: list[str], ready: str) -> str:
+        log = self.tmp / f"{name}.log"
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=self.env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True
+        )
+        self.procs.append((proc, log))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace")
+            if ready in text:
+                return text
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} exited:\n{text}")
+            time.sleep(0.1)
+        raise AssertionError(f"{name} not ready:\n{log.read_text(errors='replace')}")
+
+    def stop(self) -> None:
+        for proc, _log in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, _log in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def line_env(postgres_only: None, tmp_path: Path) -> Iterator[tuple[Biller, int, str, Processes]]:
+    biller = make_biller(payee_number="58998", biller_code="58998001", slug="bench-line")
+    make_contract(biller, "0001", channels=("01", "02", "03", "05"))
+    load_customers(biller, CUSTOMERS)
+    path = tmp_path / "invoices.csv"
+    write_invoices_csv(path, invoices=INVOICES, customers=CUSTOMERS)
+    run_measured(
+        [
+            sys.executable,
+            "manage.py",
+            "import_invoices",
+            str(path),
+            "--biller",
+            biller.biller_code,
+            "--skip-preview",
+        ],
+        production_env(),
+    )
+    path.unlink()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE billing_invoice")
+        cursor.execute("CHECKPOINT")  # the import's WAL is flushed now, not during the measurements
+    redis_url = bench_redis_url()
+    processes = Processes(tmp_path, production_env(REDIS_URL=redis_url, DJANGO_EMAIL_BACKEND="locmem"))
+    text = processes.start(
+        "commserver", [sys.executable, "manage.py", "commserver", "--port", "0"], "commserver listening on"
+    )
+    port = int(re.search(r"commserver listening on [\d.]+:(\d+)", text).group(1))  # type: ignore[union-attr]
+    # one worker applies payments; one sends receipts and webhooks, at the lowest priority: the line and
+    # the ledger come first on a shared box (docs/line.md). E-mail goes to Django's in-memory backend —
+    # the SMTP relay is outside the product — after the receipts are rendered as they would be.
+    for name, queue, nice in (("apply", "celery", "10"), ("notify", "notify", "19")):
+        processes.start(
+            f"worker-{name}",
+            [
+                "nice",
+                "-n",
+                nice,
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=solo",
+                f"--queues={queue}",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--hostname",
+                f"bench-{name}@%h",
+            ],
+            " ready.",
+        )
+    try:
+        yield biller, port, redis_url, processes
+    finally:
+        processes.stop()
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+async def _phase(port: int, frames: simulator.Frames, targets, **kw) -> simulator.Stats:  # type: ignore[no-untyped-def]
+    async with simulator.Line("127.0.0.1", port, frames) as line:
+        return await simulator.load(line, targets, connections=CONNECTIONS, **kw)
+
+
+def wait_applied(timeout: float) -> float:
+    started = time.perf_counter()
+    deadline = started + timeout
+    while Notice.objects.filter(applied_at__isnull=True).exists():
+        assert time.perf_counter() < deadline, "notices still waiting"
+        time.sleep(0.2)
+    return time.perf_counter() - started
+
+
+def test_line_speed(line_env) -> None:  # type: ignore[no-untyped-def]
+    biller, port, redis_url, _processes = line_env
+    tps = pgbench_tps(min(SECONDS, 30))
+
+    state = simulator.line_state()
+    day = simulator.processing_day(state)
+    frames = simulator.Frames(day, simulator.serial_base(simulator.CENTRE, day))
+
+    async def open_day() -> None:
+        async with simulator.Line("127.0.0.1", port, frames) as line:
+            answer = await line.request(frames.open_day(biller.biller_code))
+            assert answer is not None and answer.code == "0000"
+
+    _run(open_day())
+    ack_count = int(ACK_RATE * SECONDS)
+    paid_count = int(PAID_RATE * SECONDS)
+    warm_count = int(ACK_RATE * WARM_UP_SECONDS)
+    targets = simulator.targets_load(
+        biller_codes=[biller.biller_code], limit=warm_count + ack_count + paid_count
+    )
+    assert len(targets) == warm_count + ack_count + paid_count
+    # warm-up, not measured: connections, caches, the workers' first batches (their bills count below)
+    _run(_phase(port, frames, targets[:warm_count], rate=ACK_RATE, duration=WARM_UP_SECONDS))
+    wait_applied(60)
+    warm, targets = targets[:warm_count], targets[warm_count:]
+
+    # 2. acknowledged payments, workers applying them meanwhile
+    ack = _run(_phase(port, frames, targets[:ack_count], rate=ACK_RATE, duration=SECONDS))
+    drain = wait_applied(300)
+
+    # 3. frame → paid, then exactly once
+    watcher = simulator.PaidWatcher(redis_url, [biller.pk])
+    try:
+        paid = _run(
+            _phase(port, frames, targets[ack_count:], rate=PAID_RATE, duration=SECONDS, watcher=watcher)
+        )
+    finally:
+        watcher.stop()
+    wait_applied(120)
+    paid_ids = [t.invoice_id for t in warm + targets]
+    notices = Notice.objects.filter(biller=biller).count()
+    entries = LedgerEntry.objects.filter(biller=biller)
+    by_outcome = {o: entries.filter(outcome=o).count() for o in LedgerEntry.Outcome.values}
+    bills_paid = Invoice.objects.filter(pk__in=paid_ids, status="paid").count()
+    doubled = (
+        entries.filter(outcome="paid").values("invoice_id").order_by().distinct().count()
+        != by_outcome["paid"]
+    )
+
+    # 4. inquiries over a million published bills, at random
+    rng = random.Random(4)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(id), max(id) FROM billing_invoice WHERE biller_id = %s", [biller.pk])
+        low, high = cursor.fetchone()
+    sample_ids = set(rng.sample(range(low, high + 1), int(INQUIRY_RATE * SECONDS)))
+    numbers = list(Invoice.objects.filter(pk__in=sample_ids).values_list("number", flat=True))
+    inquiry_targets = simulator.targets_load(numbers=numbers)
+    published = Invoice.objects.filter(biller=biller, status="published").count()
+    inquiry = _run(
+        _phase(port, frames, inquiry_targets, rate=INQUIRY_RATE, duration=SECONDS, inquiry_share=1.0)
+    )
+
+    ack_ms = [v * 1000 for v in ack.latencies["1200"]]
+    paid_ms = [v * 1000 for v in paid.paid_latencies]
+    inq_ms = [v * 1000 for v in inquiry.latencies["1100"]]
+    p = simulator.percentile
+    figures = {
+        "seconds_per_phase": SECONDS,
+        "published_invoices": INVOICES,
+        "pgbench_simple_update_tps": round(tps),
+        "ack_offered_per_second": ACK_RATE,
+        "ack_achieved_per_second": round(len(ack_ms) / ack.elapsed),
+        "ack_ms": {
+            "p50": round(p(ack_ms, 50), 2),
+            "p99": round(p(ack_ms, 99), 2),
+            "max": round(max(ack_ms), 2),
+        },
+        "ack_codes": dict(ack.codes),
+        "ack_lost": ack.lost,
+        "ack_rate_over_pgbench_tps": round(len(ack_ms) / ack.elapsed / tps, 2),
+        "drain_seconds_after_ack_phase": round(drain, 1),
+        "paid_rate": PAID_RATE,
+        "paid_ms": {
+            "p50": round(p(paid_ms, 50), 1),
+            "p99": round(p(paid_ms, 99), 1),
+            "max": round(max(paid_ms, default=0), 1),
+        },
+        "paid_missing": paid.paid_missing,
+        "paid_rate_over_pgbench_tps": round(PAID_RATE / tps, 2),
+        "notices": notices,
+        "ledger_entries": by_outcome,
+        "bills_paid": bills_paid,
+        "inquiry_rate": INQUIRY_RATE,
+        "inquiry_ms": {
+            "p50": round(p(inq_ms, 50), 2),
+            "p99": round(p(inq_ms, 99), 2),
+            "max": round(max(inq_ms), 2),
+        },
+        "inquiry_codes": dict(inquiry.codes),
+        "inquiry_published_invoices": published,
+        "inquiry_rate_over_pgbench_tps": round(INQUIRY_RATE / tps, 2),
+    }
+    report(
+        "line",
+        {k: (str(v) if isinstance(v, dict) and k.endswith("codes") else v) for k, v in figures.items()},
+    )
+
+    total = warm_count + ack_count + paid_count
+    assert ack.lost == 0 and paid.lost == 0 and inquiry.lost == 0, figures
+    assert ack.codes == {("1210", "0000"): ack_count}, figures
+    assert len(ack_ms) / ack.elapsed >= ACK_RATE * 0.98, figures
+    assert p(ack_ms, 99) <= ACK_P99_MS, figures
+    # exactly once: one notice and one ledger entry per payment, every bill paid, none twice
+    assert notices == total and sum(by_outcome.values()) == total, figures
+    assert by_outcome["paid"] == total and not doubled and bills_paid == total, figures
+    assert paid.paid_missing == 0 and len(paid_ms) == paid_count, figures
+    assert p(paid_ms, 99) <= PAID_P99_MS, figures
+    assert inquiry.codes == {("1110", "0000"): len(inquiry_targets)}, figures
+    assert published >= INVOICES - total, figures
+    assert p(inq_ms, 99) <= INQUIRY_P99_MS, figures
