@@ -309,6 +309,7 @@ class _Checker:
         # What is already stored is looked up in batches (one indexed query per LOOKUP_BATCH invoices),
         # not loaded: re-importing a million invoices stays within the same memory as importing them.
         self.has_existing = Invoice.objects.filter(biller=biller).exists()
+        self.before_lookup: Callable[[], None] | None = None
         self.batch: list[tuple[int, str, str, str, InvoiceRow, int]] = []
         self.emit: Callable[[InvoiceRow], None] = lambda row: None
         self.header_of: Callable[[list[str]], tuple[str, ...]] = tuple
@@ -512,6 +513,8 @@ class _Checker:
         by_number: dict[str, tuple[str, str]] = {}
         by_external: dict[str, tuple[str, str]] = {}
         found: list[tuple[str, str, str]]
+        if self.before_lookup is not None:
+            self.before_lookup()  # the writer's COPY must not be open on this connection while we ask
         if connection.vendor == "postgresql":
             # one array parameter per key list, each an index probe per key: ~40 ms for 5,000 invoices
             # (an ORM IN list of 5,000 placeholders is ten times slower, an OR of the two a table scan)
@@ -830,6 +833,14 @@ class _Writer:
                 )
             self.buffer = []
 
+    def pause(self) -> None:
+        """End the open COPY (the next row starts another), so the connection can run a query: a COPY
+        holds its connection until it ends, and a lookup on it would wait for ever."""
+        self._send()
+        if self._copy_cm is not None:
+            self._copy_cm.__exit__(None, None, None)
+            self._copy_cm = self._copy = None
+
     def close(self) -> None:
         self.flush()
         self._send()
@@ -889,6 +900,7 @@ def run(
         )
         return result
     writer = _Writer(biller=biller, publish=publish)
+    checker.before_lookup = writer.pause
     try:
         with transaction.atomic():
             check_rows(_decoded_lines(raw, chosen, counter), checker=checker, emit=writer, progress=progress)

@@ -260,3 +260,23 @@ def test_overlapping_file_is_decided_in_batches_against_what_is_stored(
     assert job.status == "failed"
     assert [(e["row"], e["column"]) for e in job.errors] == [(4, "external_id"), (8, "external_id")]
     assert Invoice.objects.filter(biller=biller).count() == 9  # O-9..O-11 were not stored either
+
+
+def test_new_invoices_after_stored_ones_with_the_copy_open(
+    biller: Biller, customers: None, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A file that adds invoices to a biller that has some: the rows of one lookup batch go out through
+    COPY before the next batch is looked up. On PostgreSQL the COPY is ended before each lookup — a
+    lookup on the connection of an open COPY waited for ever (the import hung)."""
+    from billing import imports
+
+    monkeypatch.setattr(imports, "LOOKUP_BATCH", 3)
+    monkeypatch.setattr(imports, "COPY_CHUNK", 200)  # a COPY is open after a row or two
+
+    def line(i: int) -> str:
+        return f"P-{i},p{i},D-1,2026-11-01,2026-11-30,料金,x,1,{100 + i},10,\n"
+
+    assert run(biller, HEADER + line(0)).invoices_new == 1
+    job = run(biller, HEADER + "".join(line(i) for i in range(20)))
+    assert (job.status, job.invoices_new, job.invoices_unchanged) == ("succeeded", 19, 1)
+    assert Invoice.objects.filter(biller=biller).count() == 20
