@@ -12,10 +12,11 @@ payment commit never delays a payer waiting at an ATM.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ log = logging.getLogger("payeasy.line")
 BUSINESS_TYPES = frozenset({"1100", "1200", "1300", "1600", "1700"})
 PAYMENT_TYPES = frozenset({"1200", "1700"})
 NOTICE_TYPES = frozenset({b"1200", b"1300", b"1700"})
+PIPELINE_TYPES = frozenset({b"1100", b"1200", b"1700"})
 BILLER_CACHE_SECONDS = 30.0
 
 
@@ -135,10 +137,16 @@ class LineProcessor:
     # --- the batch ---------------------------------------------------------------------------------------
 
     def process(self, batch: Sequence[Received]) -> list[Answer]:
-        """Store and answer ``batch`` in one transaction. Raises only if the database fails."""
+        """Store and answer ``batch`` in one transaction. Raises only if the database fails.
+
+        On PostgreSQL a batch of inquiries, payments and resends — the line's bulk — runs in psycopg's
+        pipeline mode: BEGIN goes out with the first query and the two inserts together, three round
+        trips instead of five. Other batches do not: the ORM's save() reads an UPDATE's row count,
+        which pipeline mode only knows after the next sync."""
+        pipeline = connection.vendor == "postgresql" and all(r.body[:4] in PIPELINE_TYPES for r in batch)
         pending = _Batch()
         answers: list[Answer] = []
-        with transaction.atomic():
+        with transaction.atomic(), _pipeline(pipeline):
             changes_state = any(r.body[:4] in (b"0800", b"0820") for r in batch)
             # one query for the whole batch: which of its payment/reversal keys are stored already
             # (H2+H3+H4 sit at bytes 4–30 of every body; a body that does not parse is never looked up)
@@ -456,6 +464,15 @@ _LINE_AND_STORED = (
 _LINE_AND_STORED_FOR_UPDATE = _LINE_AND_STORED + " FOR UPDATE"
 
 
+@contextlib.contextmanager
+def _pipeline(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    with connection.connection.pipeline():  # atomic() has connected and turned autocommit off
+        yield
+
+
 def _line_and_stored(keys: list[str], *, lock: bool) -> tuple[LineState, set[str]]:
     """The online state (locked when the batch changes it) and which of ``keys`` are stored notices: one
     round trip on PostgreSQL."""
@@ -471,7 +488,9 @@ def _line_and_stored(keys: list[str], *, lock: bool) -> tuple[LineState, set[str
     with connection.cursor() as cursor:
         cursor.execute(sql, [keys])
         pk, state, day, before, since, stored = cursor.fetchone()
-    return LineState(pk, state, day, before, since), set(stored)
+    line = LineState(pk, state, day, before, since)
+    line._state.adding = False
+    return line, set(stored)
 
 
 def _insert(model: type[Any], rows: Sequence[Any], *, returning: bool) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -142,7 +142,7 @@ class _Context:
                     event.data["ledger_entry"] = entry.pk
             self.new_entries = []
         if self.dirty:
-            Invoice.objects.bulk_update(list(self.dirty.values()), ["status", "paid_at", "updated_at"])
+            _invoices_update(list(self.dirty.values()))
             self.dirty = {}
 
     @classmethod
@@ -186,6 +186,32 @@ class _Context:
         self.invoice_of.update(extra.invoice_of)
         for pk, rows in extra.contracts.items():
             self.contracts.setdefault(pk, rows)
+
+
+_INVOICE_UPDATE = """
+    UPDATE billing_invoice AS i SET status = v.status, paid_at = v.paid_at, updated_at = v.updated_at
+    FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[], %s::timestamptz[])
+        AS v(id, status, paid_at, updated_at)
+    WHERE i.id = v.id
+"""
+
+
+def _invoices_update(invoices: list[Invoice]) -> None:
+    """The bills' new status in one statement (Django's bulk_update builds a CASE per row and column,
+    which cost more than the rest of applying a batch)."""
+    if connection.vendor != "postgresql":
+        Invoice.objects.bulk_update(invoices, ["status", "paid_at", "updated_at"])
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INVOICE_UPDATE,
+            [
+                [i.pk for i in invoices],
+                [i.status for i in invoices],
+                [i.paid_at for i in invoices],
+                [i.updated_at for i in invoices],
+            ],
+        )
 
 
 def _apply_one(notice: Notice, context: _Context, result: Applied, *, flush: bool = False) -> None:
