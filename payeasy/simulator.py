@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from billing.models import Biller, Invoice
 from payeasy import codec
-from payeasy.models import Channel, ContractedBank, LineState, Message
+from payeasy.models import Channel, ContractedBank, LineState, Message, Notice
 
 CENTRE = "MPNSIM0001"  # 仕向センタコード the simulator sends as (H2)
 PREFERRED_CHANNELS = (Channel.ATM, Channel.INTERNET_BANKING, Channel.INFO_LINK, Channel.TELLER)
@@ -124,31 +124,26 @@ def line_state() -> LineState:
     return LineState.objects.get_or_create(pk=1)[0]
 
 
-def serial_base(centre: str, day: str) -> int:
-    """The first processing serial (H4) not yet used by ``centre`` on ``day``: a transaction key is for
-    ever, so a second run of the simulator must not resend the first run's keys by accident."""
-    prefix = centre.ljust(10) + day
+def _next_serial(model: type[Message] | type[Notice], prefix: str) -> int:
+    """One more than the highest serial (key bytes 18–26) of the keys starting with ``prefix``."""
     last = (
-        Message.objects.filter(transaction_key__gte=prefix, transaction_key__lte=prefix + "99999999")
+        model.objects.filter(transaction_key__gte=prefix, transaction_key__lte=prefix + "99999999")
         .order_by("-transaction_key")
         .values_list("transaction_key", flat=True)
         .first()
     )
     return int(last[18:26]) + 1 if last else 1
+
+
+def serial_base(centre: str, day: str) -> int:
+    """The first processing serial (H4) not yet used by ``centre`` on ``day``: a transaction key is for
+    ever, so a second run of the simulator must not resend the first run's keys by accident."""
+    return _next_serial(Message, centre.ljust(10) + day)
 
 
 def teller_serial_base(bank_code: str, day: str) -> int:
     """The first 取引通番 not yet stored for a teller file of ``bank_code`` on ``day``."""
-    from payeasy.models import Notice
-
-    prefix = bank_code.ljust(10) + day
-    last = (
-        Notice.objects.filter(transaction_key__gte=prefix, transaction_key__lte=prefix + "99999999")
-        .order_by("-transaction_key")
-        .values_list("transaction_key", flat=True)
-        .first()
-    )
-    return int(last[18:26]) + 1 if last else 1
+    return _next_serial(Notice, bank_code.ljust(10) + day)
 
 
 def first_biller_code() -> str | None:
