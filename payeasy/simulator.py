@@ -82,6 +82,7 @@ def targets_load(
     biller_codes: Sequence[str] = (),
     numbers: Sequence[str] = (),
     limit: int | None = None,
+    offset: int = 0,
     channel: str | None = None,
 ) -> list[Target]:
     """Published bills (oldest first), of the given billers or with the given invoice numbers."""
@@ -98,7 +99,9 @@ def targets_load(
     if numbers:
         invoices = invoices.filter(number__in=list(numbers))
     if limit is not None:
-        invoices = invoices[:limit]
+        invoices = invoices[offset : offset + limit]
+    elif offset:
+        invoices = invoices[offset:]
     rows = list(invoices)
     contracts: dict[int, list[ContractedBank]] = defaultdict(list)
     for contract in ContractedBank.objects.filter(biller_id__in={i.biller_id for i in rows}):
@@ -183,6 +186,24 @@ class Stats:
         self.elapsed += other.elapsed
         self.paid_latencies += other.paid_latencies
         self.paid_missing += other.paid_missing
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as JSON-ready data: counts, answers by code, round-trip percentiles in ms."""
+        return {
+            "elapsed_seconds": round(self.elapsed, 3),
+            "sent": dict(self.sent),
+            "answers": {f"{rtype} {code}": n for (rtype, code), n in self.codes.items()},
+            "lost": self.lost,
+            "round_trip_ms": {
+                kind: {
+                    "count": len(values),
+                    **{f"p{q}": round(percentile(values, q) * 1000, 2) for q in (50, 90, 99)},
+                    "max": round(max(values) * 1000, 2),
+                }
+                for kind, values in self.latencies.items()
+                if values
+            },
+        }
 
     def summary(self) -> list[str]:
         lines = []

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -71,11 +72,15 @@ class Command(BaseCommand):
         parser.add_argument("--connections", type=int, default=4, help="load/storm: TCP connections")
         parser.add_argument("--inquiries", type=float, default=0.0, help="load: share of inquiries (0–1)")
         parser.add_argument("--invoices", type=int, default=None, help="load: at most this many bills")
+        parser.add_argument("--skip", type=int, default=0, help="load: leave the first N published bills")
         parser.add_argument("--copies", type=int, default=20, help="storm: copies of the payment frame")
         parser.add_argument("--channel", default=None, help="channel (02 ATM, 03 IB, 05 情報リンク, …)")
         parser.add_argument("--watch-paid", action="store_true", help="load: measure frame → invoice paid")
         parser.add_argument("--date", default=None, help="processing date YYYYMMDD (default: the line's)")
         parser.add_argument("--out", type=Path, default=None, help="teller-files: directory")
+        parser.add_argument(
+            "--json", type=Path, default=None, help="load: also write the figures to this file"
+        )
 
     def handle(self, *args: Any, **o: Any) -> None:
         self.o = o
@@ -169,7 +174,9 @@ class Command(BaseCommand):
             return targets
         if limit is None and o["scenario"] not in {"load", "day"}:
             limit = max(o["count"], 1) * 3 + 1
-        targets = simulator.targets_load(biller_codes=self.codes, limit=limit, channel=o["channel"])
+        targets = simulator.targets_load(
+            biller_codes=self.codes, limit=limit, offset=o["skip"], channel=o["channel"]
+        )
         if not targets:
             raise CommandError(f"no published bill of {', '.join(self.codes)} left to pay")
         return targets
@@ -223,9 +230,8 @@ class Command(BaseCommand):
     async def load(self, line: Line) -> Stats:
         o = self.o
         if not self.targets:
-            self.targets = (
-                self.used
-            )  # every bill was used by an earlier step: pay them again (double payments)
+            # every bill was used by an earlier step: pay them again (double payments)
+            self.targets = self.used
         if not self.targets:
             self.stdout.write("  no published bill to pay")
             return Stats()
@@ -239,7 +245,7 @@ class Command(BaseCommand):
                 f"  {o['rate']:,.0f}/s for {o['duration']:.0f} s over {o['connections']} connections, "
                 f"{len(self.targets):,} bills"
             )
-            return await simulator.load(
+            stats = await simulator.load(
                 line,
                 self.targets,
                 rate=o["rate"],
@@ -248,6 +254,9 @@ class Command(BaseCommand):
                 inquiry_share=o["inquiries"],
                 watcher=watcher,
             )
+            if o["json"] is not None:
+                o["json"].write_text(json.dumps(stats.as_dict(), indent=2))
+            return stats
         finally:
             if watcher is not None:
                 watcher.stop()
