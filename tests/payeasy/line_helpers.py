@@ -131,6 +131,13 @@ def counters(biller: Biller, day: str = DAY, **kw: Any) -> Message:
     )
 
 
+def send(*messages: Message) -> None:
+    """Put ``messages`` through the line in one batch, as the commserver would (no TCP)."""
+    from payeasy.line import LineProcessor, Received
+
+    LineProcessor().process([Received(body=body(m)) for m in messages])
+
+
 def body(message: Message) -> bytes:
     return codec.build_body(message)
 

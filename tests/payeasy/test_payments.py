@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from billing.models import Biller, Invoice
-from payeasy.line import LineProcessor, Received
 from payeasy.models import LedgerEntry, Notice
 from payeasy.services import notices_apply, refund_due
 from tests.payeasy import line_helpers as h
@@ -13,8 +12,7 @@ from tests.payeasy import line_helpers as h
 pytestmark = pytest.mark.django_db
 
 
-def send(*messages) -> None:  # type: ignore[no-untyped-def]
-    LineProcessor().process([Received(body=h.body(m)) for m in messages])
+send = h.send
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import AuditEntry, Biller, Invoice, Membership
-from payeasy.line import LineProcessor, Received
 from payeasy.models import LedgerEntry, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payeasy.services import notices_apply, payments, webhooks
 from payeasy.services.payments import Event
@@ -92,8 +91,7 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def send(*messages) -> None:  # type: ignore[no-untyped-def]
-    LineProcessor().process([Received(body=h.body(m)) for m in messages])
+send = h.send
 
 
 @pytest.fixture
