@@ -30,6 +30,7 @@ from payeasy import codec
 from payeasy.codec import CodecError, Message
 from payeasy.models import Channel, ContractedBank, LineState, Notice
 from payeasy.models import Message as LoggedMessage
+from payeasy.selectors import contract_code
 
 log = logging.getLogger("payeasy.line")
 
@@ -101,14 +102,8 @@ class _Billers:
             self._loaded = now
         return self._by_code.get(code)
 
-    def contract_code(self, biller: Biller, bank_code: str, channel: str, day: datetime.date) -> str:
-        """Spec §5 rule 5's first checks: "" when the bank may take the channel on ``day``, else A002/A010."""
-        rows = [r for r in self._contracts.get(biller.pk, ()) if r.bank_code == bank_code and r.covers(day)]
-        if not rows:
-            return "A002"
-        if not any(r.allows(channel) for r in rows):
-            return "A010"
-        return ""
+    def contracts(self, biller: Biller) -> list[ContractedBank]:
+        return self._contracts.get(biller.pk, [])
 
 
 @dataclass
@@ -334,7 +329,9 @@ class LineProcessor:
         """Spec §5 rule 5: bank and channel first, then the bill."""
         e = message.elements
         today = today_jst()
-        code = self.billers.contract_code(biller, str(e[5]), str(e[7]), today)
+        code = contract_code(
+            self.billers.contracts(biller), bank_code=str(e[5]), channel=str(e[7]), day=today
+        )
         if code:
             return code, None
         counter = issuer_for(biller.number_key).counter_of(str(e[1]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Min, Q, QuerySet, Sum
@@ -18,14 +19,23 @@ def contracted_bank_list(*, biller: Biller) -> QuerySet[ContractedBank]:
     return ContractedBank.objects.filter(biller=biller).order_by("bank_code", "valid_from")
 
 
-def contracted_bank_check(*, biller: Biller, bank_code: str, channel: str, day: datetime.date) -> str | None:
-    """The MPN response code for a bank/channel on a day: None when allowed, else ``A002`` or ``A010``."""
-    rows = [r for r in ContractedBank.objects.filter(biller=biller, bank_code=bank_code) if r.covers(day)]
+def contract_code(
+    contracts: Iterable[ContractedBank], *, bank_code: str, channel: str, day: datetime.date
+) -> str:
+    """Spec §5 rule 5's first checks over a biller's contracts: "" when ``bank_code`` may take
+    ``channel`` on ``day``, else ``A002`` (no contract then) or ``A010`` (channel not allowed)."""
+    rows = [r for r in contracts if r.bank_code == bank_code and r.covers(day)]
     if not rows:
         return "A002"
     if not any(r.allows(channel) for r in rows):
         return "A010"
-    return None
+    return ""
+
+
+def contracted_bank_check(*, biller: Biller, bank_code: str, channel: str, day: datetime.date) -> str | None:
+    """The MPN response code for a bank/channel on a day: None when allowed, else ``A002`` or ``A010``."""
+    rows = ContractedBank.objects.filter(biller=biller, bank_code=bank_code)
+    return contract_code(rows, bank_code=bank_code, channel=channel, day=day) or None
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from billing.models import Biller, Invoice
 from billing.numbers import issuer_for
 from payeasy import codec
 from payeasy.models import ContractedBank, LedgerEntry, Notice
+from payeasy.selectors import contract_code
 
 log = logging.getLogger("payeasy.payments")
 
@@ -222,14 +223,17 @@ def _apply_one(notice: Notice, context: _Context, result: Applied, *, flush: boo
     result.events.extend(events)
 
 
+_CONTRACT_REASONS = {
+    "A002": LedgerEntry.Reason.BANK_NOT_CONTRACTED,
+    "A010": LedgerEntry.Reason.CHANNEL_NOT_ALLOWED,
+}
+
+
 def _contract_problem(notice: Notice, contracts: Iterable[ContractedBank]) -> str:
+    """The 仮消込 reason of the line's contract checks (the inquiry's A002/A010), or ""."""
     day = notice.paid_at.astimezone(codec.JST).date()
-    rows = [c for c in contracts if c.bank_code == notice.bank_code and c.covers(day)]
-    if not rows:
-        return LedgerEntry.Reason.BANK_NOT_CONTRACTED
-    if not any(c.allows(notice.channel) for c in rows):
-        return LedgerEntry.Reason.CHANNEL_NOT_ALLOWED
-    return ""
+    code = contract_code(contracts, bank_code=notice.bank_code, channel=notice.channel, day=day)
+    return _CONTRACT_REASONS.get(code, "")
 
 
 def _payment_reason(notice: Notice, invoice: Invoice | None, context: _Context) -> str:
