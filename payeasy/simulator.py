@@ -13,6 +13,7 @@ event loop (:func:`targets_load`, :func:`serial_base`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import gc
 import itertools
@@ -396,19 +397,11 @@ class Connection:
 
     async def close(self) -> None:
         self.writer.close()
-        with _suppress():
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await self.writer.wait_closed()
         self.task.cancel()
-        with _suppress():
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await self.task
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 def match_of(message: codec.Message, frame: bytes) -> bytes:
