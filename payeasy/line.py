@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -37,7 +39,7 @@ log = logging.getLogger("payeasy.line")
 BUSINESS_TYPES = frozenset({"1100", "1200", "1300", "1600", "1700"})
 PAYMENT_TYPES = frozenset({"1200", "1700"})
 NOTICE_TYPES = frozenset({b"1200", b"1300", b"1700"})
-PIPELINE_TYPES = frozenset({b"1100", b"1200", b"1700"})
+ONE_STATEMENT_TYPES = frozenset({b"1100", b"1200", b"1700"})
 BILLER_CACHE_SECONDS = 30.0
 
 
@@ -116,6 +118,8 @@ class _Batch:
     stored: set[str] = field(default_factory=set)  # notice keys of this batch already in the database
     reversed_keys: set[str] = field(default_factory=set)
     invoices: dict[int, Invoice] = field(default_factory=dict)  # the bills this batch's inquiries ask for
+    ids: list[int] = field(default_factory=list)  # message ids drawn for this batch (PostgreSQL)
+    together: bool = False  # messages and notices go in one statement (PostgreSQL, no transaction open)
 
     def has_notice(self, key: str) -> bool:
         return key in self.keys or key in self.stored
@@ -134,25 +138,27 @@ class LineProcessor:
     def process(self, batch: Sequence[Received]) -> list[Answer]:
         """Store and answer ``batch`` in one transaction. Raises only if the database fails.
 
-        On PostgreSQL a batch of inquiries, payments and resends — the line's bulk — runs in psycopg's
-        pipeline mode: BEGIN goes out with the first query and the two inserts together, three round
-        trips instead of five. Other batches do not: the ORM's save() reads an UPDATE's row count,
-        which pipeline mode only knows after the next sync."""
-        pipeline = connection.vendor == "postgresql" and all(r.body[:4] in PIPELINE_TYPES for r in batch)
-        pending = _Batch()
-        answers: list[Answer] = []
-        with transaction.atomic(), _pipeline(pipeline):
-            changes_state = any(r.body[:4] in (b"0800", b"0820") for r in batch)
-            # one query for the whole batch: which of its payment/reversal keys are stored already
-            # (H2+H3+H4 sit at bytes 4–30 of every body; a body that does not parse is never looked up)
-            keys = [r.body[4:30].decode("ascii", "replace") for r in batch if r.body[:4] in NOTICE_TYPES]
-            line, pending.stored = _line_and_stored(keys, lock=changes_state)
-            pending.invoices = self._inquired_invoices(batch)
-            for received in batch:
-                answers.append(self._one(received, line, pending))
-            self._flush(pending)
-            if any(a.new_notice for a in answers) and self.on_new_notices is not None:
-                transaction.on_commit(self.on_new_notices)
+        On PostgreSQL a batch of inquiries, payments and resends — the line's bulk — costs two round
+        trips and no explicit transaction: one query reads the online state and the stored keys and
+        draws the new messages' ids, and one statement inserts the messages and the notices together
+        (a data-modifying WITH), atomic as every statement is. Other batches run in ``atomic()``."""
+        together = connection.vendor == "postgresql" and all(r.body[:4] in ONE_STATEMENT_TYPES for r in batch)
+        with contextlib.nullcontext() if together else transaction.atomic():
+            answers = self._decide(batch, together=together)
+        if any(a.new_notice for a in answers) and self.on_new_notices is not None:
+            transaction.on_commit(self.on_new_notices)  # now, unless a caller's transaction is open
+        return answers
+
+    def _decide(self, batch: Sequence[Received], *, together: bool) -> list[Answer]:
+        pending = _Batch(together=together)
+        changes_state = any(r.body[:4] in (b"0800", b"0820") for r in batch)
+        # one query for the whole batch: which of its payment/reversal keys are stored already
+        # (H2+H3+H4 sit at bytes 4–30 of every body; a body that does not parse is never looked up)
+        keys = [r.body[4:30].decode("ascii", "replace") for r in batch if r.body[:4] in NOTICE_TYPES]
+        line, pending.stored, pending.ids = _line_and_stored(keys, len(batch), lock=changes_state)
+        pending.invoices = self._inquired_invoices(batch)
+        answers = [self._one(received, line, pending) for received in batch]
+        self._flush(pending)
         return answers
 
     def _inquired_invoices(self, batch: Sequence[Received]) -> dict[int, Invoice]:
@@ -232,9 +238,8 @@ class LineProcessor:
         row.biller_code = header.biller_code
         biller = self.billers.get(header.biller_code)
         row.biller = biller
-        response = codec.make_response(header, "9001")
         row.outcome, row.response_code = LoggedMessage.Outcome.FORMAT_ERROR, "9001"
-        row.response_raw = codec.build_body(response)
+        row.response_raw = codec.build_response(header, "9001")
         pending.messages.append(row)
         return Answer(row.response_raw, "9001")
 
@@ -249,9 +254,8 @@ class LineProcessor:
         *,
         new_notice: bool = False,
     ) -> Answer:
-        response = codec.make_response(message, code, elements)
         row.response_code, row.outcome = code, outcome
-        row.response_raw = codec.build_body(response)
+        row.response_raw = codec.build_response(message, code, elements)
         pending.messages.append(row)
         return Answer(row.response_raw, code, new_notice)
 
@@ -440,39 +444,37 @@ class LineProcessor:
 
     def _flush(self, pending: _Batch) -> None:
         """Insert what the batch has decided so far: messages first (notices point at them)."""
-        if pending.messages:
-            _insert(LoggedMessage, pending.messages, returning=True)
-            pending.messages = []
-        if pending.notices:
-            notices = []
-            for notice, row in pending.notices:
-                notice.message_id = row.pk
-                notices.append(notice)
+        messages, pending.messages = pending.messages, []
+        for row in messages:
+            if pending.ids:  # PostgreSQL: drawn with the online state; elsewhere the insert sets them
+                row.pk = pending.ids.pop()
+        if messages and not pending.together:
+            _insert(LoggedMessage, messages, skip_conflicts=False)
+        notices = []
+        for notice, row in pending.notices:
+            notice.message_id = row.pk
+            notices.append(notice)
+        pending.notices = []
+        if pending.together:
+            _insert_together(messages, notices)
+        elif notices:
             # ignore conflicts: a key stored meanwhile by another server or a teller file is the same notice
-            _insert(Notice, notices, returning=False)
-            pending.notices = []
+            _insert(Notice, notices, skip_conflicts=True)
 
 
 _LINE_AND_STORED = (
     "SELECT id, state, processing_date, previous_processing_date, since, "
-    "ARRAY(SELECT transaction_key FROM payeasy_notice WHERE transaction_key = ANY(%s)) "
+    "ARRAY(SELECT transaction_key FROM payeasy_notice WHERE transaction_key = ANY(%s)), "
+    "ARRAY(SELECT nextval(pg_get_serial_sequence('payeasy_message', 'id')) FROM generate_series(1, %s)) "
     "FROM payeasy_linestate WHERE id = 1"
 )
 _LINE_AND_STORED_FOR_UPDATE = _LINE_AND_STORED + " FOR UPDATE"
 
 
-@contextlib.contextmanager
-def _pipeline(enabled: bool) -> Iterator[None]:
-    if not enabled:
-        yield
-        return
-    with connection.connection.pipeline():  # atomic() has connected and turned autocommit off
-        yield
-
-
-def _line_and_stored(keys: list[str], *, lock: bool) -> tuple[LineState, set[str]]:
-    """The online state (locked when the batch changes it) and which of ``keys`` are stored notices: one
-    round trip on PostgreSQL."""
+def _line_and_stored(keys: list[str], frames: int, *, lock: bool) -> tuple[LineState, set[str], list[int]]:
+    """The online state (locked when the batch changes it), which of ``keys`` are stored notices, and on
+    PostgreSQL ids for the batch's ``frames`` messages: one round trip. With the ids known, the inserts
+    need no RETURNING, and both go out with the COMMIT in one round trip."""
     if connection.vendor != "postgresql":
         line = (LineState.objects.select_for_update() if lock else LineState.objects).get(pk=1)
         stored = (
@@ -480,36 +482,67 @@ def _line_and_stored(keys: list[str], *, lock: bool) -> tuple[LineState, set[str
             if keys
             else set()
         )
-        return line, stored
+        return line, stored, []
     sql = _LINE_AND_STORED_FOR_UPDATE if lock else _LINE_AND_STORED
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [keys])
-        pk, state, day, before, since, stored = cursor.fetchone()
+    cursor = _server_cursor()
+    cursor.execute(sql, [keys, frames])
+    row = cursor.fetchone()
+    assert row is not None, "LineProcessor() creates the online state"
+    pk, state, day, before, since, stored, ids = row
     line = LineState(pk, state, day, before, since)
     line._state.adding = False
-    return line, set(stored)
+    ids.reverse()  # popped from the end: the batch's messages get ascending ids
+    return line, set(stored), ids
 
 
-def _insert(model: type[Any], rows: Sequence[Any], *, returning: bool) -> None:
-    """A multi-row INSERT in plain SQL on PostgreSQL — the line's hot path, where Django's bulk_create
-    spent most of the time compiling — and ``bulk_create`` elsewhere. ``returning`` sets the rows' ids;
-    without it, a row whose unique key exists already is skipped (ON CONFLICT DO NOTHING)."""
+def _server_cursor() -> psycopg.Cursor[Any]:
+    """A cursor with server-side binding on Django's connection: Django's own bind client-side, so every
+    row would be a statement to parse and plan; these are prepared once per connection and then only
+    executed (psycopg prepares a query after its fifth run)."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
+def _insert(model: Any, rows: Sequence[Any], *, skip_conflicts: bool) -> None:
+    """One INSERT of all ``rows``; ``skip_conflicts`` skips a row whose unique key exists already.
+
+    On PostgreSQL — the line's hot path, where Django's bulk_create spent most of the time compiling and
+    a statement per row most of the server's — each column goes as one array (``INSERT … SELECT * FROM
+    unnest(…)``): one statement of the same text for any number of rows, prepared once per connection.
+    Rows that have ids (messages) are inserted with them. Elsewhere ``bulk_create``, which sets the ids."""
     if connection.vendor != "postgresql":
-        if returning:
-            model.objects.bulk_create(rows)
-        else:
-            model.objects.bulk_create(rows, ignore_conflicts=True)
+        model.objects.bulk_create(rows, ignore_conflicts=skip_conflicts)
         return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    sql, attnames = _insert_sql(model, with_ids=rows[0].pk is not None, skip_conflicts=skip_conflicts)
+    _server_cursor().execute(sql, _columns(rows, attnames), prepare=True)
+
+
+def _insert_together(messages: Sequence[LoggedMessage], notices: Sequence[Notice]) -> None:
+    """Messages (with their ids) and the notices that point at them, in one statement: one round trip,
+    one implicit transaction. A notice whose key is stored already is skipped (the same notice, stored
+    meanwhile by another server or a teller file); its message is stored all the same."""
+    if not messages:
+        return
+    message_sql, message_names = _insert_sql(LoggedMessage, with_ids=True, skip_conflicts=False)
+    if not notices:
+        _server_cursor().execute(message_sql, _columns(messages, message_names), prepare=True)
+        return
+    notice_sql, notice_names = _insert_sql(Notice, with_ids=False, skip_conflicts=True)
+    sql = f"WITH m AS ({message_sql}) {notice_sql}"
+    params = _columns(messages, message_names) + _columns(notices, notice_names)
+    _server_cursor().execute(sql, params, prepare=True)
+
+
+def _columns(rows: Sequence[Any], attnames: list[str]) -> list[list[Any]]:
+    return [[getattr(row, name) for row in rows] for name in attnames]
+
+
+@functools.cache
+def _insert_sql(model: Any, *, with_ids: bool, skip_conflicts: bool) -> tuple[str, list[str]]:
+    fields = [f for f in model._meta.concrete_fields if with_ids or not f.primary_key]
     columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
-    sql = f"INSERT INTO {model._meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608
-    sql += " RETURNING id" if returning else " ON CONFLICT DO NOTHING"
-    params = [[getattr(row, f.attname) for f in fields] for row in rows]
-    with connection.cursor() as wrapper:
-        cursor = wrapper.cursor  # psycopg's own: executemany pipelines the rows in one round trip
-        cursor.executemany(sql, params, returning=returning)
-        if returning:
-            for row in rows:
-                (pk,) = cursor.fetchone()
-                row.pk = pk
-                cursor.nextset()
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    sql = f"INSERT INTO {model._meta.db_table} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
+    if skip_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    return sql, [f.attname for f in fields]
