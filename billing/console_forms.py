@@ -323,3 +323,129 @@ class ApiKeyForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = forms.CharField(label=_("Reason for cancelling"), max_length=200, required=False)
+
+
+# --- payment requests (pay-later numbers) and balances (chosen amounts) ------------------------------------
+
+
+def _yen_widget(size: int = 12) -> forms.TextInput:
+    return forms.TextInput(attrs={"inputmode": "numeric", "size": size})
+
+
+class PaymentRequestForm(forms.Form):
+    """An order's pay-later numbers. The amount and the rules are checked by the service."""
+
+    amount = forms.CharField(label=_("Amount (yen, tax included)"), widget=_yen_widget())
+    description = forms.CharField(
+        label=_("Description shown to payers (料金名)"),
+        max_length=20,
+        help_text=_("Up to 20 characters, shown on ATM screens."),
+    )
+    due_date = forms.DateField(label=_("Due date"), widget=_date_widget())
+    email = forms.EmailField(
+        label=_("Customer e-mail"),
+        required=False,
+        help_text=_("The numbers and a link to them are sent here. Empty: the customer's e-mail."),
+    )
+    name = forms.CharField(label=_("Customer name"), max_length=100, required=False)
+    external_id = forms.CharField(
+        label=_("Order reference"),
+        max_length=64,
+        required=False,
+        help_text=_("Optional: the order's id in your own system. Must be unique."),
+    )
+    customer = forms.CharField(
+        label=_("Customer code"),
+        max_length=32,
+        required=False,
+        help_text=_("Optional: one of your customers."),
+        widget=forms.TextInput(attrs={"list": "customer-directory", "autocomplete": "off", "size": 20}),
+    )
+    tax_category = forms.ChoiceField(label=_("Tax rate"), choices=TAX_CATEGORY_CHOICES, initial="10")
+
+    def __init__(self, *args: Any, customers: QuerySet[Customer], **kwargs: Any) -> None:
+        self.customers = customers
+        super().__init__(*args, **kwargs)
+
+    def clean_customer(self) -> Customer | None:
+        code = self.cleaned_data["customer"].strip()
+        if not code:
+            return None
+        customer = self.customers.filter(code=code).first()
+        if customer is None:
+            raise forms.ValidationError(
+                _("No customer has the code %(code)s."), code="unknown", params={"code": code}
+            )
+        return customer
+
+    def to_input(self) -> dict[str, Any]:
+        return dict(self.cleaned_data)
+
+
+class BalanceForm(forms.Form):
+    minimum_payment = forms.CharField(
+        label=_("Minimum payment (yen)"),
+        widget=_yen_widget(),
+        help_text=_("A payer chooses an amount from this (or the whole balance, if smaller) to the balance."),
+    )
+
+
+class BalanceItemForm(forms.Form):
+    """One dated item of a balance (a monthly statement). Amounts are checked by the service."""
+
+    use_required_attribute = False
+
+    date = forms.DateField(label=_("Date"), required=False, widget=_date_widget())
+    description = forms.CharField(label=_("Description"), max_length=100, required=False)
+    amount = forms.CharField(label=_("Amount (yen)"), required=False, widget=_yen_widget())
+    outstanding = forms.CharField(
+        label=_("Outstanding (yen)"), required=False, widget=_yen_widget(), help_text=_("Empty: unchanged.")
+    )
+
+    def _value(self, name: str) -> Any:
+        if hasattr(self, "cleaned_data") and name in self.cleaned_data:
+            return self.cleaned_data[name]
+        return self[name].value()
+
+    def is_blank(self) -> bool:
+        return not any(str(self._value(n) or "").strip() for n in ("date", "description", "amount"))
+
+    def to_item(self) -> dict[str, Any]:
+        return {name: self._value(name) for name in ("date", "description", "amount", "outstanding")}
+
+
+class BaseBalanceItemFormSet(forms.BaseFormSet):
+    def filled(self) -> list[tuple[int, BalanceItemForm]]:
+        return [(i, f) for i, f in enumerate(self.forms) if not f.is_blank()]  # type: ignore[attr-defined]
+
+
+BalanceItemFormSet = cast(
+    type[BaseBalanceItemFormSet],
+    forms.formset_factory(
+        BalanceItemForm,
+        formset=BaseBalanceItemFormSet,
+        extra=3,
+        max_num=200,
+        validate_max=True,
+        absolute_max=200,
+    ),
+)
+
+ITEM_KEY = re.compile(r"^items\[(\d+)\](?:\.(\w+))?$")
+
+
+def apply_balance_errors(
+    exc: ValidationFailed, form: BalanceForm, formset: BaseBalanceItemFormSet, rows: list[int]
+) -> None:
+    """The balance service's errors onto the form and the item rows they name (``items[n]`` is row
+    ``rows[n]``: the service numbers only the filled rows)."""
+    main: dict[str, list[str]] = {}
+    for key, errs in exc.errors.items():
+        match = ITEM_KEY.match(key)
+        if match and int(match[1]) < len(rows):
+            target = formset.forms[rows[int(match[1])]]
+            field = match[2]
+            target.add_error(field if field in target.fields else None, errs)
+        else:
+            main[key] = errs
+    apply_form_errors(form, main)

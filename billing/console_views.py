@@ -509,6 +509,10 @@ class CustomerFormView(CustomerConsoleView):
         self, request: TenantRequest, form: CustomerForm, customer: Customer | None, status: int = 200
     ) -> HttpResponse:
         context = self.get_context_data(form=form, customer=customer)
+        if customer is not None:  # the customer's portal accounts and registration code (billing.portal)
+            from billing.portal.console_views import customer_portal_context
+
+            context["portal"] = customer_portal_context(biller=self.biller, customer=customer)
         return render(request, self.template_name, context, status=status)
 
 

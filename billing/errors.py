@@ -41,3 +41,9 @@ class Conflict(ProductError):
 
 class InvalidTransition(ProductError):
     code = "invalid_transition"
+
+
+class Forbidden(ProductError):
+    """The actor may not do this (for example a viewer approving an invoice)."""
+
+    code = "forbidden"

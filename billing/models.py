@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing import validators
-from billing.numbers import issuer_for, new_number_key
+from billing.numbers import format_registration_code, issuer_for, new_number_key, new_registration_code
 
 RESERVED_SLUGS = frozenset(
     {"www", "api", "admin", "staff", "static", "media", "accounts", "mail", "b", "i18n", "assets", "help"}
@@ -162,6 +162,16 @@ def console_login(email: str) -> str:
     return email.strip().lower()
 
 
+def customer_login(biller: Biller | int, email: str) -> str:
+    """The login of a customer account: namespaced by the biller, so each portal has its own accounts.
+
+    It starts with ``customer:``, which no console login (an e-mail address) can: the same
+    address can be a console user and a customer of any number of billers, each a separate account.
+    """
+    biller_id = biller if isinstance(biller, int) else biller.pk
+    return f"customer:{biller_id}:{email.strip().lower()}"
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who logs in.
 
@@ -304,6 +314,11 @@ class Customer(models.Model):
     )
     address = models.CharField(_("address"), max_length=200, blank=True)
     status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.ACTIVE)
+    # Printed on the paper bill: with an お客様番号 of one of this customer's bills it lets the
+    # reader open a portal account (billing.portal). Regenerated from the console if it leaks.
+    registration_code = models.CharField(
+        _("portal registration code"), max_length=12, default=new_registration_code, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -314,6 +329,14 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
+
+    @property
+    def registration_code_display(self) -> str:
+        return format_registration_code(self.registration_code)
+
+    @property
+    def is_corporate(self) -> bool:
+        return self.kind == self.Kind.CORPORATE
 
 
 class AppendOnlyQuerySet(models.QuerySet):
@@ -620,3 +643,264 @@ class ImportJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in {self.Status.SUCCEEDED, self.Status.NOTHING, self.Status.FAILED}
+
+
+# --- customer portal accounts (billing.portal) ----------------------------------------------------------
+
+
+class CustomerAccount(models.Model):
+    """A customer-realm user's access to one customer of one biller, with a role.
+
+    A consumer's single user is a payer. A corporate customer has several users: viewers see the
+    invoices, approvers approve or reject them (社内決裁), payers pay approved ones. One user has one
+    account (the user's login is namespaced by the biller, see ``customer_login``).
+    """
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", _("Viewer")
+        APPROVER = "approver", _("Approver")
+        PAYER = "payer", _("Payer")
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+")
+    user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="customer_account")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="accounts")
+    role = models.CharField(_("role"), max_length=10, choices=Role)
+    # Optional TOTP (RFC 6238). The secret is enabled once a code from the app has been checked.
+    totp_secret = models.CharField(max_length=64, blank=True, default="")
+    totp_enabled_at = models.DateTimeField(null=True, blank=True)
+    totp_last_step = models.BigIntegerField(null=True, blank=True)  # a code is accepted once
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["customer_id", "id"]
+        indexes = [models.Index(fields=["biller", "customer"], name="customer_account_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.customer} ({self.role})"
+
+    @property
+    def totp_enabled(self) -> bool:
+        return self.totp_enabled_at is not None
+
+    @property
+    def can_approve(self) -> bool:
+        return self.role == self.Role.APPROVER and self.customer.kind == Customer.Kind.CORPORATE
+
+
+class CustomerInvitation(models.Model):
+    """A single-use, expiring link that opens a portal account for one customer.
+
+    Sent from the tenant console, or with the e-mail of a published invoice when the customer has
+    no account yet (``created_by`` empty). Only the SHA-256 of the token is stored.
+    """
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invitations")
+    email = models.EmailField(_("e-mail"))
+    role = models.CharField(_("role"), max_length=10, choices=CustomerAccount.Role)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["biller", "customer"], name="customer_invitation_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.customer}"
+
+    def get_state_display(self) -> str:
+        return str(Invitation.STATE_LABELS[self.state])
+
+    @property
+    def state(self) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+
+class InvoiceApproval(models.Model):
+    """A corporate customer's approver approved or rejected an invoice (社内決裁). Append-only.
+
+    The latest decision of an invoice counts: a payer can pay it only while that is an approval.
+    Rows are never changed or deleted (the model refuses, and a trigger does on PostgreSQL).
+    """
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="approvals", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+", db_index=False)
+    decision = models.CharField(_("decision"), max_length=10, choices=Decision)
+    comment = models.CharField(_("comment"), max_length=500, blank=True)
+    decided_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(_("decided at"), default=timezone.now)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["invoice", "id"], name="invoice_approval_invoice")]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} {self.decision} by {self.decided_by_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise TypeError("InvoiceApproval is append-only: a decision is never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("InvoiceApproval is append-only: a decision is never deleted.")
+
+
+class PortalLoginAttempt(models.Model):
+    """One attempt to log in to a biller's portal (password or TOTP step), for throttling and lockout.
+
+    ``login`` is the e-mail as typed (normalised); ``ip`` the client address (REMOTE_ADDR, or the
+    address a trusted proxy reports, see billing.portal.throttling).
+    """
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
+    login = models.CharField(max_length=254)
+    ip = models.GenericIPAddressField()
+    succeeded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["biller", "login", "created_at"], name="portal_attempt_login"),
+            models.Index(fields=["ip", "created_at"], name="portal_attempt_ip"),
+            models.Index(fields=["created_at"], name="portal_attempt_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.login} from {self.ip} {'ok' if self.succeeded else 'failed'}"
+
+
+# --- chosen amounts (任意金額): account balances repaid in amounts the payer chooses ---------------------
+
+
+class BalanceAccount(models.Model):
+    """A customer's account balance (e.g. a card's), repaid in amounts the payer chooses (任意金額).
+
+    The tenant states the balance as dated items (monthly statements) and a minimum payment. Each
+    amount a payer chooses is a fresh payment request (an ``Invoice`` of kind ``payment_request``
+    linked by ``BalancePaymentRequest``) with its own numbers; once the line pays it, the amount is
+    allocated to the items oldest first (``BalanceAllocation``) and what is left over becomes
+    ``credit``. The balance is the sum of the items' outstanding amounts.
+    """
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
+    customer = models.OneToOneField(Customer, on_delete=models.PROTECT, related_name="balance_account")
+    minimum_payment = models.BigIntegerField(_("minimum payment"), default=1)
+    credit = models.BigIntegerField(_("credit"), default=0)  # paid beyond the balance, held for the customer
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["biller", "customer"], name="balance_account_per_biller"),
+            models.CheckConstraint(condition=Q(minimum_payment__gte=1), name="balance_minimum_positive"),
+            models.CheckConstraint(condition=Q(credit__gte=0), name="balance_credit_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"balance of {self.customer_id}"
+
+
+class BalanceItem(models.Model):
+    """One dated part of a balance (a monthly statement): its amount and what is still outstanding."""
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
+    account = models.ForeignKey(BalanceAccount, on_delete=models.PROTECT, related_name="items")
+    date = models.DateField(_("date"))
+    description = models.CharField(_("description"), max_length=100)
+    amount = models.BigIntegerField(_("amount"))
+    outstanding = models.BigIntegerField(_("outstanding"))
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["date", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "date", "description"], name="balance_item_unique_per_account"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=1), name="balance_item_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(outstanding__gte=0) & Q(outstanding__lte=F("amount")),
+                name="balance_item_outstanding_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.description} {self.outstanding}/{self.amount}"
+
+
+class BalancePaymentRequest(models.Model):
+    """Links a chosen-amount payment request (an Invoice) to the balance it repays."""
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
+    account = models.ForeignKey(BalanceAccount, on_delete=models.PROTECT, related_name="requests")
+    invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, related_name="balance_request")
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} → balance {self.account_id}"
+
+
+class BalanceAllocation(models.Model):
+    """How a paid chosen amount went to the balance: one row per item it reduced, one (``item`` empty)
+    for the excess that became credit. Append-only: a reversal of the payment appends the opposite rows.
+
+    ``payment_key`` is the transaction key (取引番号) of the payment or reversal over the line; with
+    ``position`` it is unique, so a payment applied twice never allocates twice.
+    """
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
+    account = models.ForeignKey(BalanceAccount, on_delete=models.PROTECT, related_name="allocations")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="+", db_index=False)
+    item = models.ForeignKey(
+        BalanceItem, null=True, blank=True, on_delete=models.PROTECT, related_name="allocations"
+    )
+    amount = models.BigIntegerField(_("amount"))  # yen: positive allocates, negative undoes
+    payment_key = models.CharField(_("transaction key"), max_length=40)
+    position = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["biller", "payment_key", "position"], name="balance_allocation_once_per_payment"
+            ),
+        ]
+        indexes = [models.Index(fields=["invoice", "id"], name="balance_allocation_invoice")]
+
+    def __str__(self) -> str:
+        return f"{self.payment_key}#{self.position} {self.amount}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise TypeError("BalanceAllocation is append-only: an allocation is never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("BalanceAllocation is append-only: an allocation is never deleted.")

@@ -30,8 +30,8 @@ def invitation_email_send(*, invitation_id: int, token: str) -> bool:
     return True
 
 
-def _send_invoice_mail(invoice: Invoice, template: str) -> None:
-    context = {"invoice": invoice, "biller": invoice.biller}
+def _send_invoice_mail(invoice: Invoice, template: str, extra: dict | None = None) -> None:
+    context = {"invoice": invoice, "biller": invoice.biller, **(extra or {})}
     subject = render_to_string(f"billing/email/{template}_subject.txt", context).strip()
     body = render_to_string(f"billing/email/{template}_body.txt", context)
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [invoice.recipient_email])
@@ -44,14 +44,22 @@ def invoices_published_email_send(*, invoice_ids: list[int]) -> int:
         with transaction.atomic():
             invoice = (
                 Invoice.objects.select_for_update(of=("self",))
-                .select_related("biller")
+                .select_related("biller", "customer")
                 .filter(pk=pk, notified_at__isnull=True, status=Invoice.Status.PUBLISHED)
                 .exclude(recipient_email="")
                 .first()
             )
             if invoice is None:
                 continue
-            _send_invoice_mail(invoice, "invoice_published")
+            # The portal link: an invitation when the customer has no account yet (kept only if sent).
+            from billing.portal.services import published_invoice_link
+
+            portal_url, portal_invitation = published_invoice_link(invoice=invoice)
+            _send_invoice_mail(
+                invoice,
+                "invoice_published",
+                {"portal_url": portal_url, "portal_invitation": portal_invitation},
+            )
             Invoice.objects.filter(pk=pk).update(notified_at=timezone.now())
             sent += 1
     return sent
@@ -83,3 +91,31 @@ def due_reminders_send(*, today: datetime.date | None = None) -> int:
                 Invoice.objects.filter(pk=pk).update(reminded_at=timezone.now())
                 sent += 1
     return sent
+
+
+def payment_request_email_send(*, invoice_id: int) -> bool:
+    """E-mail a payment request's numbers and its pay-later link, once (``notified_at`` marks it)."""
+    from billing.paylater import link_expires, paylater_url
+
+    with transaction.atomic():
+        invoice = (
+            Invoice.objects.select_for_update(of=("self",))
+            .select_related("biller", "customer")
+            .filter(
+                pk=invoice_id,
+                kind=Invoice.Kind.PAYMENT_REQUEST,
+                status=Invoice.Status.PUBLISHED,
+                notified_at__isnull=True,
+            )
+            .exclude(recipient_email="")
+            .first()
+        )
+        if invoice is None:
+            return False
+        _send_invoice_mail(
+            invoice,
+            "payment_request",
+            {"url": paylater_url(invoice), "expires": link_expires(invoice), "atm_cash_limit": 100_000},
+        )
+        Invoice.objects.filter(pk=invoice.pk).update(notified_at=timezone.now())
+    return True

@@ -101,3 +101,26 @@ def confirmation_numbers(count: int) -> list[str]:
 def issuer_for(key: str) -> NumberIssuer:
     """The issuer of a biller's numbers, built once per key (deriving the round keys hashes the key)."""
     return NumberIssuer(key)
+
+
+# Portal registration codes: printed on the paper bill beside お客様番号 to prove the reader received it.
+# 12 characters from an alphabet without look-alikes (no 0/O, 1/I/L), about 60 bits from the CSPRNG.
+REGISTRATION_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+REGISTRATION_CODE_LENGTH = 12
+
+
+def new_registration_code() -> str:
+    return "".join(secrets.choice(REGISTRATION_CODE_ALPHABET) for _ in range(REGISTRATION_CODE_LENGTH))
+
+
+def normalise_registration_code(value: str) -> str:
+    """What a person types (lower case, hyphens, spaces, full-width) as the stored form."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", value or "").upper()
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def format_registration_code(code: str) -> str:
+    """ABCD-EFGH-JKMN: groups of four, easier to read off paper and type."""
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))

@@ -406,6 +406,39 @@ def _status_note(invoice: Invoice, s: _Styles) -> list[Flowable]:
     return []
 
 
+def _portal_registration(invoice: Invoice, s: _Styles) -> list[Flowable]:
+    """The customer portal: the registration code that, with this bill's お客様番号, opens an account."""
+    customer = invoice.customer
+    if customer is None or not customer.registration_code or not invoice.customer_number:
+        return []
+    from billing.portal.services import portal_url
+
+    note = (
+        f"{portal_url(invoice.biller, 'portal:register')} で、お客様番号とこの登録コードを入力すると"
+        "Web明細・お支払いサービスにご登録いただけます（他の方に知らせないでください）。"
+    )
+    table = Table(
+        [
+            [
+                _p("Web明細 登録コード", s.body),
+                [_p(customer.registration_code_display, s.body), _p(note, s.small)],
+            ]
+        ],
+        colWidths=[40 * mm, CONTENT_WIDTH - 40 * mm],
+        style=_table_style(
+            s,
+            [
+                ("BOX", (0, 0), (-1, -1), 0.6, RULE),
+                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                ("TOPPADDING", (0, 0), (-1, -1), 2),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+                ("LEFTPADDING", (0, 0), (-1, -1), 6),
+            ],
+        ),
+    )
+    return [KeepTogether([table]), Spacer(0, 4 * mm)]
+
+
 def _contact(invoice: Invoice, s: _Styles) -> list[Flowable]:
     biller = invoice.biller
     who = [biller.legal_name]
@@ -492,6 +525,7 @@ def invoice_pdf(invoice: Invoice) -> bytes:
         *_rate_summary(invoice, s),
         *_status_note(invoice, s),
         *_payment_box(invoice, s),
+        *_portal_registration(invoice, s),
         *_contact(invoice, s),
     ]
     buffer = io.BytesIO()

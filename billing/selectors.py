@@ -6,11 +6,22 @@ import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from billing.errors import ValidationFailed
-from billing.models import AuditEntry, Biller, Customer, Invitation, Invoice, Membership, User
+from billing.models import (
+    AuditEntry,
+    BalanceAccount,
+    BalanceAllocation,
+    BalanceItem,
+    Biller,
+    Customer,
+    Invitation,
+    Invoice,
+    Membership,
+    User,
+)
 from billing.numbers import issuer_for
 
 
@@ -187,3 +198,76 @@ def invoice_by_payment_numbers(*, biller: Biller, customer_number: str) -> Invoi
         .filter(pk=counter, biller=biller, confirmation_number__isnull=False)
         .first()
     )
+
+
+# --- balances (chosen amounts) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BalanceRange:
+    """What a payer may choose now: ``low`` to ``high`` yen (both 0 when there is nothing to pay)."""
+
+    balance: int
+    low: int
+    high: int
+
+    @property
+    def payable(self) -> bool:
+        return self.high > 0
+
+
+def balance_range(account: BalanceAccount) -> BalanceRange:
+    """The balance (sum of what is outstanding) and the range a payer may choose: the minimum payment
+    (or the whole balance when it is smaller) up to the balance."""
+    balance = (
+        BalanceItem.objects.filter(account=account, outstanding__gt=0).aggregate(s=Sum("outstanding"))["s"]
+        or 0
+    )
+    return BalanceRange(balance=balance, low=min(account.minimum_payment, balance), high=balance)
+
+
+def balance_account_of(*, biller: Biller, customer: Customer) -> BalanceAccount | None:
+    return BalanceAccount.objects.filter(biller=biller, customer=customer).first()
+
+
+def balance_items(*, account: BalanceAccount, open_only: bool = False) -> QuerySet[BalanceItem]:
+    qs = BalanceItem.objects.filter(account=account, biller_id=account.biller_id)
+    if open_only:
+        qs = qs.filter(outstanding__gt=0)
+    return qs.order_by("date", "id")
+
+
+def balance_requests(*, account: BalanceAccount) -> QuerySet[Invoice]:
+    """The chosen-amount payment requests of a balance, newest first."""
+    return (
+        Invoice.objects.filter(
+            biller_id=account.biller_id, kind=Invoice.Kind.PAYMENT_REQUEST, balance_request__account=account
+        )
+        .select_related("biller")
+        .order_by("-id")
+    )
+
+
+def balance_allocations(*, account: BalanceAccount) -> QuerySet[BalanceAllocation]:
+    return (
+        BalanceAllocation.objects.filter(account=account, biller_id=account.biller_id)
+        .select_related("item", "invoice")
+        .order_by("-id")
+    )
+
+
+def payment_request_list(*, biller: Biller, status: str = "", q: str = "") -> QuerySet[Invoice]:
+    """A biller's payment requests (pay-later orders and chosen amounts), newest first."""
+    qs = Invoice.objects.filter(biller=biller, kind=Invoice.Kind.PAYMENT_REQUEST)
+    if status == "overdue":
+        qs = qs.filter(status=Invoice.Status.PUBLISHED, due_date__lt=timezone.localdate())
+    elif status:
+        qs = qs.filter(status=status)
+    q = q.strip()
+    if q:
+        counter = issuer_for(biller.number_key).counter_of(q) if q.isdigit() else None
+        by_number = Q(pk=counter, confirmation_number__isnull=False) if counter is not None else Q(pk__in=[])
+        qs = qs.filter(
+            Q(number=q) | by_number | Q(external_id=q) | Q(recipient_email__iexact=q) | Q(customer__code=q)
+        )
+    return qs.select_related("biller", "customer").order_by("-issue_date", "-id")

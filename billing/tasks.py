@@ -47,3 +47,38 @@ def import_notify(job_id: int) -> int:
     from billing.services.imports import import_notify_enqueue
 
     return import_notify_enqueue(job_id=job_id)
+
+
+@shared_task(
+    name="billing.tasks.portal_invitation_send", autoretry_for=(OSError,), retry_backoff=True, max_retries=8
+)
+def portal_invitation_send(invitation_id: int, token: str) -> None:
+    from billing.portal import notifications as portal_notifications
+
+    portal_notifications.invitation_email_send(invitation_id=invitation_id, token=token)
+
+
+@shared_task(
+    name="billing.tasks.portal_password_reset_send",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def portal_password_reset_send(user_id: int, url: str) -> None:
+    from billing.portal import notifications as portal_notifications
+
+    portal_notifications.password_reset_email_send(user_id=user_id, url=url)
+
+
+@shared_task(name="billing.tasks.portal_login_attempts_prune")
+def portal_login_attempts_prune() -> int:
+    from billing.portal.throttling import attempts_prune
+
+    return attempts_prune()
+
+
+@shared_task(
+    name="billing.tasks.payment_request_notify", autoretry_for=(OSError,), retry_backoff=True, max_retries=8
+)
+def payment_request_notify(invoice_id: int) -> bool:
+    return notifications.payment_request_email_send(invoice_id=invoice_id)

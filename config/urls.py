@@ -1,5 +1,6 @@
 """Root URLconf: accounts, the iDC staff console, the Django admin. Tenants live in urls_tenant."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -13,4 +14,5 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("staff/", include("payeasy.staff.urls")),
     path("admin/", admin.site.urls),
+    *([path("sandbox-bank/", include("payeasy.sandbox.urls"))] if settings.PAYEASY_SANDBOX_BANK else []),
 ]

@@ -2,9 +2,11 @@
 
 from django.urls import include, path
 
-from billing import console_imports, console_views
+from billing import console_imports, console_payment_requests, console_views
 from billing import views as billing_views
+from billing.portal import urls as portal_urls
 from payeasy import console_views as payeasy_console
+from payeasy import live_urls, paying_urls
 
 console_patterns = (
     [
@@ -23,6 +25,32 @@ console_patterns = (
         path("customers/", console_views.CustomerListView.as_view(), name="customer_list"),
         path("customers/new/", console_views.CustomerCreateView.as_view(), name="customer_create"),
         path("customers/<int:pk>/edit/", console_views.CustomerEditView.as_view(), name="customer_edit"),
+        path(
+            "customers/<int:pk>/balance/",
+            console_payment_requests.CustomerBalanceView.as_view(),
+            name="customer_balance",
+        ),
+        path(
+            "payment-requests/",
+            console_payment_requests.PaymentRequestListView.as_view(),
+            name="payment_request_list",
+        ),
+        path(
+            "payment-requests/new/",
+            console_payment_requests.PaymentRequestCreateView.as_view(),
+            name="payment_request_create",
+        ),
+        path(
+            "payment-requests/<int:pk>/",
+            console_payment_requests.PaymentRequestDetailView.as_view(),
+            name="payment_request_detail",
+        ),
+        path(
+            "payment-requests/<int:pk>/cancel/",
+            console_payment_requests.PaymentRequestCancelView.as_view(),
+            name="payment_request_cancel",
+        ),
+        *portal_urls.console_patterns,
         path("imports/", console_imports.ImportListView.as_view(), name="import_list"),
         path("imports/<int:pk>/", console_imports.ImportDetailView.as_view(), name="import_detail"),
         path("imports/<int:pk>/import/", console_imports.ImportConfirmView.as_view(), name="import_confirm"),
@@ -57,6 +85,18 @@ console_patterns = (
 urlpatterns = [
     path("console/", include(console_patterns)),
     path("api/v1/", include("billing.api.urls")),
+    # the customer portal: billing's pages and payeasy's (paying, live status) in one namespace
+    path(
+        "my/",
+        include(
+            (
+                [*portal_urls.urlpatterns, *paying_urls.urlpatterns, *live_urls.urlpatterns],
+                portal_urls.app_name,
+            )
+        ),
+    ),
+    # a payment request's numbers behind a signed link, no account needed (ATM後払い)
+    path("pay/", include("payeasy.paylater_urls")),
     path("accounts/login/", billing_views.login_view, name="login"),
     path("accounts/logout/", billing_views.logout_view, name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from billing import services as billing_services
+from billing.balances_demo import seed_balance_demo
 from billing.models import Biller, Customer, Invoice, Membership, User, console_login
+from billing.portal.demo import seed_portal_demo
 from payeasy import services
 from payeasy.services import ContractInput
 
@@ -261,7 +263,10 @@ def seed_demo() -> list[Biller]:
                 Invoice.objects.filter(pk=invoice.pk).update(
                     confirmation_number=_demo_confirmation(spec["number"])
                 )
+        seed_portal_demo(biller)  # the customers' portal logins (consumer; corporate viewer/approver/payer)
+        seed_balance_demo(biller)  # a chosen-amount balance and a pay-later order
         billers.append(biller)
+    seed_sandbox_bank(staff, billers)
     return billers
 
 
@@ -272,3 +277,32 @@ def _demo_confirmation(number: str) -> str:
 def demo_number_key(biller_code: str) -> str:
     """Demo billers get a fixed number key, so their customer numbers are the same on every machine."""
     return hashlib.sha256(f"demo-number-key-{biller_code}".encode()).hexdigest()[:32]
+
+
+SANDBOX_ENTRY_URL = "/sandbox-bank/entry/"
+SANDBOX_CHANNELS = ("02", "03", "05")  # ATM, internet banking, 情報リンク
+
+
+def seed_sandbox_bank(staff: User, billers: list[Biller]) -> None:
+    """When the sandbox bank is on: its 情報リンク endpoint with an active key, and a contract of every
+    demo biller with it (ATM, internet banking, 情報リンク). Running it again changes nothing."""
+    from django.conf import settings
+
+    from payeasy.models import ContractedBank, HandoffEndpoint, HandoffKey
+    from payeasy.services import handoff as handoff_services
+
+    if not settings.PAYEASY_SANDBOX_BANK:
+        return
+    code = settings.PAYEASY_SANDBOX_BANK_CODE
+    endpoint = HandoffEndpoint.objects.filter(bank_code=code).first()
+    if endpoint is None:
+        endpoint = handoff_services.handoff_endpoint_create(
+            actor=staff, bank_code=code, entry_url=SANDBOX_ENTRY_URL, enabled=True
+        )
+    if not endpoint.keys.filter(status=HandoffKey.Status.ACTIVE).exists():
+        handoff_services.handoff_key_create(actor=staff, endpoint=endpoint)  # the bank reads it from here
+    for biller in billers:
+        if not ContractedBank.objects.filter(biller=biller, bank_code=code).exists():
+            services.contracted_bank_add(
+                actor=staff, biller=biller, contract=ContractInput(code, SANDBOX_CHANNELS, CONTRACT_START)
+            )

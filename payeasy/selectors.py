@@ -11,8 +11,18 @@ from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from billing.models import Biller
+from payeasy.banks import Bank
 from payeasy.codec import JST
-from payeasy.models import ContractedBank, LedgerEntry, LineState, Message, Notice
+from payeasy.models import (
+    Channel,
+    ContractedBank,
+    HandoffEndpoint,
+    HandoffKey,
+    LedgerEntry,
+    LineState,
+    Message,
+    Notice,
+)
 
 
 def contracted_bank_list(*, biller: Biller) -> QuerySet[ContractedBank]:
@@ -36,6 +46,96 @@ def contracted_bank_check(*, biller: Biller, bank_code: str, channel: str, day: 
     """The MPN response code for a bank/channel on a day: None when allowed, else ``A002`` or ``A010``."""
     rows = ContractedBank.objects.filter(biller=biller, bank_code=bank_code)
     return contract_code(rows, bank_code=bank_code, channel=channel, day=day) or None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 情報リンク: the banks a payer may be handed over to
+# ---------------------------------------------------------------------------------------------------------
+
+FREQUENT_DAYS = 90
+
+
+@dataclass(frozen=True)
+class HandoffBank:
+    """A bank in the chooser: its master data, its endpoint, and this biller's recent 情報リンク payments
+    through it (the chooser lists frequently used banks first)."""
+
+    bank: Bank
+    endpoint: HandoffEndpoint
+    uses: int
+
+    @property
+    def code(self) -> str:
+        return self.bank.code
+
+
+def _bank_matches(bank: Bank, query: str) -> bool:
+    """The query in the bank's code, name, kana (any kana width: compared as 全銀 half-width kana),
+    hiragana or romaji."""
+    from billing.kana import to_zengin_kana
+
+    q = query.strip()
+    if not q:
+        return True
+    q_kana = to_zengin_kana(q)
+    return (
+        q in bank.code
+        or q in bank.name
+        or (bool(q_kana) and q_kana in bank.kana)
+        or q in bank.hira
+        or q.lower() in bank.roma.lower()
+    )
+
+
+def handoff_banks(biller: Biller, day: datetime.date, *, query: str = "") -> list[HandoffBank]:
+    """The banks ``biller``'s payers may pay through by 情報リンク on ``day`` (JST): banks with an enabled
+    endpoint and an active key that the biller has a contract with covering ``day`` and allowing channel
+    05. ``query`` filters by code, name or kana. Most used first (the biller's 情報リンク payments of the
+    last 90 days, from the notices), then by kana."""
+    from payeasy.banks import bank_get
+
+    contracts = [
+        c for c in ContractedBank.objects.filter(biller=biller, allows_info_link=True) if c.covers(day)
+    ]
+    contracted = {c.bank_code for c in contracts}
+    if not contracted:
+        return []
+    endpoints = {
+        e.bank_code: e
+        for e in HandoffEndpoint.objects.filter(
+            bank_code__in=contracted,
+            enabled=True,
+            keys__status=HandoffKey.Status.ACTIVE,
+        ).distinct()
+    }
+    uses = dict(
+        Notice.objects.filter(  # index notice_biller_date
+            biller=biller,
+            key_date__gte=day - datetime.timedelta(days=FREQUENT_DAYS),
+            key_date__lte=day,
+            kind=Notice.Kind.PAYMENT,
+            channel=Channel.INFO_LINK,
+            bank_code__in=list(endpoints),
+        )
+        .values("bank_code")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("bank_code", "n")
+    )
+    rows = []
+    for code, endpoint in endpoints.items():
+        if contract_code(contracts, bank_code=code, channel=Channel.INFO_LINK, day=day):
+            continue
+        bank = bank_get(code)
+        if bank is None or not _bank_matches(bank, query):
+            continue
+        rows.append(HandoffBank(bank=bank, endpoint=endpoint, uses=uses.get(code, 0)))
+    return sorted(rows, key=lambda r: (-r.uses, r.bank.kana, r.code))
+
+
+def handoff_bank(biller: Biller, day: datetime.date, bank_code: str) -> HandoffBank | None:
+    """One bank of :func:`handoff_banks`, or None when the payer may not be handed over to it."""
+    return next((b for b in handoff_banks(biller, day) if b.code == bank_code), None)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -69,3 +69,11 @@ def webhooks_deliver(delivery_ids: list[int] | None = None) -> int:
 def webhooks_retry_due() -> int:
     """Run by beat: post the retries that are due, and anything a lost wake-up or a dead worker left."""
     return webhooks_deliver.run()
+
+
+@shared_task(name="payeasy.tasks.handoff_nonces_prune")
+def handoff_nonces_prune() -> int:
+    """Run by beat: forget the 情報リンク nonces of envelopes that have expired (payeasy.handoff)."""
+    from payeasy import handoff
+
+    return handoff.nonces_prune()

@@ -79,3 +79,32 @@ def make_contract(
     return ContractedBank.objects.create(
         biller=biller, bank_code=bank_code, valid_from=valid_from, valid_to=valid_to, **flags
     )
+
+
+def make_portal_account(
+    biller: Biller,
+    customer: Customer | None = None,
+    *,
+    role: str = "",
+    email: str | None = None,
+    password: str = "correct horse battery",
+    name: str = "Portal User",
+) -> Any:
+    """A customer-portal account (billing.portal): a customer-realm user linked to ``customer``."""
+    from billing.models import CustomerAccount, customer_login
+
+    customer = customer or make_customer(biller)
+    role = role or (
+        CustomerAccount.Role.PAYER if customer.kind == "consumer" else CustomerAccount.Role.VIEWER
+    )
+    email = email or f"portal{next(_seq)}@example.jp"
+    user = User(
+        login=customer_login(biller, email),
+        email=email,
+        name=name,
+        realm=User.Realm.CUSTOMER,
+        customer_biller=biller,
+    )
+    user.set_password(password)
+    user.save()
+    return CustomerAccount.objects.create(biller=biller, user=user, customer=customer, role=role)

@@ -57,6 +57,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "billing.context_processors.tenancy",
+                "payeasy.context_processors.live",
             ],
         },
     },

@@ -1,12 +1,26 @@
 """Settings of the product itself: tenant hosts, invitations, imports, the communication server."""
 
-from config.settings.env import DEBUG, RUN_DIR, env_bool, env_int, env_str
+from django.core.exceptions import ImproperlyConfigured
+
+from config.settings.env import DEBUG, RUN_DIR, env_bool, env_int, env_list, env_str
 
 # Tenants are reached at <slug>.<PORTAL_DOMAIN> or at /b/<slug>/ on any host.
 PORTAL_DOMAIN = (env_str("PORTAL_DOMAIN") or ("localhost" if DEBUG else "")).lower()
 # The address printed in e-mails for links (scheme://host[:port]).
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL") or ("http://127.0.0.1:8000" if DEBUG else "")
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
+
+# The customer portal (billing.portal). Invitation links for customers live longer than console ones:
+# one comes with a bill that may be read days later.
+PORTAL_INVITATION_TTL_HOURS = env_int("PORTAL_INVITATION_TTL_HOURS", 14 * 24)
+# Login lockout: this many failures for one login at one biller within the window lock that login;
+# this many failures from one client address (any login, any biller) lock the address.
+PORTAL_LOGIN_MAX_FAILURES = env_int("PORTAL_LOGIN_MAX_FAILURES", 5)
+PORTAL_LOGIN_MAX_FAILURES_PER_IP = env_int("PORTAL_LOGIN_MAX_FAILURES_PER_IP", 30)
+PORTAL_LOGIN_WINDOW_SECONDS = env_int("PORTAL_LOGIN_WINDOW_SECONDS", 15 * 60)
+# The client address is REMOTE_ADDR. Only when REMOTE_ADDR is one of these proxies (addresses or
+# networks, comma-separated) is X-Forwarded-For read, from the right, skipping these proxies.
+PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES", [])
 
 # Uploaded CSV files wait here between preview and import.
 IMPORT_DIR = env_str("PAYEASY_IMPORT_DIR") or str(RUN_DIR / "imports")
@@ -29,3 +43,21 @@ PAYEASY_TELLER_DROP_EVERY = env_int("PAYEASY_TELLER_DROP_EVERY", 30)
 # this machine or a link-local address (169.254.0.0/16 holds cloud metadata services); development may.
 PAYEASY_WEBHOOK_REQUIRE_HTTPS = env_bool("PAYEASY_WEBHOOK_REQUIRE_HTTPS", not DEBUG)
 PAYEASY_WEBHOOK_ALLOW_LOOPBACK = env_bool("PAYEASY_WEBHOOK_ALLOW_LOOPBACK", DEBUG)
+
+# 情報リンク hand-off (payeasy.handoff, docs/handoff.md). The banks' AES keys are stored encrypted with a
+# key-encryption key: PAYEASY_HANDOFF_KEK (32 bytes as base64url or 64 hex digits), or when empty one
+# derived from DJANGO_SECRET_KEY (keys wrapped under an old secret listed in SECRET_KEY_FALLBACKS still
+# open). Production entry URLs are https:// only.
+PAYEASY_HANDOFF_KEK = env_str("PAYEASY_HANDOFF_KEK") or ""
+PAYEASY_HANDOFF_REQUIRE_HTTPS = env_bool("PAYEASY_HANDOFF_REQUIRE_HTTPS", not DEBUG)
+
+# The sandbox bank (/sandbox-bank/: plays a bank's internet banking and ATM against the commserver). On
+# in development and in a demo installation (PAYEASY_DEMO=1), never in production: turning it on
+# without either refuses to start. Its bank code is a real one from the 全銀 master.
+PAYEASY_DEMO = env_bool("PAYEASY_DEMO", False)
+PAYEASY_SANDBOX_BANK = env_bool("PAYEASY_SANDBOX_BANK", DEBUG or PAYEASY_DEMO)
+if PAYEASY_SANDBOX_BANK and not (DEBUG or PAYEASY_DEMO):
+    raise ImproperlyConfigured(
+        "PAYEASY_SANDBOX_BANK is for development (DJANGO_DEBUG=1) and demo installations (PAYEASY_DEMO=1)"
+    )
+PAYEASY_SANDBOX_BANK_CODE = env_str("PAYEASY_SANDBOX_BANK_CODE") or "0033"

@@ -62,6 +62,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payeasy.tasks.webhooks_retry_due",
         "schedule": float(env_int("PAYEASY_WEBHOOK_RETRY_EVERY_SECONDS", 15)),  # seconds
     },
+    "payeasy-handoff-nonces-prune": {
+        "task": "payeasy.tasks.handoff_nonces_prune",
+        "schedule": crontab(minute="*/10"),
+    },
     "due-date-reminders": {
         "task": "billing.tasks.due_reminders_send",
         "schedule": crontab(hour=9, minute=0),
@@ -69,5 +73,9 @@ CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
         "task": "billing.tasks.sessions_clear",
         "schedule": crontab(minute="*/15"),
+    },
+    "portal-login-attempts-prune": {
+        "task": "billing.tasks.portal_login_attempts_prune",
+        "schedule": crontab(minute=7),
     },
 }

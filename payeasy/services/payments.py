@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from billing.models import Biller, Invoice
 from billing.numbers import issuer_for
+from billing.services.balances import balance_payment_allocate, balance_payment_unallocate
 from payeasy import codec
 from payeasy.models import ContractedBank, LedgerEntry, Notice
 from payeasy.selectors import contract_code
@@ -311,6 +312,13 @@ def _apply_payment(notice: Notice, context: _Context) -> tuple[LedgerEntry, list
         invoice.status, invoice.paid_at = Invoice.Status.PAID, notice.paid_at
         invoice.updated_at = timezone.now()
         events.append(Event("invoice.paid", notice.biller_id, invoice.pk, data))
+        if invoice.kind == Invoice.Kind.PAYMENT_REQUEST:  # a chosen amount goes to its balance (任意金額)
+            balance_payment_allocate(
+                invoice=invoice,
+                amount=notice.amount,
+                paid_at=notice.paid_at,
+                payment_key=notice.transaction_key,
+            )
     context.defer(entry, events, invoice if outcome == LedgerEntry.Outcome.PAID else None)
     return entry, events
 
@@ -358,6 +366,8 @@ def _apply_reversal(notice: Notice, context: _Context) -> tuple[LedgerEntry, lis
         elif invoice.status == Invoice.Status.PAID:
             invoice.status, invoice.paid_at = Invoice.Status.PUBLISHED, None
             events.append(Event("invoice.payable_again", notice.biller_id, invoice.pk, data))
+            if invoice.kind == Invoice.Kind.PAYMENT_REQUEST:  # the balance is owed again
+                balance_payment_unallocate(invoice=invoice, payment_key=notice.transaction_key)
         invoice.updated_at = timezone.now()
         invoice.save(update_fields=["status", "paid_at", "updated_at"])
     return entry, events

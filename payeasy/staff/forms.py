@@ -222,3 +222,40 @@ class MessageSearchForm(forms.Form):
             date_from=d["date_from"],
             date_to=d["date_to"],
         )
+
+
+# --- 情報リンク endpoints -------------------------------------------------------------------------------
+
+
+class HandoffEndpointForm(forms.Form):
+    bank_code = forms.CharField(
+        label=_("Bank code"),
+        max_length=40,
+        help_text=_("4-digit 全銀 bank code; type a name to pick from the bank master."),
+        widget=forms.TextInput(
+            attrs={"list": "bank-directory", "inputmode": "numeric", "size": 8, "autocomplete": "off"}
+        ),
+    )
+    entry_url = forms.CharField(
+        label=_("Entry URL"),
+        max_length=500,
+        help_text=_("Where the hand-off page POSTs the envelope: the bank's https:// 情報リンク entry."),
+        widget=forms.TextInput(attrs={"size": 60, "autocomplete": "off", "spellcheck": "false"}),
+    )
+    enabled = forms.BooleanField(
+        label=_("Enabled"),
+        required=False,
+        initial=True,
+        help_text=_("Payers are offered this bank only while enabled (and it has an active key)."),
+    )
+
+    def __init__(self, *args: Any, editing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if editing:  # the bank of an endpoint never changes
+            del self.fields["bank_code"]
+
+    def clean_bank_code(self) -> str:
+        # "0001 みずほ" picked from the list means bank 0001.
+        value = self.cleaned_data["bank_code"].strip()[:4]
+        validate_known_bank(value)
+        return value

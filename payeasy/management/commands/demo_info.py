@@ -1,6 +1,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from billing.balances_demo import seed_balance_demo
+from billing.models import Biller
+from billing.portal.demo import seed_portal_demo
 from payeasy.demo import DEMO_BILLERS, DEMO_PASSWORD, STAFF_EMAIL
 
 
@@ -26,6 +29,22 @@ class Command(BaseCommand):
                 f"  tenant console:    {base}/b/{slug}/console/",
                 f"  admin:             {demo.admin_email} / {DEMO_PASSWORD}",
                 f"  operator (read):   {demo.operator_email} / {DEMO_PASSWORD}",
+                f"  customer portal:   {base}/b/{slug}/my/",
+            ]
+            biller = Biller.objects.filter(slug=slug).first()
+            if biller is not None:
+                for login in seed_portal_demo(biller):  # idempotent: reads the logins back
+                    lines.append(f"    {login.role:<9}        {login.email} / {login.password}")
+                paylater = seed_balance_demo(biller)
+                lines.append(f"  pay-later order:   {paylater.paylater_url}")
+        if settings.PAYEASY_SANDBOX_BANK:
+            from payeasy.sandbox.forms import DEMO_LOGIN
+            from payeasy.sandbox.forms import DEMO_PASSWORD as BANK_PASSWORD
+
+            lines += [
+                f"Sandbox bank {settings.PAYEASY_SANDBOX_BANK_CODE} (情報リンク and ATM, no real money)",
+                f"  internet banking:  {base}/sandbox-bank/      {DEMO_LOGIN} / {BANK_PASSWORD}",
+                f"  ATM:               {base}/sandbox-bank/atm/",
             ]
         lines += ["Invitation e-mails are printed in the 'worker' log below.", "=" * 60, ""]
         self.stdout.write("\n".join(lines))

@@ -1,0 +1,173 @@
+"""Reads of the customer portal. Every one takes the biller and the customer and filters by both."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from billing.errors import ValidationFailed
+from billing.models import Biller, Customer, Invoice, InvoiceApproval
+
+TABS = {
+    "open": _("Open"),
+    "overdue": _("Overdue"),
+    "paid": _("Paid"),
+    "cancelled": _("Cancelled"),
+    "all": _("All"),
+}
+DEFAULT_TAB = "open"
+
+
+def portal_invoices(*, biller: Biller, customer: Customer) -> QuerySet[Invoice]:
+    """The documents the customer may see: its own, of this biller, published at some point."""
+    return (
+        Invoice.objects.filter(biller=biller, customer=customer, customer__biller=biller)
+        .exclude(status=Invoice.Status.DRAFT)
+        .select_related("biller", "customer")
+    )
+
+
+@dataclass
+class PortalFilters:
+    tab: str = DEFAULT_TAB
+    q: str = ""
+    issued_from: datetime.date | None = None
+    issued_to: datetime.date | None = None
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Any]) -> PortalFilters:
+        errors: dict[str, list[str]] = {}
+        out = cls()
+        tab = str(params.get("tab", "") or DEFAULT_TAB).strip()
+        if tab not in TABS:
+            errors["tab"] = [str(_("Unknown tab."))]
+        out.tab = tab
+        out.q = str(params.get("q", "") or "").strip()[:100]
+        for name in ("issued_from", "issued_to"):
+            value = str(params.get(name, "") or "").strip()
+            if value:
+                try:
+                    setattr(out, name, datetime.date.fromisoformat(value))
+                except ValueError:
+                    errors[name] = [str(_("Enter a date as YYYY-MM-DD."))]
+        if out.issued_from and out.issued_to and out.issued_to < out.issued_from:
+            errors["issued_to"] = [str(_("The end of the period is before its start."))]
+        if errors:
+            raise ValidationFailed(errors)
+        return out
+
+
+def _tab_filter(qs: QuerySet[Invoice], tab: str) -> QuerySet[Invoice]:
+    today = timezone.localdate()
+    unpaid = Q(status=Invoice.Status.PUBLISHED) & ~Q(kind=Invoice.Kind.CREDIT_NOTE)
+    if tab == "open":
+        return qs.filter(unpaid)
+    if tab == "overdue":
+        return qs.filter(unpaid, due_date__lt=today)
+    if tab == "paid":
+        return qs.filter(status=Invoice.Status.PAID)
+    if tab == "cancelled":
+        return qs.filter(status=Invoice.Status.CANCELLED)
+    return qs
+
+
+def invoice_list(*, biller: Biller, customer: Customer, filters: PortalFilters) -> QuerySet[Invoice]:
+    qs = _tab_filter(portal_invoices(biller=biller, customer=customer), filters.tab)
+    if filters.q:
+        qs = qs.filter(Q(number__icontains=filters.q) | Q(description__icontains=filters.q))
+    if filters.issued_from:
+        qs = qs.filter(issue_date__gte=filters.issued_from)
+    if filters.issued_to:
+        qs = qs.filter(issue_date__lte=filters.issued_to)
+    return qs.order_by("-issue_date", "-id")
+
+
+def tab_counts(*, biller: Biller, customer: Customer) -> dict[str, int]:
+    base = portal_invoices(biller=biller, customer=customer)
+    return {tab: _tab_filter(base, tab).count() for tab in ("open", "overdue")}
+
+
+def awaiting_approval(*, biller: Biller, customer: Customer) -> list[tuple[Invoice, InvoiceApproval | None]]:
+    """The corporate customer's unpaid invoices whose latest decision is not an approval."""
+    if customer.kind != Customer.Kind.CORPORATE:
+        return []
+    invoices = list(
+        _tab_filter(portal_invoices(biller=biller, customer=customer), "open")
+        .exclude(kind=Invoice.Kind.PAYMENT_REQUEST)  # a payment request needs no approval
+        .order_by("due_date", "id")
+    )
+    latest: dict[int, InvoiceApproval] = {}
+    for approval in (
+        InvoiceApproval.objects.filter(biller=biller, invoice__in=[i.pk for i in invoices])
+        .select_related("decided_by")
+        .order_by("id")
+    ):
+        latest[approval.invoice_id] = approval
+    return [
+        (invoice, latest.get(invoice.pk))
+        for invoice in invoices
+        if latest.get(invoice.pk) is None or latest[invoice.pk].decision != InvoiceApproval.Decision.APPROVED
+    ]
+
+
+def approvals_of(*, biller: Biller, invoice: Invoice) -> QuerySet[InvoiceApproval]:
+    return (
+        InvoiceApproval.objects.filter(biller=biller, invoice=invoice)
+        .select_related("decided_by")
+        .order_by("id")
+    )
+
+
+# --- payments: read from the payeasy ledger ------------------------------------------------------------
+# billing does not import payeasy (architecture: the arrows point from payeasy to billing); the
+# portal reads the ledger through the app registry, read-only, and works without it.
+
+
+def _payeasy_model(name: str) -> Any:
+    try:
+        return apps.get_model("payeasy", name)
+    except LookupError:
+        return None
+
+
+def ledger_entries(*, biller: Biller, customer: Customer) -> QuerySet[Any] | list[Any]:
+    """The ledger entries (payments, double payments, reversals, provisional) on the customer's bills."""
+    LedgerEntry = _payeasy_model("LedgerEntry")
+    if LedgerEntry is None:
+        return []
+    return (
+        LedgerEntry.objects.filter(biller=biller, invoice__biller=biller, invoice__customer=customer)
+        .select_related("invoice", "notice")
+        .order_by("-created_at", "-id")
+    )
+
+
+def receipts(*, biller: Biller, customer: Customer) -> QuerySet[Any] | list[Any]:
+    Receipt = _payeasy_model("Receipt")
+    if Receipt is None:
+        return []
+    return (
+        Receipt.objects.filter(
+            entry__biller=biller, entry__invoice__biller=biller, entry__invoice__customer=customer
+        )
+        .select_related("entry", "entry__invoice", "entry__notice")
+        .order_by("-sent_at", "-id")
+    )
+
+
+def bank_name(code: str) -> str:
+    """The bank's name from the 全銀 master (the zengin-code package); the code when unknown."""
+    try:
+        import zengin_code
+
+        bank = zengin_code.Bank.all.get(code)
+    except Exception:  # the master is a convenience here, never a reason to fail a page
+        return code
+    return f"{bank.name}" if bank is not None else code
