@@ -11,12 +11,13 @@ from django.apps import apps
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from billing.errors import ValidationFailed
 from billing.models import Biller, Customer, Invoice, InvoiceApproval
 
 TABS = {
-    "open": _("Open"),
+    "open": pgettext_lazy("invoices not yet paid", "Open"),
     "overdue": _("Overdue"),
     "paid": _("Paid"),
     "cancelled": _("Cancelled"),
