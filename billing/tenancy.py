@@ -81,6 +81,10 @@ class TenantMiddleware:
         request.tenant_mode = "path"  # type: ignore[attr-defined]
         request.urlconf = settings.TENANT_URLCONF  # type: ignore[attr-defined]
         outer_prefix = get_script_prefix()
+        # STATIC_URL is relative ("static/"): Django prefixes it with the script prefix of its first read
+        # and keeps that for the process. Read it under the outer prefix, before the tenant's is set, or
+        # a tenant page rendered first would move every static URL under /b/<slug>/ (404s, no CSS, no JS).
+        settings.STATIC_URL  # noqa: B018
         request.root_script_prefix = outer_prefix  # type: ignore[attr-defined]
         request.path_info = match["rest"]
         set_script_prefix(outer_prefix.rstrip("/") + f"/b/{match['slug']}/")

@@ -65,3 +65,16 @@ def test_script_prefix_is_restored_after_a_tenant_request(admin_client: Client, 
     admin_client.get(f"/b/{biller.slug}/console/")
     assert get_script_prefix() == "/"
     assert reverse("staff:biller_list") == "/staff/"
+
+
+@override_settings(STATIC_URL="static/")  # forgets the prefixed STATIC_URL and the storage built with it
+def test_static_urls_stay_at_the_root_when_a_tenant_page_is_the_first_to_use_them(
+    client: Client, biller: Biller
+) -> None:
+    """STATIC_URL is relative: Django prefixes it with the script prefix of its first read and keeps that
+    for the process. A tenant page rendered first must not move every static URL under /b/<slug>/."""
+    response = client.get(f"/b/{biller.slug}/my/login/")
+    assert response.status_code == 200
+    assert b'href="/static/css/' in response.content
+    assert f"/b/{biller.slug}/static/".encode() not in response.content
+    assert b'href="/static/css/' in client.get("/accounts/login/").content

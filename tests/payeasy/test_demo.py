@@ -31,7 +31,10 @@ def test_demo_invoices_are_published_with_fixed_confirmation_numbers() -> None:
     assert toto.number_key == demo_number_key("58191001")
     published = Invoice.objects.filter(biller=toto, status="published", kind="invoice")
     assert published.count() == 3
-    assert Invoice.objects.filter(biller__biller_code="58192001", status="published", kind="invoice").count() == 2
+    assert (
+        Invoice.objects.filter(biller__biller_code="58192001", status="published", kind="invoice").count()
+        == 2
+    )
     # and each biller one pay-later order (billing.balances_demo)
     assert Invoice.objects.filter(status="published", kind="payment_request").count() == 2
     big = Invoice.objects.get(biller=toto, number="2026-11-900001")
