@@ -22,7 +22,7 @@ from django.db import connection, transaction
 
 from billing import selectors
 from billing.models import Biller, Invoice
-from billing.numbers import NumberIssuer
+from billing.numbers import NumberIssuer, new_registration_code
 from tests.bench.conftest import production_env, report, run_measured
 from tests.bench.generate import customer_code, write_invoices_csv
 from tests.factories import make_biller
@@ -42,8 +42,7 @@ def load_customers(biller: Biller, count: int) -> None:
         connection.cursor() as cursor,
         cursor.cursor.copy(
             "COPY billing_customer (biller_id, code, name, name_kana, email, kind, postal_code, address, "
-            "status,"
-            " created_at) FROM STDIN"
+            "status, created_at, registration_code) FROM STDIN"
         ) as copy,
     ):
         for i in range(count):
@@ -59,6 +58,7 @@ def load_customers(biller: Biller, count: int) -> None:
                     "",
                     "active",
                     "2026-11-01T00:00:00+00:00",
+                    new_registration_code(),
                 )
             )
 
