@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from typing import Any, ClassVar
@@ -243,7 +244,35 @@ class Membership(models.Model):
         return self.role == self.Role.ADMIN
 
 
-class Invitation(models.Model):
+class InvitationState:
+    """The state of a single-use, expiring invitation (console or customer portal), from its timestamps."""
+
+    accepted_at: datetime.datetime | None
+    revoked_at: datetime.datetime | None
+    expires_at: datetime.datetime
+
+    STATE_LABELS: ClassVar[dict[str, Any]] = {
+        "pending": _("pending"),
+        "accepted": _("accepted"),
+        "revoked": _("revoked"),
+        "expired": _("expired"),
+    }
+
+    def get_state_display(self) -> str:
+        return str(self.STATE_LABELS[self.state])
+
+    @property
+    def state(self) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+
+class Invitation(InvitationState, models.Model):
     """A single-use, expiring link that makes its holder a member of a biller.
 
     Only the SHA-256 of the token is stored; the token itself exists in the
@@ -266,26 +295,6 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} → {self.biller.slug}"
-
-    STATE_LABELS: ClassVar[dict[str, Any]] = {
-        "pending": _("pending"),
-        "accepted": _("accepted"),
-        "revoked": _("revoked"),
-        "expired": _("expired"),
-    }
-
-    def get_state_display(self) -> str:
-        return str(self.STATE_LABELS[self.state])
-
-    @property
-    def state(self) -> str:
-        if self.accepted_at:
-            return "accepted"
-        if self.revoked_at:
-            return "revoked"
-        if self.expires_at <= timezone.now():
-            return "expired"
-        return "pending"
 
 
 class Customer(models.Model):
@@ -687,7 +696,7 @@ class CustomerAccount(models.Model):
         return self.role == self.Role.APPROVER and self.customer.kind == Customer.Kind.CORPORATE
 
 
-class CustomerInvitation(models.Model):
+class CustomerInvitation(InvitationState, models.Model):
     """A single-use, expiring link that opens a portal account for one customer.
 
     Sent from the tenant console, or with the e-mail of a published invoice when the customer has
@@ -712,19 +721,6 @@ class CustomerInvitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} → {self.customer}"
-
-    def get_state_display(self) -> str:
-        return str(Invitation.STATE_LABELS[self.state])
-
-    @property
-    def state(self) -> str:
-        if self.accepted_at:
-            return "accepted"
-        if self.revoked_at:
-            return "revoked"
-        if self.expires_at <= timezone.now():
-            return "expired"
-        return "pending"
 
 
 class InvoiceApproval(models.Model):

@@ -18,7 +18,7 @@ from billing import selectors, services
 from billing.api.auth import actor_of
 from billing.api.base import TenantAPIView
 from billing.api.idempotency import idempotent
-from billing.api.serializers import CancelInput, PaymentNumbersDoc, TotalsDoc
+from billing.api.serializers import CancelInput, PaymentNumbersDoc, TotalsDoc, invoice_totals, payment_numbers
 from billing.api.views import ERRORS, IDEMPOTENCY, ListPagination, _customer_for, _validated
 from billing.errors import ValidationFailed
 from billing.models import BalanceAccount, Customer, Invoice
@@ -130,22 +130,8 @@ def payment_request_out(request: Request, inv: Invoice) -> dict[str, Any]:
         if inv.customer_id is None
         else {"id": inv.customer_id, "code": inv.customer.code if inv.customer is not None else None},
         "balance": hasattr(inv, "balance_request"),
-        "totals": {
-            "subtotal_10": inv.subtotal_10,
-            "tax_10": inv.tax_10,
-            "subtotal_8": inv.subtotal_8,
-            "tax_8": inv.tax_8,
-            "subtotal_exempt": inv.subtotal_exempt,
-            "total": inv.total,
-            "rounding": inv.tax_rounding,
-        },
-        "payment_numbers": None
-        if inv.customer_number is None
-        else {
-            "payee_number": inv.biller.payee_number,
-            "customer_number": inv.customer_number,
-            "confirmation_number": inv.confirmation_number,
-        },
+        "totals": invoice_totals(inv),
+        "payment_numbers": payment_numbers(inv),
         "pay_url": request.build_absolute_uri(reverse("paylater:page", kwargs={"token": token})),
         "pay_url_expires": link_expires(inv).isoformat(),
         "notified_at": _iso(inv.notified_at),

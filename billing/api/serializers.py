@@ -84,22 +84,8 @@ def invoice_out(inv: Invoice, *, customer_code: str | None = None) -> dict[str, 
         "description": inv.description,
         "lines": inv.lines,
         "tax_inclusive": inv.tax_inclusive,
-        "totals": {
-            "subtotal_10": inv.subtotal_10,
-            "tax_10": inv.tax_10,
-            "subtotal_8": inv.subtotal_8,
-            "tax_8": inv.tax_8,
-            "subtotal_exempt": inv.subtotal_exempt,
-            "total": inv.total,
-            "rounding": inv.tax_rounding,
-        },
-        "payment_numbers": None
-        if inv.customer_number is None
-        else {
-            "payee_number": inv.biller.payee_number,
-            "customer_number": inv.customer_number,
-            "confirmation_number": inv.confirmation_number,
-        },
+        "totals": invoice_totals(inv),
+        "payment_numbers": payment_numbers(inv),
         "published_at": inv.published_at.isoformat() if inv.published_at else None,
         "cancelled_at": inv.cancelled_at.isoformat() if inv.cancelled_at else None,
         "paid_at": inv.paid_at.isoformat() if inv.paid_at else None,
@@ -165,3 +151,27 @@ class ErrorDoc(serializers.Serializer):
 
 class ErrorEnvelopeDoc(serializers.Serializer):
     error = ErrorDoc()
+
+
+def invoice_totals(inv: Invoice) -> dict[str, Any]:
+    """The per-rate totals of an invoice or payment request, as the API shows them."""
+    return {
+        "subtotal_10": inv.subtotal_10,
+        "tax_10": inv.tax_10,
+        "subtotal_8": inv.subtotal_8,
+        "tax_8": inv.tax_8,
+        "subtotal_exempt": inv.subtotal_exempt,
+        "total": inv.total,
+        "rounding": inv.tax_rounding,
+    }
+
+
+def payment_numbers(inv: Invoice) -> dict[str, Any] | None:
+    """収納機関番号, お客様番号, 確認番号 of a published invoice; None before it has them."""
+    if inv.customer_number is None:
+        return None
+    return {
+        "payee_number": inv.biller.payee_number,
+        "customer_number": inv.customer_number,
+        "confirmation_number": inv.confirmation_number,
+    }
