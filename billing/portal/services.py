@@ -8,7 +8,6 @@ audit entry, e-mail enqueued after commit. The reads every page and the paying c
 from __future__ import annotations
 
 import datetime
-import hashlib
 import hmac
 import secrets
 from typing import Any
@@ -36,7 +35,7 @@ from billing.models import (
     customer_login,
 )
 from billing.numbers import new_registration_code, normalise_registration_code
-from billing.services.core import audit_record
+from billing.services.core import audit_record, token_hash
 from billing.tenancy import tenant_reverse
 
 Role = CustomerAccount.Role
@@ -142,10 +141,6 @@ def portal_url(biller: Biller, name: str, **kwargs: Any) -> str:
 
 
 # --- helpers -------------------------------------------------------------------------------------------
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _default_role(customer: Customer) -> str:
@@ -268,7 +263,7 @@ def customer_invitation_create(
             customer=locked,
             email=email,
             role=role,
-            token_hash=_token_hash(token),
+            token_hash=token_hash(token),
             created_by=actor,
             expires_at=timezone.now() + datetime.timedelta(hours=settings.PORTAL_INVITATION_TTL_HOURS),
         )
@@ -336,7 +331,7 @@ def customer_invitation_get_pending(*, biller: Biller, token: str) -> CustomerIn
     """The pending invitation of this biller for a token; NotFound for a wrong, used or expired one."""
     invitation = (
         CustomerInvitation.objects.select_related("customer", "biller")
-        .filter(token_hash=_token_hash(token), biller=biller)
+        .filter(token_hash=token_hash(token), biller=biller)
         .first()
     )
     if invitation is None:

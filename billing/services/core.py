@@ -215,7 +215,8 @@ def biller_set_status(*, actor: User, biller: Biller, status: str, reason: str =
 # --- people --------------------------------------------------------------------------------------------
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What is stored of a secret token (invitation links, API keys): its SHA-256, never the token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -242,7 +243,7 @@ def invitation_create(*, actor: User, biller: Biller, email: str, role: str) -> 
             biller=biller,
             email=email.strip(),
             role=role,
-            token_hash=_token_hash(token),
+            token_hash=token_hash(token),
             created_by=actor,
             expires_at=timezone.now() + datetime.timedelta(hours=settings.INVITATION_TTL_HOURS),
         )
@@ -260,7 +261,7 @@ def invitation_create(*, actor: User, biller: Biller, email: str, role: str) -> 
 
 def invitation_get_pending(*, token: str) -> Invitation:
     """The pending invitation for a token; NotFound for a wrong, used, revoked or expired one."""
-    invitation = Invitation.objects.select_related("biller").filter(token_hash=_token_hash(token)).first()
+    invitation = Invitation.objects.select_related("biller").filter(token_hash=token_hash(token)).first()
     if invitation is None:
         raise NotFound(_("This invitation link is not valid."), code="invitation_invalid")
     state = invitation.state
@@ -457,7 +458,7 @@ def api_key_create(*, actor: User | None, biller: Biller, name: str) -> tuple[Ap
     token = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
         key = ApiKey.objects.create(
-            biller=biller, name=name, prefix=prefix, key_hash=_token_hash(token), created_by=actor
+            biller=biller, name=name, prefix=prefix, key_hash=token_hash(token), created_by=actor
         )
         audit_record(
             actor=actor, action="api_key.create", biller=biller, target=key, summary=f"{name} ({prefix})"
@@ -485,7 +486,7 @@ def api_key_authenticate(*, token: str) -> ApiKey | None:
         return None
     prefix = token[len(API_KEY_PREFIX) :].split("_", 1)[0]
     key = ApiKey.objects.select_related("biller").filter(prefix=prefix, revoked_at__isnull=True).first()
-    if key is None or not hmac.compare_digest(key.key_hash, _token_hash(token)):
+    if key is None or not hmac.compare_digest(key.key_hash, token_hash(token)):
         return None
     now = timezone.now()
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
