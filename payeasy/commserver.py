@@ -43,14 +43,22 @@ class _Connection:
         self.in_flight = 0
         self.closed = False
 
-    def send(self, answer: Answer) -> None:
-        self.in_flight -= 1
+    def send(self, answers: list[Answer]) -> None:
+        """Write ``answers`` in order, in one write (one system call for a batch's answers on this
+        connection); an answer without a body closes the connection after the ones before it."""
+        self.in_flight -= len(answers)
         if self.closed:
             return
-        if answer.body is None:
-            self.close()
-            return
-        self.writer.write(f"{len(answer.body):04d}".encode() + answer.body)
+        chunks: list[bytes] = []
+        for answer in answers:
+            if answer.body is None:
+                if chunks:
+                    self.writer.write(b"".join(chunks))
+                self.close()
+                return
+            chunks.append(b"%04d" % len(answer.body))
+            chunks.append(answer.body)
+        self.writer.write(b"".join(chunks))
 
     def close(self) -> None:
         if not self.closed:
@@ -99,8 +107,11 @@ class _Lane:
                 for _received, conn in batch:
                     conn.in_flight -= 1
                 continue
+            by_connection: dict[_Connection, list[Answer]] = {}
             for (_received, conn), answer in zip(batch, answers, strict=True):
-                conn.send(answer)
+                by_connection.setdefault(conn, []).append(answer)
+            for conn, its_answers in by_connection.items():
+                conn.send(its_answers)
         await loop.run_in_executor(self.executor, self._close_db)
         self.executor.shutdown(wait=True)
 

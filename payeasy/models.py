@@ -201,7 +201,9 @@ class Notice(models.Model):
         LINE = "line", _("MPN line")
         TELLER_FILE = "teller_file", _("Teller batch file")
 
-    transaction_key = models.CharField(_("transaction key"), max_length=26, unique=True)
+    # unique by the constraint notice_key_once below, not unique=True: that would add a second index
+    # (varchar_pattern_ops, for LIKE) that nothing reads and every stored notice has to update
+    transaction_key = models.CharField(_("transaction key"), max_length=26)
     kind = models.CharField(_("kind"), max_length=8, choices=Kind)
     source = models.CharField(_("source"), max_length=12, choices=Source, default=Source.LINE)
     biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
@@ -219,7 +221,12 @@ class Notice(models.Model):
         Message, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     teller_file = models.ForeignKey(
-        "TellerFile", null=True, blank=True, on_delete=models.PROTECT, related_name="notices"
+        "TellerFile",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="notices",
+        db_index=False,  # notice_teller_file below: only the rows that have one (the line's have none)
     )
     received_at = models.DateTimeField(_("received at"), default=timezone.now)
     applied_at = models.DateTimeField(_("applied at"), null=True, blank=True)
@@ -229,6 +236,7 @@ class Notice(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
+            models.UniqueConstraint(fields=["transaction_key"], name="notice_key_once"),
             models.UniqueConstraint(
                 fields=["original_key"], condition=Q(kind="reversal"), name="notice_reversed_once"
             ),
@@ -242,6 +250,9 @@ class Notice(models.Model):
             models.Index(fields=["id"], condition=Q(applied_at__isnull=True), name="notice_waiting"),
             models.Index(fields=["biller", "key_date"], name="notice_biller_date"),
             models.Index(fields=["biller", "customer_number"], name="notice_biller_number"),
+            models.Index(
+                fields=["teller_file"], condition=Q(teller_file__isnull=False), name="notice_teller_file"
+            ),
         ]
 
     def __str__(self) -> str:
