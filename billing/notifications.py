@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing.models import Biller, Invitation, Invoice
+from billing.numbers import ATM_CASH_LIMIT
 from billing.tenancy import root_reverse
 
 
@@ -115,7 +116,11 @@ def payment_request_email_send(*, invoice_id: int) -> bool:
         _send_invoice_mail(
             invoice,
             "payment_request",
-            {"url": paylater_url(invoice), "expires": link_expires(invoice), "atm_cash_limit": 100_000},
+            {
+                "url": paylater_url(invoice),
+                "expires": link_expires(invoice),
+                "atm_cash_limit": ATM_CASH_LIMIT,
+            },
         )
         Invoice.objects.filter(pk=invoice.pk).update(notified_at=timezone.now())
     return True

@@ -29,6 +29,7 @@ HALF = 10**7
 DOMAIN = HALF * HALF  # 10**14 documents per biller
 CUSTOMER_NUMBER_LENGTH = 16
 CONFIRMATION_LENGTH = 6
+ATM_CASH_LIMIT = 100_000  # yen: an ATM takes no more than this in cash for one Pay-easy payment
 _MASK = (1 << 64) - 1
 
 

@@ -41,6 +41,7 @@ from reportlab.platypus import Flowable, KeepTogether, Paragraph, SimpleDocTempl
 
 from billing.invoicing import TAX_CATEGORY_LABELS
 from billing.models import Customer, Invoice
+from billing.numbers import ATM_CASH_LIMIT
 
 __all__ = ["find_font", "invoice_pdf"]
 
@@ -57,7 +58,6 @@ ACCENT = colors.HexColor("#1e3a8a")
 WARN = colors.HexColor("#b91c1c")
 
 ROUNDING_LABELS = {"floor": "切り捨て", "half_up": "四捨五入", "ceiling": "切り上げ"}
-ATM_CASH_LIMIT = 100_000
 PAYEASY_INSTRUCTIONS = (
     "ATM・インターネットバンキングで「税金・料金払込み」からペイジーを選び、上記の番号を入力してください。"
 )

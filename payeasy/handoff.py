@@ -408,7 +408,7 @@ def handoff_open(
 ) -> Payload:
     """Open an envelope as bank ``bank_code`` does: the key its kid names (UnknownKey, KeyRetired), its
     authentication (EnvelopeTampered), its time (EnvelopeExpired), its nonce (EnvelopeReplayed —
-    recorded here, once, unless ``consume`` is false). Expired nonces are pruned on the way."""
+    recorded here, once, unless ``consume`` is false). Expired nonces are pruned by beat (nonces_prune)."""
     now = now or timezone.now()
     parts = parse(envelope)
     row = HandoffKey.objects.filter(kid=parts.kid, endpoint__bank_code=bank_code).first()
@@ -419,7 +419,6 @@ def handoff_open(
     payload = _decrypt(parts, key=key_unwrap(row.wrapped_key, row.kid), bank_code=bank_code)
     check_time(payload, now)
     if consume:
-        nonces_prune(now=now)
         try:
             with transaction.atomic():
                 HandoffNonce.objects.create(

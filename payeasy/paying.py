@@ -30,7 +30,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import Http404, HttpRequest, HttpResponse
-from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
@@ -164,13 +163,14 @@ def bank_chooser(
     query = request.GET.get("q", "").strip()[:40]
     context = _context(request, invoice, base_template, extra_context)
     day = selectors.jst_today()
-    banks = selectors.handoff_banks(invoice.biller, day, query=query) if context["payable"] else []
+    every_bank = selectors.handoff_banks(invoice.biller, day) if context["payable"] else []
+    banks = [b for b in every_bank if selectors.bank_matches(b.bank, query)] if query else every_bank
     handoff_name = _name(request, HANDOFF_URL_NAME)
     context.update(
         q=query,
         returned=request.GET.get("returned") == "1",
         banks=[(b, reverse(handoff_name, kwargs={"pk": invoice.pk, "bank_code": b.code})) for b in banks],
-        any_banks=bool(banks) or bool(query and selectors.handoff_banks(invoice.biller, day)),
+        any_banks=bool(every_bank),
     )
     return render(request, "payeasy/paying/bank_chooser.html", context)
 
@@ -203,7 +203,6 @@ def handoff_page(
         bank=choice.bank,
         entry_url=entry_action(request, sealed.endpoint.entry_url),
         envelope=sealed.envelope,
-        sealed=sealed,
     )
     response = render(request, "payeasy/paying/handoff.html", context)
     add_never_cache_headers(response)
@@ -214,7 +213,6 @@ class PayingView(LoginRequiredMixin, View):
     """Base of the two pages: login required, then the invoice of the tenant the user may pay (404)."""
 
     base_template: str | None = None  # None: the portal's frame when installed (default_base_template)
-    nav_section = "invoices"
 
     def get_login_url(self) -> str:
         """The portal's login page (``login`` in the same namespace), else settings.LOGIN_URL."""
@@ -222,11 +220,6 @@ class PayingView(LoginRequiredMixin, View):
             return reverse(_name(self.request, "login"))
         except NoReverseMatch:
             return super().get_login_url()
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not request.user.is_authenticated:
-            return self.handle_no_permission()
-        return super().dispatch(request, *args, **kwargs)
 
 
 class BankChooserView(PayingView):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
@@ -27,10 +26,10 @@ from django.views.decorators.http import require_GET
 
 from billing.errors import NotFound
 from billing.models import Biller, Invoice
+from billing.numbers import ATM_CASH_LIMIT
 from billing.paylater import PayLaterLinkExpired, invoice_for_token, link_expires
 from payeasy import live
 
-ATM_CASH_LIMIT = 100_000
 TEMPLATE = "payeasy/paylater/page.html"
 INVALID_TEMPLATE = "payeasy/paylater/invalid.html"
 
@@ -73,7 +72,6 @@ class PayLaterPageView(View):
             "payable": invoice.status == Invoice.Status.PUBLISHED,
             "over_atm_limit": invoice.total > ATM_CASH_LIMIT,
             "atm_cash_limit": ATM_CASH_LIMIT,
-            "live_events": bool(settings.REDIS_URL),
         }
         return _no_store(render(request, TEMPLATE, context))
 

@@ -69,7 +69,7 @@ class HandoffBank:
         return self.bank.code
 
 
-def _bank_matches(bank: Bank, query: str) -> bool:
+def bank_matches(bank: Bank, query: str) -> bool:
     """The query in the bank's code, name, kana (any kana width: compared as 全銀 half-width kana),
     hiragana or romaji."""
     from billing.kana import to_zengin_kana
@@ -123,11 +123,9 @@ def handoff_banks(biller: Biller, day: datetime.date, *, query: str = "") -> lis
         .values_list("bank_code", "n")
     )
     rows = []
-    for code, endpoint in endpoints.items():
-        if contract_code(contracts, bank_code=code, channel=Channel.INFO_LINK, day=day):
-            continue
+    for code, endpoint in endpoints.items():  # each contracted for 05 today (contracts above)
         bank = bank_get(code)
-        if bank is None or not _bank_matches(bank, query):
+        if bank is None or not bank_matches(bank, query):
             continue
         rows.append(HandoffBank(bank=bank, endpoint=endpoint, uses=uses.get(code, 0)))
     return sorted(rows, key=lambda r: (-r.uses, r.bank.kana, r.code))

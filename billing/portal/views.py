@@ -35,6 +35,7 @@ from django.views import View
 
 from billing.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from billing.models import Biller, Customer, CustomerAccount, Invoice, InvoiceApproval, User, customer_login
+from billing.numbers import ATM_CASH_LIMIT
 from billing.portal import selectors, services, throttling
 from billing.portal.forms import (
     ChosenAmountForm,
@@ -51,7 +52,6 @@ from billing.tenancy import TenantRequest
 
 PAGE_SIZE = 20
 MAX_DOWNLOAD = 200
-ATM_CASH_LIMIT = 100_000
 TOTP_PENDING = "portal_totp_pending"
 TOTP_PENDING_SECONDS = 300
 BACKEND = "django.contrib.auth.backends.ModelBackend"

@@ -19,6 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from billing.numbers import ATM_CASH_LIMIT
 from payeasy import handoff
 from payeasy.banks import bank_get
 from payeasy.models import Channel
@@ -28,7 +29,6 @@ from payeasy.sandbox.forms import DEMO_LOGIN, DEMO_PASSWORD, AtmForm, LoginForm
 SALT = "payeasy.sandbox-bank"
 LOGIN_WINDOW = handoff.TTL  # from the hand-off to the payment, as a real bank allows about 30 minutes
 ATM_WINDOW = datetime.timedelta(minutes=10)
-CASH_LIMIT = 100_000
 GUARD_SECONDS = 24 * 3600
 
 REFUSAL_TITLES = {
@@ -96,7 +96,7 @@ def _see_other(url: str) -> HttpResponseRedirect:
 def _bill(payload: dict[str, Any]) -> dict[str, Any]:
     bill = dict(payload)
     bill["due"] = datetime.date.fromisoformat(bill["due_date"])
-    bill["over_cash_limit"] = int(bill["amount"]) > CASH_LIMIT
+    bill["over_cash_limit"] = int(bill["amount"]) > ATM_CASH_LIMIT
     return bill
 
 
