@@ -8,6 +8,7 @@ and JIS X 0201: half-width katakana, ``A-Z``, ``0-9``, space and ``( ) . - /``.
 
 from __future__ import annotations
 
+import contextlib
 import unicodedata
 
 import jaconv
@@ -39,6 +40,8 @@ def to_zengin_kana(value: str) -> str:
 
 def zengin_kana_errors(value: str) -> list[tuple[int, str]]:
     """Return (position, character) for every character outside the set."""
+    if ZENGIN_KANA_CHARS.issuperset(value):  # the common case, in C
+        return []
     return [(i, ch) for i, ch in enumerate(value) if ch not in ZENGIN_KANA_CHARS]
 
 
@@ -50,6 +53,10 @@ def to_double_byte(value: str) -> str:
 
 def double_byte_errors(value: str) -> list[tuple[int, str]]:
     """Return (position, character) for every character that is not one double-byte cp932 character."""
+    with contextlib.suppress(UnicodeEncodeError):
+        # cp932 characters are one or two bytes: twice as many bytes as characters means all are two
+        if len(value.encode("cp932")) == 2 * len(value):
+            return []
     bad = []
     for i, ch in enumerate(value):
         try:

@@ -346,7 +346,7 @@ def _encode(f: _Field, text: str, offset: int, record: int | None) -> bytes:
             )
         return text.ljust(f.width).encode("ascii")
     if f.kind == "K":
-        errors = [] if ZENGIN_KANA_CHARS.issuperset(text) else zengin_kana_errors(text)
+        errors = zengin_kana_errors(text)
         if errors:
             pos, ch = errors[0]
             raise CodecError(
@@ -416,12 +416,7 @@ def fit_double_byte(value: str, width: int, field: str = "kanji") -> str:
     if characters that are not double-byte cp932 remain. For elements 12 and 13.
     """
     text = to_double_byte(value)
-    try:
-        encoded = text.encode("cp932")
-    except UnicodeEncodeError:
-        encoded = b""
-    # cp932 characters are one or two bytes: twice as many bytes as characters means all are two
-    errors = [] if len(encoded) == 2 * len(text) else double_byte_errors(text)
+    errors = double_byte_errors(text)
     if errors:
         raise CodecError(field, 0, f"{errors[0][1]!r} is not a double-byte cp932 character")
     return text[: width // 2].rstrip(_IDEOGRAPHIC_SPACE)
