@@ -15,7 +15,6 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -30,19 +29,14 @@ from billing.console_forms import (
     apply_form_errors,
 )
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from billing.models import AuditEntry, BalanceAccount, Customer, Invoice
-from billing.paylater import link_expires, token_for
+from billing.models import BalanceAccount, Customer, Invoice
+from billing.paylater import link_expires, paylater_link
 from billing.tenancy import TenantRequest
 from billing.views import TenantConsoleView
 
 PAGE_SIZE = 50
 CUSTOMER_SUGGESTIONS = 200
 STATUS_FILTERS = ("published", "overdue", "paid", "cancelled")
-
-
-def paylater_link(request: TenantRequest, invoice: Invoice) -> str:
-    """The pay-later page of a payment request, on the host the console is used on."""
-    return request.build_absolute_uri(reverse("paylater:page", kwargs={"token": token_for(invoice)}))
 
 
 class PaymentRequestConsoleView(TenantConsoleView):
@@ -124,13 +118,7 @@ class PaymentRequestDetailView(PaymentRequestConsoleView):
 
     def get(self, request: TenantRequest, pk: int, cancel_form: CancelForm | None = None) -> HttpResponse:
         invoice: Invoice = self.get_object(pk)  # type: ignore[assignment]
-        history = (
-            AuditEntry.objects.filter(
-                biller=self.biller, target_type="billing.Invoice", target_id=str(invoice.pk)
-            )
-            .select_related("actor")
-            .order_by("created_at", "id")
-        )
+        history = selectors.invoice_history(biller=self.biller, invoice=invoice)
         link = getattr(invoice, "balance_request", None)  # a chosen amount repays a balance
         allocations = (
             selectors.balance_allocations(account=link.account).filter(invoice=invoice)
@@ -140,7 +128,6 @@ class PaymentRequestDetailView(PaymentRequestConsoleView):
         context = self.get_context_data(
             invoice=invoice,
             tax_category=(invoice.lines[0].get("tax_category") if invoice.lines else ""),
-            rate_rows=invoice.rate_rows(),
             paylater_url=paylater_link(request, invoice) if invoice.customer_number else "",
             paylater_expires=link_expires(invoice),
             balance_request=link,
@@ -188,11 +175,11 @@ class CustomerBalanceView(TenantConsoleView):
         self,
         request: TenantRequest,
         customer: Customer,
+        account: BalanceAccount | None,
         form: BalanceForm,
         formset: BaseBalanceItemFormSet,
         status: int = 200,
     ) -> HttpResponse:
-        account = selectors.balance_account_of(biller=self.biller, customer=customer)
         context = self.get_context_data(
             customer=customer,
             account=account,
@@ -221,9 +208,14 @@ class CustomerBalanceView(TenantConsoleView):
 
     def get(self, request: TenantRequest, pk: int) -> HttpResponse:
         customer: Customer = self.get_object(pk)  # type: ignore[assignment]
-        main, items = self.initial(selectors.balance_account_of(biller=self.biller, customer=customer))
+        account = selectors.balance_account_of(biller=self.biller, customer=customer)
+        main, items = self.initial(account)
         return self.render_page(
-            request, customer, BalanceForm(initial=main), BalanceItemFormSet(prefix="items", initial=items)
+            request,
+            customer,
+            account,
+            BalanceForm(initial=main),
+            BalanceItemFormSet(prefix="items", initial=items),
         )
 
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
@@ -231,7 +223,14 @@ class CustomerBalanceView(TenantConsoleView):
         form = BalanceForm(request.POST)
         formset = BalanceItemFormSet(request.POST, prefix="items")
         if not (form.is_valid() and formset.is_valid()):
-            return self.render_page(request, customer, form, formset, status=400)
+            return self.render_page(
+                request,
+                customer,
+                selectors.balance_account_of(biller=self.biller, customer=customer),
+                form,
+                formset,
+                status=400,
+            )
         filled = formset.filled()
         try:
             services.balance_account_set(
@@ -243,6 +242,13 @@ class CustomerBalanceView(TenantConsoleView):
             )
         except ValidationFailed as exc:
             apply_balance_errors(exc, form, formset, [i for i, _f in filled])
-            return self.render_page(request, customer, form, formset, status=400)
+            return self.render_page(
+                request,
+                customer,
+                selectors.balance_account_of(biller=self.biller, customer=customer),
+                form,
+                formset,
+                status=400,
+            )
         messages.success(request, _("The balance of %(code)s was saved.") % {"code": customer.code})
         return redirect("console:customer_balance", pk=customer.pk)

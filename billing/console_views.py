@@ -43,7 +43,7 @@ from billing.console_forms import (
     apply_invoice_errors,
 )
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from billing.models import ApiKey, AuditEntry, Customer, Invoice
+from billing.models import ApiKey, Customer, Invoice
 from billing.tenancy import TenantRequest
 from billing.views import TenantConsoleView
 
@@ -397,13 +397,7 @@ class InvoiceDetailView(InvoiceConsoleView):
 
     def get(self, request: TenantRequest, pk: int, cancel_form: CancelForm | None = None) -> HttpResponse:
         invoice: Invoice = self.get_object(pk)  # type: ignore[assignment]
-        history = (
-            AuditEntry.objects.filter(
-                biller=self.biller, target_type="billing.Invoice", target_id=str(invoice.pk)
-            )
-            .select_related("actor")
-            .order_by("created_at", "id")
-        )
+        history = selectors.invoice_history(biller=self.biller, invoice=invoice)
         credit_notes = (
             self.get_queryset().filter(original=invoice).order_by("issue_date", "id")
             if invoice.kind == Invoice.Kind.INVOICE

@@ -693,7 +693,7 @@ class CustomerAccount(models.Model):
 
     @property
     def can_approve(self) -> bool:
-        return self.role == self.Role.APPROVER and self.customer.kind == Customer.Kind.CORPORATE
+        return self.role == self.Role.APPROVER and self.customer.is_corporate
 
 
 class CustomerInvitation(InvitationState, models.Model):

@@ -14,6 +14,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -49,6 +51,11 @@ def token_for(invoice: Invoice) -> str:
     """The link's token: the same for the same invoice (e-mail, console and API show one link)."""
     payload = {"i": invoice.pk, "b": invoice.biller_id, "x": link_expires(invoice).isoformat()}
     return _signer().sign_object(payload)
+
+
+def paylater_link(request: HttpRequest, invoice: Invoice) -> str:
+    """The pay-later page of a payment request on the host ``request`` came to (console, API)."""
+    return request.build_absolute_uri(reverse("paylater:page", kwargs={"token": token_for(invoice)}))
 
 
 def paylater_url(invoice: Invoice) -> str:

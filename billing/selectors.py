@@ -83,6 +83,15 @@ def audit_list(*, biller: Biller | None = None, action: str = "", actor: str = "
     return qs
 
 
+def invoice_history(*, biller: Biller, invoice: Invoice) -> QuerySet[AuditEntry]:
+    """What was done to one invoice (or payment request), oldest first."""
+    return (
+        AuditEntry.objects.filter(biller=biller, target_type="billing.Invoice", target_id=str(invoice.pk))
+        .select_related("actor")
+        .order_by("created_at", "id")
+    )
+
+
 INVOICE_SORTS = {
     "issue_date": ("issue_date", "id"),
     "-issue_date": ("-issue_date", "-id"),

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -22,7 +21,7 @@ from billing.api.serializers import CancelInput, PaymentNumbersDoc, TotalsDoc, i
 from billing.api.views import ERRORS, IDEMPOTENCY, ListPagination, _customer_for, _validated
 from billing.errors import ValidationFailed
 from billing.models import BalanceAccount, Customer, Invoice
-from billing.paylater import link_expires, token_for
+from billing.paylater import link_expires, paylater_link
 
 # --- serializers -------------------------------------------------------------------------------------------
 
@@ -112,7 +111,6 @@ def _iso(value: Any) -> str | None:
 
 
 def payment_request_out(request: Request, inv: Invoice) -> dict[str, Any]:
-    token = token_for(inv)
     return {
         "id": inv.pk,
         "number": inv.number,
@@ -132,7 +130,7 @@ def payment_request_out(request: Request, inv: Invoice) -> dict[str, Any]:
         "balance": hasattr(inv, "balance_request"),
         "totals": invoice_totals(inv),
         "payment_numbers": payment_numbers(inv),
-        "pay_url": request.build_absolute_uri(reverse("paylater:page", kwargs={"token": token})),
+        "pay_url": paylater_link(request, inv),
         "pay_url_expires": link_expires(inv).isoformat(),
         "notified_at": _iso(inv.notified_at),
         "published_at": _iso(inv.published_at),
