@@ -55,14 +55,18 @@ def can_watch(user: Any, invoice: Invoice) -> bool:
 
 
 def status_of(invoice_id: int) -> dict[str, Any]:
+    """:func:`status_dict` of the invoice as stored now (the event streams read it on each event)."""
+    return status_dict(Invoice.objects.only("status", "paid_at").get(pk=invoice_id))
+
+
+def status_dict(invoice: Invoice) -> dict[str, Any]:
     """What the page shows: the status, its label in the active language, and when it was paid."""
-    invoice = Invoice.objects.only("status", "paid_at").get(pk=invoice_id)
     paid_at = localtime(invoice.paid_at) if invoice.paid_at else None
     message = ""
     if paid_at is not None and invoice.status == Invoice.Status.PAID:
         message = gettext("payment received %(when)s") % {"when": paid_at.strftime("%Y-%m-%d %H:%M")}
     return {
-        "invoice": invoice_id,
+        "invoice": invoice.pk,
         "status": invoice.status,
         "label": str(invoice.get_status_display()),
         "message": message,
@@ -86,8 +90,7 @@ def _invoice_for(request: HttpRequest, pk: int) -> Invoice:
 @require_GET
 def invoice_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The invoice's status as JSON: what the page polls on the embedded default."""
-    invoice = _invoice_for(request, pk)
-    return JsonResponse(status_of(invoice.pk))
+    return JsonResponse(status_dict(_invoice_for(request, pk)))
 
 
 @never_cache

@@ -89,7 +89,7 @@ def paylater_status(request: HttpRequest, token: str) -> HttpResponse:
         invoice = _invoice(request, token)
     except _Refused as refused:
         return _json_refusal(refused)
-    return JsonResponse(live.status_of(invoice.pk))
+    return JsonResponse(live.status_dict(invoice))
 
 
 @never_cache
