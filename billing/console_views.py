@@ -465,11 +465,12 @@ class InvoiceCancelView(InvoiceConsoleView):
 class InvoicePdfView(InvoiceConsoleView):
     def get(self, request: TenantRequest, pk: int) -> HttpResponse:
         invoice: Invoice = self.get_object(pk)  # type: ignore[assignment]
-        from billing.pdf import invoice_pdf  # written alongside; imported here so this module never needs it
+        from billing.pdf import invoice_pdf, pdf_filename  # imported here: only PDF pages load reportlab
 
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
-        filename = "invoice-{}.pdf".format(invoice.number.replace("/", "-"))
-        response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
+        response["Content-Disposition"] = content_disposition_header(
+            as_attachment=True, filename=pdf_filename(invoice)
+        )
         return response
 
 

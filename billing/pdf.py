@@ -497,6 +497,11 @@ def _canvas_maker(font: str) -> type[_NumberedCanvas]:
     return type("InvoiceCanvas", (_NumberedCanvas,), {"footer_font": font})
 
 
+def pdf_filename(invoice: Invoice) -> str:
+    """The download name of an invoice's PDF (console, portal, the portal's ZIP)."""
+    return "invoice-{}.pdf".format(invoice.number.replace("/", "-"))
+
+
 def invoice_pdf(invoice: Invoice) -> bytes:
     """The invoice as an A4 PDF with an embedded Japanese font; the same invoice gives the same bytes."""
     font = _font()

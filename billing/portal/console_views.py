@@ -27,18 +27,21 @@ def customer_portal_context(
     *, biller: Biller, customer: Customer, invite_form: PortalInviteForm | None = None
 ) -> dict[str, Any]:
     """What the console's customer page shows about the customer's portal accounts."""
-    accounts = (
-        CustomerAccount.objects.filter(biller=biller, customer=customer).select_related("user").order_by("id")
-    )
+    accounts = [
+        (account, AccountRoleForm(initial={"role": account.role}))
+        for account in CustomerAccount.objects.filter(biller=biller, customer=customer)
+        .select_related("user")
+        .order_by("id")
+    ]
     return {
-        "accounts": [(account, AccountRoleForm(initial={"role": account.role})) for account in accounts],
+        "accounts": accounts,
         "invitations": CustomerInvitation.objects.filter(biller=biller, customer=customer).select_related(
             "created_by"
         )[:20],
         "invite_form": invite_form or PortalInviteForm(customer=customer),
         "registration_code": customer.registration_code_display,
         "register_url": services.portal_url(biller, "portal:register"),
-        "can_invite": customer.kind == Customer.Kind.CORPORATE or not accounts.exists(),
+        "can_invite": customer.is_corporate or not accounts,
     }
 
 

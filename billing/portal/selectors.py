@@ -97,7 +97,7 @@ def tab_counts(*, biller: Biller, customer: Customer) -> dict[str, int]:
 
 def awaiting_approval(*, biller: Biller, customer: Customer) -> list[tuple[Invoice, InvoiceApproval | None]]:
     """The corporate customer's unpaid invoices whose latest decision is not an approval."""
-    if customer.kind != Customer.Kind.CORPORATE:
+    if not customer.is_corporate:
         return []
     invoices = list(
         _tab_filter(portal_invoices(biller=biller, customer=customer), "open")

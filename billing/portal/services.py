@@ -78,7 +78,7 @@ def approval_state(invoice: Invoice) -> str:
     """``not_required`` (not a corporate customer's, or a payment request: an order's pay-later numbers
     or an amount the payer chose), ``pending``, ``approved`` or ``rejected``."""
     customer = invoice.customer
-    if customer is None or customer.kind != Customer.Kind.CORPORATE:
+    if customer is None or not customer.is_corporate:
         return "not_required"
     if invoice.kind == Invoice.Kind.PAYMENT_REQUEST:
         return "not_required"
@@ -114,7 +114,7 @@ def can_pay(user: Any, invoice: Invoice | None) -> bool:
         return False
     if biller.status != Biller.Status.ACTIVE or past_due_refused(invoice):
         return False
-    if account.customer.kind == Customer.Kind.CORPORATE and invoice.kind != Invoice.Kind.PAYMENT_REQUEST:
+    if account.customer.is_corporate and invoice.kind != Invoice.Kind.PAYMENT_REQUEST:
         return approval_state(invoice) == InvoiceApproval.Decision.APPROVED
     return True
 
@@ -315,9 +315,7 @@ def published_invoice_link(*, invoice: Invoice) -> tuple[str, bool]:
         revoked_at__isnull=True,
         expires_at__gt=now,
     )
-    for old in earlier.select_for_update():
-        old.revoked_at = now
-        old.save(update_fields=["revoked_at"])
+    earlier.update(revoked_at=now)
     try:
         _invitation, token = customer_invitation_create(
             actor=None, biller=biller, customer=customer, email=email, send=False
