@@ -1,8 +1,35 @@
-"""The Celery application shared by the worker, beat and every process that enqueues."""
+"""The Celery application shared by the worker, beat and every process that enqueues.
 
+Two pieces of it keep payments flowing when Redis restarts or is flushed (docs/line.md, "When Redis
+goes away"); the settings in config/settings/tasks.py select them:
+
+- :class:`WorkerConsumer` — the worker's consumer, on a Redis transport that does not kill the worker
+  when the broker goes away with tasks in flight (celery 5.7.0 with kombu 5.7.0 did:
+  ``Unrecoverable error: AttributeError … 'hostname'``; see :class:`RedisTransport`).
+- :class:`BeatScheduler` — beat, which runs the payment sweeper itself against the database instead of
+  sending it through Redis to a worker, so that it works when nothing but PostgreSQL and beat is alive.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
 import os
+import threading
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
 
+import redis
 from celery import Celery
+from celery.beat import PersistentScheduler, ScheduleEntry
+from celery.worker.consumer import Consumer
+from kombu.exceptions import ChannelError
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import filesystem as kombu_filesystem
+from kombu.transport import redis as kombu_redis
+from kombu.utils.json import dumps as kombu_dumps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Celery's Django fix-up closes the database connection after every task by
@@ -10,6 +37,150 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # CONN_HEALTH_CHECKS is on, and no task sets a hard time limit inside a query.
 os.environ.setdefault("CELERY_DB_REUSE_MAX", "1000")
 
+
+class _FilesystemChannel(kombu_filesystem.Channel):
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        """Write the message under a name no reader takes, then rename it into the queue: kombu writes
+        it in place, and a worker that listed the folder between the open and the write read an empty
+        file and exited ("Unrecoverable error: JSONDecodeError"). A rename is atomic."""
+        name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = os.path.join(self.data_folder_out, f".{name}.part")
+        try:
+            with open(partial, "wb") as f:
+                f.write(kombu_dumps(payload).encode())
+            os.replace(partial, final)
+        except OSError as exc:
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class FilesystemTransport(kombu_filesystem.Transport):
+    """The embedded default's broker (no server to install): kombu's filesystem transport, writing each
+    message atomically (:class:`_FilesystemChannel`)."""
+
+    Channel = _FilesystemChannel
+
+
+TRANSPORT_ALIASES["filesystem"] = "config.celery:FilesystemTransport"
+
 app = Celery("payeasy_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+log = logging.getLogger("config.celery")
+
+
+class _RedisChannel(kombu_redis.Channel):
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        transport = self.connection
+        if transport is None or transport.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection of this channel was closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport, except that a channel whose connection is gone says so with a
+    connection error, which every caller handles, instead of an ``AttributeError``, which kills the
+    worker.
+
+    When the broker connection breaks, celery 5.7.0 ``collect()``s it — kombu then drops the transport
+    (``Transport.client = None``) — and, since celery/celery#10242 (for #9705), ``close()``s it as well.
+    If the channel could not finish closing during ``collect()`` (a ``BRPOP`` was in flight and reading
+    its answer failed), the second close runs it again: it restores the unacknowledged messages
+    through a new connection pool built from the dropped transport, and
+    ``AttributeError: 'NoneType' object has no attribute 'hostname'`` (celery/kombu#582, reached by a
+    new path) escapes ``ignore_errors``: "Unrecoverable error", the worker exits. If that close gets
+    through, acknowledging a task of the old connection that finishes later fails the same way, in
+    the event loop, and the worker exits too. Both need a prefork worker with some but not all of its
+    processes busy with acks-late tasks when Redis goes away: a worker under load.
+
+    With a connection error instead, the close is skipped as celery 5.6 skipped it, the late
+    acknowledgement is logged ("Couldn't ack") and the message comes back after the visibility
+    timeout — harmless: every task runs safely twice, and the sweeper re-drives payments from the
+    database without waiting for it.
+    """
+
+    Channel = _RedisChannel
+
+
+class WorkerConsumer(Consumer):
+    """The worker's consumer: on :class:`RedisTransport` when the broker is Redis, and trying to
+    reconnect every 1–2 s for as long as the broker is away (kombu waits 2, 4, … up to 30 s between
+    attempts: a payment woken through a Redis that is back could wait that long)."""
+
+    def connection_for_read(self, heartbeat: float | None = None) -> Any:
+        connection = self.app.connection_for_read(heartbeat=heartbeat)
+        if connection.transport_cls in ("redis", "rediss"):  # the same kombu transport, TLS or not
+            connection = self.app.connection_for_read(heartbeat=heartbeat, transport=RedisTransport)
+        connection.ensure_connection = functools.partial(
+            connection.ensure_connection, interval_start=1, interval_step=1, interval_max=2
+        )
+        return self.ensure_connected(connection)
+
+
+class BeatScheduler(PersistentScheduler):
+    """Beat, running the tasks named in ``PAYEASY_BEAT_RUNS_ITSELF`` in its own threads.
+
+    Those entries of ``CELERY_BEAT_SCHEDULE`` (interval schedules only) are not sent to a worker: a
+    thread of this process runs each at its interval, calling the task's code directly. For the
+    payment sweeper that means it needs PostgreSQL and this process, nothing else — not Redis (down,
+    restarted or flushed), not a worker (dead, or alive but no longer consuming). Every other entry is
+    sent as usual. Runs of an entry never overlap: the next starts one interval after the last ended.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._local: list[_LocalRunner] = []
+        super().__init__(*args, **kwargs)
+        for runner in self._local:
+            runner.start()
+
+    def setup_schedule(self) -> None:
+        super().setup_schedule()
+        from django.conf import settings
+
+        local = set(settings.PAYEASY_BEAT_RUNS_ITSELF)
+        for name, entry in list(self.schedule.items()):
+            if entry.task in local:
+                del self.schedule[name]
+                self._local.append(_LocalRunner(self.app, name, entry))
+
+    def close(self) -> None:
+        for runner in self._local:
+            runner.stop()
+        super().close()
+
+
+class _LocalRunner(threading.Thread):
+    """Runs one beat entry's task in this process every ``entry.schedule.run_every``."""
+
+    def __init__(self, app: Celery, name: str, entry: ScheduleEntry) -> None:
+        every = getattr(entry.schedule, "run_every", None)
+        if not isinstance(every, timedelta):
+            raise ValueError(f"beat runs {entry.task} itself only on an interval, not {entry.schedule!r}")
+        super().__init__(name=f"beat:{name}", daemon=True)
+        self.app = app
+        self.task_name = entry.task
+        self.every = every.total_seconds()
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        log.info("beat runs %s itself every %s s", self.task_name, self.every)
+        while not self._stopped.wait(self.every):
+            self.run_once()
+
+    def run_once(self) -> None:
+        from django.db import close_old_connections
+
+        close_old_connections()
+        try:
+            result = self.app.tasks[self.task_name]()
+        except Exception:  # the next run comes; a database that is down now may be back then
+            log.exception("%s failed in beat", self.task_name)
+        else:
+            if result:
+                log.info("%s (run by beat): %r", self.task_name, result)
+        finally:
+            close_old_connections()
+
+    def stop(self) -> None:
+        self._stopped.set()

@@ -15,6 +15,7 @@ Messages (spec §1–§3)::
     reply = make_response(msg, "0000", {15: "20261126", ...})
     FrameDecoder().feed(chunk)         # TCP stream -> complete bodies
     peek_header(body)                  # header of an unparseable body, for a 9001 answer
+    build_format_error(header)         # that 9001 answer (also to a message type the profile lacks)
 
 Teller batch files (spec §6)::
 
@@ -90,6 +91,7 @@ __all__ = [
     "batch_file_name",
     "build_batch_file",
     "build_body",
+    "build_format_error",
     "build_frame",
     "fit_double_byte",
     "fit_kana",
@@ -534,6 +536,16 @@ class Header:
         """True for the seven request types (0800 … 1700)."""
         return self.message_type in REQUEST_TYPES
 
+    @property
+    def answerable(self) -> bool:
+        """True when a ``9001`` can answer this header: a request type, or four digits this profile does
+        not know (spec §1: a frame whose header can be read gets 9001), but not a response type."""
+        return (
+            self.message_type not in _RESPONSES
+            and _is_digits(self.message_type, 4)
+            and int(self.message_type) + 10 <= 9999
+        )
+
 
 @dataclass(frozen=True)
 class Message:
@@ -794,12 +806,12 @@ class FrameDecoder:
 def peek_header(body: bytes) -> Header | None:
     """Read just enough of a body that failed :func:`parse_body` to answer it ``9001``.
 
-    Returns a :class:`Header` when the body has 72 bytes and H1 (a known message
-    type), H2, H3, H4 and H6 are well-formed, so that ``make_response(header,
-    "9001")`` builds; otherwise ``None`` (the server then closes the connection).
-    H5, H7 and H8 are returned as read (ASCII, undecodable bytes as U+FFFD) and
-    may be malformed. A header whose H1 is a response type cannot be answered:
-    check :attr:`Header.is_request`.
+    Returns a :class:`Header` when the body has 72 bytes and H1 (any four digits), H2, H3 (eight
+    digits, not necessarily a real date: an invalid date is echoed as received), H4 and H6 are
+    well-formed, so that :func:`build_format_error` can answer it; otherwise ``None`` (the server then
+    closes the connection). H5, H7 and H8 are returned as read (ASCII, undecodable bytes as U+FFFD)
+    and may be malformed. An unknown message type such as ``1900`` is readable (answered ``1910``);
+    a header whose H1 is a response type cannot be answered: check :attr:`Header.answerable`.
     """
     data = bytes(body)
     if len(data) < HEADER_LENGTH:
@@ -809,13 +821,37 @@ def peek_header(body: bytes) -> Header | None:
         for name, offset, f in _HEADER_FIELDS:
             if name in {"sent_at", "response_code", "bitmap"}:
                 values[name] = data[offset : offset + f.width].decode("ascii", errors="replace")
+            elif name == "processing_date":
+                values[name] = _read_text(data, offset, _PEEK_DATE)
             else:
                 values[name] = _read_text(data, offset, f)
     except CodecError:
         return None
-    if values["message_type"] not in MESSAGE_TYPES:
-        return None
     return Header(**values)
+
+
+_PEEK_DATE: Final = _Field("H3 processing date", "N", 8, "code")
+
+
+def build_format_error(header: Header) -> bytes:
+    """The body of the ``9001`` answer to a request whose header :func:`peek_header` could read: H1 =
+    its type + 10 (also for a type this profile does not know), H2, H3, H4 and H6 echoed as received,
+    H5 now, no elements. Raises :class:`CodecError` for a header that cannot be answered (a response
+    type, or ``9990``–``9999``)."""
+    if not header.answerable:
+        raise CodecError("H1 message type", 0, f"{header.message_type!r} cannot be answered")
+    return b"".join(
+        (
+            b"%04d" % (int(header.message_type) + 10),
+            header.centre.ljust(10).encode("ascii"),
+            header.processing_date.encode("ascii"),
+            header.serial.encode("ascii"),
+            _now_jst().encode("ascii"),
+            header.biller_code.encode("ascii"),
+            b"9001",
+            b"0" * 16,
+        )
+    )
 
 
 def _now_jst() -> str:

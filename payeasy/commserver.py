@@ -10,6 +10,16 @@ A connection that sends a frame whose header cannot be read is closed after that
 the others carry on. SIGTERM stops accepting and reading, lets the lanes answer what they hold,
 then closes: nothing is acknowledged that is not committed, and nothing committed goes unanswered
 while its connection is open.
+
+Every frame is answered within the spec's 2 s, whatever the database does. When it is unreachable,
+restarting, read-only, or its backend was terminated, a lane answers its batch 9001 (nothing stored,
+so nothing acknowledged), drops its connection and opens a new one for the next batch: normal answers
+resume with the first batch after the database takes writes again. When the database hangs, the frames
+that have waited ``ANSWER_WITHIN`` seconds are answered 9001 while the lane's thread waits on it. The
+frames answered so are put into the message history once it can be written again.
+
+Who may connect is :class:`payeasy.peers.PeerPolicy`'s to say: mutual TLS, source addresses, and the
+sending-centre codes (H2) each client certificate may use.
 """
 
 from __future__ import annotations
@@ -19,7 +29,10 @@ import contextlib
 import gc
 import logging
 import signal
+import ssl
 import sys
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,11 +40,17 @@ from django.db import close_old_connections, connection
 
 from payeasy import codec
 from payeasy.codec import CodecError, FrameDecoder
-from payeasy.line import Answer, LineProcessor, Received
+from payeasy.line import Answer, LineProcessor, Received, is_unavailable, refusal
+from payeasy.peers import PeerPolicy, PeerRefused
 
 log = logging.getLogger("payeasy.commserver")
 
 READ_SIZE = 1 << 16
+ANSWER_WITHIN = 1.2  # seconds from a frame's arrival to its answer, stored or 9001 (the spec allows 2)
+RETRY_WITHIN = 0.5  # a batch that met a dead connection this early is tried once more on a new one
+UNSTORED_MAX = 100_000  # frames answered without the database, kept to be put into the history later
+HANDSHAKE_WITHIN = 10.0  # seconds a client has to complete the TLS handshake
+STATEMENT_TIMEOUT = "10s"  # how long a lane's thread may wait on one statement of a hung database
 
 
 class _Connection:
@@ -39,9 +58,11 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         host, port = (writer.get_extra_info("peername") or ("?", 0))[:2]
+        self.host = str(host)
         self.peer = f"{host}:{port}#{number}"
         self.in_flight = 0
         self.closed = False
+        self.centres: frozenset[str] | None = None  # the H2 codes its certificate may use; None: any
 
     def send(self, answers: list[Answer]) -> None:
         """Write ``answers`` in order, in one write (one system call for a batch's answers on this
@@ -67,7 +88,7 @@ class _Connection:
 
 
 class _Lane:
-    """Frames of one kind, answered in batches by one database thread."""
+    """Frames of one kind, answered in batches by one database thread, each within ``ANSWER_WITHIN``."""
 
     def __init__(self, name: str, server: CommServer) -> None:
         self.name = name
@@ -75,38 +96,137 @@ class _Lane:
         self.queue: asyncio.Queue[tuple[Received, _Connection] | None] = asyncio.Queue()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"line-{name}")
         self.processor: LineProcessor | None = None
+        self.configured: object = None  # the database connection the lane's session settings were made on
+        # frames that came while the thread waited on a hung database, not yet answered (None: stop)
+        self.held: deque[tuple[Received, _Connection] | None] = deque()
+        self.unstored: list[tuple[Received, Answer]] = []  # answered without the database
 
-    def _process(self, batch: list[Received]) -> list[Answer]:
-        if self.processor is None:
-            self.processor = LineProcessor(on_new_notices=self.server.on_new_notices)
-        close_old_connections()  # a connection the database dropped is replaced, not reused
-        return self.processor.process(batch)
+    # --- in the lane's thread -------------------------------------------------------------------------
+
+    def _process(
+        self, batch: list[Received], unstored: list[tuple[Received, Answer]]
+    ) -> tuple[list[Answer], bool]:
+        """Store and answer ``batch``; then put ``unstored`` into the history (True if that worked). A
+        batch that meets a dead connection early is tried once more on a new connection (a terminated
+        backend, a restarted server); nothing was committed, or it was and the retry answers 0000 for
+        the keys it finds stored."""
+        try:
+            answers = self._store(batch)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            self._drop_connection()
+            if time.monotonic() - batch[0].arrived > RETRY_WITHIN:
+                raise
+            log.warning("%s lane: %s; trying the batch again on a new connection", self.name, exc)
+            answers = self._store(batch)
+        recorded = True
+        if unstored:
+            try:
+                assert self.processor is not None
+                self.processor.record_unstored(unstored)
+            except Exception:
+                log.exception(
+                    "%s lane: %d frames answered meanwhile not put into the history yet",
+                    self.name,
+                    len(unstored),
+                )
+                recorded = False
+        return answers, recorded
+
+    def _store(self, batch: list[Received]) -> list[Answer]:
+        close_old_connections()  # a connection past its age is replaced, not reused
+        try:
+            if self.processor is None:
+                self.processor = LineProcessor(on_new_notices=self.server.on_new_notices)
+            self._configure()
+            return self.processor.process(batch)
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._drop_connection()
+            raise
+
+    def _configure(self) -> None:
+        """Bound how long one statement may hold the thread (PostgreSQL): a hung database then frees it."""
+        if connection.vendor != "postgresql":
+            return
+        connection.ensure_connection()
+        if connection.connection is not self.configured:
+            with connection.cursor() as cursor:
+                cursor.execute("SET statement_timeout = %s", [STATEMENT_TIMEOUT])
+            self.configured = connection.connection
+
+    def _drop_connection(self) -> None:
+        """Forget a connection the database dropped or cannot write on: the next batch opens a new one
+        (Django would keep it until CONN_MAX_AGE, as the line's own cursors bypass its error tracking)."""
+        with contextlib.suppress(Exception):
+            connection.close()
+        if connection.connection is not None:  # close() failed half-way: let the next use reconnect
+            connection.connection = None
+        self.configured = None
 
     def _close_db(self) -> None:
         connection.close()
+
+    # --- in the event loop --------------------------------------------------------------------------------
+
+    async def _next(self) -> tuple[Received, _Connection] | None:
+        return self.held.popleft() if self.held else await self.queue.get()
+
+    def _more(self) -> bool:
+        return bool(self.held) or not self.queue.empty()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         done = False
         while not done:
-            item = await self.queue.get()
+            item = await self._next()
             if item is None:
                 break
             batch = [item]
-            while len(batch) < self.server.batch_max and not self.queue.empty():
-                more = self.queue.get_nowait()
+            while len(batch) < self.server.batch_max and self._more():
+                more = self.held.popleft() if self.held else self.queue.get_nowait()
                 if more is None:
                     done = True
                     break
                 batch.append(more)
+            unstored, self.unstored = self.unstored, []
+            future = loop.run_in_executor(self.executor, self._process, [r for r, _ in batch], unstored)
+            budget = batch[0][0].arrived + ANSWER_WITHIN - time.monotonic()
             try:
-                answers = await loop.run_in_executor(self.executor, self._process, [r for r, _ in batch])
-            except Exception:
-                # nothing was stored, so nothing is acknowledged: the MPN side resends after its timeout
-                log.exception("%s lane: a batch of %d frames could not be stored", self.name, len(batch))
-                for _received, conn in batch:
-                    conn.in_flight -= 1
+                answers, recorded = await asyncio.wait_for(asyncio.shield(future), max(budget, 0.05))
+            except TimeoutError:
+                log.error(
+                    "%s lane: the database did not answer %d frames within %.1f s; answered 9001",
+                    self.name,
+                    len(batch),
+                    ANSWER_WITHIN,
+                )
+                self._refuse(batch, store_later=False)
+                done = await self._hold_until_done(future) or done
+                self.unstored[:0] = unstored
+                try:
+                    future.result()
+                    log.warning("%s lane: the late batch was stored after all; resends get 0000", self.name)
+                except Exception:
+                    self.unstored.extend((r, refusal(r)) for r, _ in batch)
                 continue
+            except Exception as exc:
+                # nothing was stored, so nothing is acknowledged: 9001, and the MPN side resends
+                if is_unavailable(exc):
+                    log.error(
+                        "%s lane: database unavailable (%s); %d frames answered 9001",
+                        self.name,
+                        str(exc).strip(),
+                        len(batch),
+                    )
+                else:
+                    log.exception("%s lane: a batch of %d frames could not be stored", self.name, len(batch))
+                self.unstored[:0] = unstored
+                self._refuse(batch)
+                continue
+            if not recorded:
+                self.unstored[:0] = unstored
             by_connection: dict[_Connection, list[Answer]] = {}
             for (_received, conn), answer in zip(batch, answers, strict=True):
                 by_connection.setdefault(conn, []).append(answer)
@@ -114,6 +234,39 @@ class _Lane:
                 conn.send(its_answers)
         await loop.run_in_executor(self.executor, self._close_db)
         self.executor.shutdown(wait=True)
+
+    def _refuse(self, items: list[tuple[Received, _Connection]], *, store_later: bool = True) -> None:
+        """Answer ``items`` without the database: 9001, or close a connection whose frame's header
+        cannot be read. Kept to be put into the message history when it can be written again."""
+        for received, conn in items:
+            answer = refusal(received)
+            conn.send([answer])
+            if store_later and len(self.unstored) < UNSTORED_MAX:
+                self.unstored.append((received, answer))
+
+    async def _hold_until_done(self, future: asyncio.Future[Any]) -> bool:
+        """While the thread waits on a hung database, answer 9001 every frame that has waited its
+        ``ANSWER_WITHIN``; the others wait for the thread in ``held``. True if told to stop meanwhile."""
+        stop = False
+        while not future.done():
+            while not self.queue.empty():
+                item = self.queue.get_nowait()
+                if item is None:
+                    stop = True
+                else:
+                    self.held.append(item)
+            now = time.monotonic()
+            late: list[tuple[Received, _Connection]] = []
+            while (
+                self.held and (first := self.held[0]) is not None and first[0].arrived + ANSWER_WITHIN <= now
+            ):
+                late.append(first)
+                self.held.popleft()
+            self._refuse(late)
+            await asyncio.wait({future}, timeout=0.02)
+        if stop:
+            self.held.append(None)
+        return stop
 
 
 class CommServer:
@@ -124,11 +277,13 @@ class CommServer:
         port: int,
         batch_max: int = 256,
         on_new_notices: Any = None,
+        policy: PeerPolicy | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.batch_max = batch_max
         self.on_new_notices = on_new_notices
+        self.policy = policy or PeerPolicy(tls=None)
         self.connections: set[_Connection] = set()
         self.readers: set[asyncio.Task[None]] = set()
         self.count = 0
@@ -140,9 +295,19 @@ class CommServer:
     async def serve(self, ready: asyncio.Event | None = None) -> None:
         """Serve until :meth:`stop` (or SIGTERM/SIGINT when run by the command)."""
         lanes = [asyncio.create_task(self.inquiries.run()), asyncio.create_task(self.main.run())]
-        self.server = await asyncio.start_server(self._accept, self.host, self.port, limit=READ_SIZE)
+        self.server = await asyncio.start_server(
+            self._accept,
+            self.host,
+            self.port,
+            limit=READ_SIZE,
+        )
         self.port = self.server.sockets[0].getsockname()[1]
-        log.info("commserver listening on %s:%d", self.host, self.port)
+        log.info(
+            "commserver listening on %s:%d (%s)",
+            self.host,
+            self.port,
+            "mutual TLS" if self.policy.tls is not None else "plain TCP",
+        )
         if ready is not None:
             ready.set()
         await self.stopping.wait()
@@ -172,6 +337,30 @@ class CommServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.count += 1
         conn = _Connection(reader, writer, self.count)
+        # the source address first, so that a refused address costs no handshake; then TLS here rather
+        # than in start_server, where asyncio logs a failed handshake only at debug level
+        if not self.policy.source_allowed(conn.host):
+            log.warning(
+                "%s refused: source address %s is not in COMMSERVER_ALLOWED_SOURCES", conn.peer, conn.host
+            )
+            conn.close()
+            return
+        if self.policy.tls is not None:
+            try:
+                await writer.start_tls(self.policy.tls, ssl_handshake_timeout=HANDSHAKE_WITHIN)
+            except (ssl.SSLError, OSError, TimeoutError) as exc:
+                log.warning("%s refused: TLS handshake failed: %s", conn.peer, exc)
+                conn.close()
+                return
+        peercert = writer.get_extra_info("peercert")
+        try:
+            conn.centres = self.policy.centres_for(host=conn.host, peercert=peercert)
+        except PeerRefused as exc:
+            log.warning("%s refused: %s", conn.peer, exc)
+            conn.close()
+            return
+        if peercert is not None:
+            conn.peer = f"{conn.peer} {self.policy.describe(peercert)}"  # the history keeps 64 characters
         self.connections.add(conn)
         task = asyncio.current_task()
         assert task is not None
@@ -209,7 +398,7 @@ class CommServer:
                 bodies = []
                 self._unreadable_stream(conn, data, exc)
             for body in bodies:
-                received = Received(body=body, peer=conn.peer)
+                received = Received(body=body, peer=conn.peer, centres=conn.centres)
                 conn.in_flight += 1
                 lane = self.inquiries if body[:4] == b"1100" else self.main
                 lane.queue.put_nowait((received, conn))
@@ -235,6 +424,7 @@ def run(
     batch_max: int,
     on_new_notices: Any = None,
     on_ready: Any = None,
+    policy: PeerPolicy | None = None,
 ) -> None:
     """Run the server in this process until SIGTERM or SIGINT. ``on_ready(port)`` once listening."""
     # the loop thread reads and answers sockets while a lane thread runs Python: hand the GIL over every
@@ -244,7 +434,9 @@ def run(
     gc.freeze()  # Django's start-up objects stay: the collector's full passes skip them from here on
 
     async def main() -> None:
-        server = CommServer(host=host, port=port, batch_max=batch_max, on_new_notices=on_new_notices)
+        server = CommServer(
+            host=host, port=port, batch_max=batch_max, on_new_notices=on_new_notices, policy=policy
+        )
         server.install_signal_handlers()
         ready = asyncio.Event()
         serving = asyncio.create_task(server.serve(ready))

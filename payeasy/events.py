@@ -58,4 +58,7 @@ def dispatch(events: Sequence[Event]) -> None:
     publish_live(events)
     paid = [e.data["ledger_entry"] for e in events if e.type == "invoice.paid"]
     if paid:
-        tasks.receipts_send.delay(paid)
+        try:
+            tasks.receipts_send.delay(paid)
+        except Exception:  # the broker is away: the payments are committed and the applier goes on
+            log.exception("receipts of ledger entries %s not queued", paid)

@@ -52,6 +52,8 @@ class Received:
     peer: str = ""
     received_at: datetime.datetime = field(default_factory=timezone.now)
     stream_error: str = ""  # the bytes could not be cut into a frame (bad length prefix)
+    centres: frozenset[str] | None = None  # the H2 codes this connection's peer may send; None: any
+    arrived: float = field(default_factory=time.monotonic)  # when the 2 s to answer it began
 
 
 @dataclass
@@ -81,6 +83,37 @@ def _jst_datetime(text: str) -> datetime.datetime:
 
 def today_jst() -> datetime.date:
     return timezone.now().astimezone(codec.JST).date()
+
+
+def _text(value: str) -> str:
+    """Text for a column: PostgreSQL text cannot hold NUL."""
+    return value.replace("\x00", "\ufffd")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot take writes now (unreachable, restarting, its backend
+    terminated, read-only), as opposed to a statement it refused: the whole batch fails then, and the
+    connection is dropped so that the next batch opens a new one."""
+    from django import db
+
+    return isinstance(
+        exc,
+        psycopg.OperationalError
+        | psycopg.InterfaceError
+        | psycopg.InternalError
+        | db.OperationalError
+        | db.InterfaceError
+        | db.InternalError,
+    )
+
+
+def refusal(received: Received) -> Answer:
+    """The answer to a frame that could not be stored: 9001 when its header can be read, otherwise the
+    connection closes. Needs no database."""
+    header = codec.peek_header(received.body) if not received.stream_error else None
+    if header is None or not header.answerable:
+        return Answer(None)
+    return Answer(codec.build_format_error(header), "9001")
 
 
 class _Billers:
@@ -137,6 +170,72 @@ class LineProcessor:
     # --- the batch ---------------------------------------------------------------------------------------
 
     def process(self, batch: Sequence[Received]) -> list[Answer]:
+        """Store and answer ``batch``: one transaction, or — when storing it fails for something other
+        than the database being unreachable — each frame in a transaction of its own, so that one frame
+        no statement can store never takes the others of its batch down with it. A frame that cannot be
+        stored even alone is answered 9001 (the connection closed if its header is unreadable): nothing
+        of it was stored, so nothing is acknowledged. Raises only if the database is unavailable.
+        """
+        try:
+            return self._process(batch)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            log.exception("a batch of %d frames could not be stored; storing them one by one", len(batch))
+        answers = []
+        for received in batch:
+            try:
+                answers += self._process([received])
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise
+                log.exception("a frame from %s could not be stored: %r", received.peer, received.body[:80])
+                answers.append(self._unstorable(received, exc))
+        return answers
+
+    def _unstorable(self, received: Received, exc: Exception) -> Answer:
+        """What no statement could store: its bytes and the error alone, and the answer ``refuse``
+        gives. Not even that row? Then the process log has it (:func:`refusal`)."""
+        answer = refusal(received)
+        row = LoggedMessage(
+            received_at=received.received_at,
+            peer=_text(received.peer)[:64],
+            raw=received.body,
+            outcome=LoggedMessage.Outcome.INTERNAL_ERROR,
+            error=_text(f"could not be stored: {type(exc).__name__}: {exc}")[:300],
+            response_code=answer.code,
+            response_raw=answer.body,
+        )
+        try:
+            with transaction.atomic():
+                row.save()
+        except Exception:
+            log.exception("not even the bytes of a frame from %s could be stored", received.peer)
+        return answer
+
+    def record_unstored(self, frames: Sequence[tuple[Received, Answer]]) -> None:
+        """Put into the message history the frames answered while the database was unavailable (the
+        commserver answered them 9001 or closed their connection, storing nothing)."""
+        rows = []
+        for received, answer in frames:
+            row = LoggedMessage(
+                received_at=received.received_at,
+                peer=_text(received.peer)[:64],
+                raw=received.body,
+                outcome=LoggedMessage.Outcome.INTERNAL_ERROR,
+                error="database unavailable: answered without being stored",
+                response_code=answer.code,
+                response_raw=answer.body,
+            )
+            header = codec.peek_header(received.body) if not received.stream_error else None
+            if header is not None:
+                row.message_type, row.transaction_key = header.message_type, header.transaction_key
+                row.biller_code = header.biller_code
+                row.biller = self.billers.get(header.biller_code)
+            rows.append(row)
+        LoggedMessage.objects.bulk_create(rows)
+
+    def _process(self, batch: Sequence[Received]) -> list[Answer]:
         """Store and answer ``batch`` in one transaction. Raises only if the database fails.
 
         On PostgreSQL a batch of inquiries, payments and resends — the line's bulk — costs two round
@@ -155,7 +254,11 @@ class LineProcessor:
         changes_state = any(r.body[:4] in (b"0800", b"0820") for r in batch)
         # one query for the whole batch: which of its payment/reversal keys are stored already
         # (H2+H3+H4 sit at bytes 4–30 of every body; a body that does not parse is never looked up)
-        keys = [r.body[4:30].decode("ascii", "replace") for r in batch if r.body[:4] in NOTICE_TYPES]
+        keys = [
+            r.body[4:30].decode("ascii")
+            for r in batch
+            if r.body[:4] in NOTICE_TYPES and r.body[4:30].replace(b" ", b"").isalnum()  # no NUL, no kana
+        ]
         line, pending.stored, pending.ids = _line_and_stored(keys, len(batch), lock=changes_state)
         pending.invoices = self._inquired_invoices(batch)
         answers = [self._one(received, line, pending) for received in batch]
@@ -191,7 +294,9 @@ class LineProcessor:
         return {i.pk: i for i in Invoice.objects.filter(pk__in=wanted).only(*fields)}
 
     def _one(self, received: Received, line: LineState, pending: _Batch) -> Answer:
-        row = LoggedMessage(received_at=received.received_at, peer=received.peer[:64], raw=received.body)
+        row = LoggedMessage(
+            received_at=received.received_at, peer=_text(received.peer)[:64], raw=received.body
+        )
         if received.stream_error:
             row.outcome, row.error = LoggedMessage.Outcome.UNREADABLE, received.stream_error[:300]
             pending.messages.append(row)
@@ -207,6 +312,10 @@ class LineProcessor:
             row.outcome, row.error = LoggedMessage.Outcome.FORMAT_ERROR, "a response type sent as a request"
             pending.messages.append(row)
             return Answer(None)
+        if received.centres is not None and message.centre not in received.centres:
+            log.warning("%s sent H2 %r, which its certificate may not use", received.peer, message.centre)
+            row.error = f"sending centre {message.centre!r} is not allowed for {received.peer}"[:300]
+            return self._answer(row, message, "9001", LoggedMessage.Outcome.REFUSED, pending)
         number = message.elements.get(1)
         if isinstance(number, str):
             row.customer_number = number
@@ -229,7 +338,7 @@ class LineProcessor:
     ) -> Answer:
         row.error = str(exc)[:300]
         header = codec.peek_header(received.body)
-        if header is None or not header.is_request:
+        if header is None or not header.answerable:
             row.outcome = LoggedMessage.Outcome.UNREADABLE
             if header is not None:
                 row.message_type, row.transaction_key = header.message_type, header.transaction_key
@@ -240,7 +349,7 @@ class LineProcessor:
         biller = self.billers.get(header.biller_code)
         row.biller = biller
         row.outcome, row.response_code = LoggedMessage.Outcome.FORMAT_ERROR, "9001"
-        row.response_raw = codec.build_response(header, "9001")
+        row.response_raw = codec.build_format_error(header)
         pending.messages.append(row)
         return Answer(row.response_raw, "9001")
 
@@ -294,7 +403,7 @@ class LineProcessor:
             if pending.has_notice(key):
                 return self._answer(row, message, "0000", outcome.DUPLICATE, pending)
             pending.keys.add(key)
-            pending.notices.append((self._notice(message, biller, Notice.Kind.PAYMENT), row))
+            pending.notices.append((self._notice(message, biller, Notice.Kind.PAYMENT, line), row))
             return self._answer(row, message, "0000", outcome.PROCESSED, pending, new_notice=True)
         if kind == "1300":
             return self._reversal(message, biller, row, pending)
@@ -367,23 +476,38 @@ class LineProcessor:
             13: codec.fit_double_byte(invoice.description, 40),
         }
 
-    def _notice(self, message: Message, biller: Biller, kind: str) -> Notice:
+    def _notice(self, message: Message, biller: Biller, kind: str, line: LineState | None = None) -> Notice:
+        """The notice of a 1200/1700 (``line``: the online state it arrived in) or a 1300. A payment that
+        looks wrong is flagged now (``suspect``), while the online day is known: the applier, later,
+        makes it provisional (仮消込) with that reason. The frame is answered 0000 all the same."""
         e = message.elements
+        key_date, paid_at = _date(message.processing_date), _jst_datetime(str(e[8]))
+        received_at = timezone.now()
+        suspect = ""
+        if kind == Notice.Kind.PAYMENT and line is not None:
+            suspect = Notice.suspect_of(
+                key_date=key_date,
+                paid_at=paid_at,
+                received_at=received_at,
+                online_days=(line.processing_date, line.previous_processing_date),
+            )
         return Notice(
             transaction_key=message.transaction_key,
             kind=kind,
             source=Notice.Source.LINE,
             biller=biller,
-            key_date=_date(message.processing_date),
+            key_date=key_date,
             customer_number=str(e[1]),
             confirmation_number=str(e[2]),
             amount=int(e[4]),
             bank_code=str(e[5]),
             branch_code=str(e[6]),
             channel=str(e[7]),
-            paid_at=_jst_datetime(str(e[8])),
+            paid_at=paid_at,
             payer_name_kana=str(e.get(14, "")),
             original_key=str(e.get(9, "")) if kind == Notice.Kind.REVERSAL else "",
+            received_at=received_at,
+            suspect=suspect,
         )
 
     def _reversal(self, message: Message, biller: Biller, row: LoggedMessage, pending: _Batch) -> Answer:
@@ -546,12 +670,14 @@ def _json_value(value: Any) -> str:
 
 
 def _json_rows(rows: Sequence[Any], names: Sequence[tuple[str, str]]) -> str:
-    return json.dumps(
+    document = json.dumps(
         [{column: getattr(row, attname) for attname, column in names} for row in rows],
         default=_json_value,
         ensure_ascii=False,
         separators=(",", ":"),
     )
+    # PostgreSQL text cannot hold NUL: a text that has one (bytea goes as hex) gets U+FFFD instead
+    return document.replace("\\u0000", "\ufffd") if "\\u0000" in document else document
 
 
 @functools.cache

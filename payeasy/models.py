@@ -201,6 +201,34 @@ class Notice(models.Model):
         LINE = "line", _("MPN line")
         TELLER_FILE = "teller_file", _("Teller batch file")
 
+    class Suspect(models.TextChoices):
+        """Why a payment looked wrong when it was received. Decided then, because only then is the online
+        day known (it may have moved on when a worker applies the notice); the applier makes a suspect
+        payment provisional (仮消込) with this reason — the values are LedgerEntry.Reason values."""
+
+        NONE = "", _("—")
+        PROCESSING_DATE_MISMATCH = (
+            "processing_date_mismatch",
+            _("The processing date (H3) is neither the online day nor the previous one"),
+        )
+        PAID_AT_FUTURE = "paid_at_future", _("The paid-at time (element 8) is in the future")
+        PAID_AT_TOO_OLD = (
+            "paid_at_too_old",
+            _("The paid-at time (element 8) is long before the processing date"),
+        )
+
+    # paid at later than received + this: in the future. Ten minutes is far more than the drift of the
+    # NTP-synchronised clocks of a bank, the centre and this server, and far less than any real mistake.
+    PAID_AT_CLOCK_SKEW = datetime.timedelta(minutes=10)
+    # paid at (JST day) more than this before the processing date: too old. The longest real gap is a
+    # payment made before a long holiday and processed after it (New Year, Golden Week: about ten days),
+    # or a teller file's 取扱日 a business day or two after its 収納日; a year is never legitimate. A month
+    # keeps three times that margin and still catches a wrong year (365 days), which "366 days" would
+    # not. Measured from the processing date, not from the clock: for the line H3 is pinned to the
+    # online day, a teller file is judged by its own dates (a file imported late is not suspect for
+    # that), and the same notice is judged the same whenever it is looked at.
+    PAID_AT_MAX_AGE_DAYS = 31
+
     # unique by the constraint notice_key_once below, not unique=True: that would add a second index
     # (varchar_pattern_ops, for LIKE) that nothing reads and every stored notice has to update
     transaction_key = models.CharField(_("transaction key"), max_length=26)
@@ -232,6 +260,11 @@ class Notice(models.Model):
     applied_at = models.DateTimeField(_("applied at"), null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
+    # payments only; db_default too, so that a commserver of the previous release, still inserting
+    # without this column while the migration runs, stores its notices unflagged instead of failing
+    suspect = models.CharField(
+        _("suspect on receipt"), max_length=24, choices=Suspect, blank=True, default="", db_default=""
+    )
 
     class Meta:
         ordering = ["id"]
@@ -258,6 +291,32 @@ class Notice(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.transaction_key} {self.amount:,}"
 
+    @classmethod
+    def suspect_of(
+        cls,
+        *,
+        key_date: datetime.date,
+        paid_at: datetime.datetime,
+        received_at: datetime.datetime,
+        online_days: tuple[datetime.date | None, ...] | None = None,
+    ) -> str:
+        """Why a payment received at ``received_at`` looks wrong (a Suspect value), or "".
+
+        ``online_days`` are the line's processing date and the previous one when the frame arrived; None
+        for a teller file, which has no online day. The first finding wins: a processing date off the
+        online days, then a paid-at in the future, then one long before the processing date.
+        """
+        if online_days is not None and key_date not in online_days:
+            return cls.Suspect.PROCESSING_DATE_MISMATCH.value
+        if paid_at > received_at + cls.PAID_AT_CLOCK_SKEW:
+            return cls.Suspect.PAID_AT_FUTURE.value
+        from payeasy.codec import JST
+
+        paid_day = paid_at.astimezone(JST).date()
+        if paid_day < key_date - datetime.timedelta(days=cls.PAID_AT_MAX_AGE_DAYS):
+            return cls.Suspect.PAID_AT_TOO_OLD.value
+        return ""
+
 
 class LedgerEntry(models.Model):
     """The append-only ledger: what one notice did to the books (never updated, never deleted).
@@ -283,6 +342,13 @@ class LedgerEntry(models.Model):
         NOT_PAYABLE = "not_payable", _("The bill is not payable")
         PAST_DUE = "past_due", _("Paid after the due date; the biller refuses late payment")
         AMOUNT_DIFFERS = "amount_differs", _("The amount differs from the bill")
+        # flagged when the line or a teller file stored the payment: Notice.Suspect's values and labels
+        PROCESSING_DATE_MISMATCH = (
+            Notice.Suspect.PROCESSING_DATE_MISMATCH.value,
+            Notice.Suspect.PROCESSING_DATE_MISMATCH.label,
+        )
+        PAID_AT_FUTURE = Notice.Suspect.PAID_AT_FUTURE.value, Notice.Suspect.PAID_AT_FUTURE.label
+        PAID_AT_TOO_OLD = Notice.Suspect.PAID_AT_TOO_OLD.value, Notice.Suspect.PAID_AT_TOO_OLD.label
 
     biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
     notice = models.OneToOneField(Notice, on_delete=models.PROTECT, related_name="entry")

@@ -19,6 +19,7 @@ import gc
 import itertools
 import logging
 import math
+import ssl
 import threading
 import time
 from collections import Counter, defaultdict
@@ -26,11 +27,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Biller, Invoice
-from payeasy import codec
+from payeasy import codec, peers
 from payeasy.models import Channel, ContractedBank, LineState, Message, Notice
 
 CENTRE = "MPNSIM0001"  # 仕向センタコード the simulator sends as (H2)
@@ -355,8 +357,9 @@ class Connection:
         self.task = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, host: str, port: int) -> Connection:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def open(cls, host: str, port: int, tls: ssl.SSLContext | None = None) -> Connection:
+        """Connect, over TLS with ``tls`` (a :func:`payeasy.peers.client_context`), else plain TCP."""
+        reader, writer = await asyncio.open_connection(host, port, ssl=tls)
         return cls(reader, writer)
 
     def send(self, frames: Iterable[tuple[bytes, bytes]]) -> list[asyncio.Future[Answer]]:
@@ -388,6 +391,8 @@ class Connection:
                         future.set_result(Answer(body[52:56].decode("ascii", "replace"), body, now - sent))
         except (ConnectionError, codec.CodecError):
             pass
+        except ssl.SSLError as exc:  # e.g. TLS 1.3: the server refuses our certificate after the handshake
+            logging.getLogger("payeasy.simulator").warning("the commserver ended the TLS session: %s", exc)
         except Exception:  # a bug here must not look like a silent server: fail what waits
             logging.getLogger("payeasy.simulator").exception("reading answers failed")
         for waiting in self.pending.values():
@@ -443,11 +448,42 @@ class PaidWatcher:
         self.client.close()
 
 
-class Line:
-    """A session against the commserver: several connections, requests spread over them round robin."""
+def tls_context(
+    ca: str | None = None, cert: str | None = None, key: str | None = None
+) -> ssl.SSLContext | None:
+    """The client side of a TLS line, from the arguments, each defaulting to MPN_SIMULATOR_TLS_CA/CERT/
+    KEY (settings take absolute paths only); None (plain TCP) without a CA, and with ``ca=""`` whatever
+    the settings say. ValueError says which file could not be used."""
+    if ca == "":
+        return None
+    chosen = {}
+    for name, given in (("CA", ca), ("CERT", cert), ("KEY", key)):
+        setting = f"MPN_SIMULATOR_TLS_{name}"
+        value = getattr(settings, setting, "") if given is None else given
+        if given is None and value:
+            peers.tls_path(setting, value)  # ImproperlyConfigured: relative, missing or unreadable
+        chosen[name] = value or None
+    if chosen["CA"] is None:
+        if chosen["CERT"] or chosen["KEY"]:
+            raise ValueError(
+                "a client certificate without a CA to verify the commserver (MPN_SIMULATOR_TLS_CA)"
+            )
+        return None
+    try:
+        return peers.client_context(ca=chosen["CA"], cert=chosen["CERT"], key=chosen["KEY"])
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(
+            f"cannot load the line's TLS files (CA {chosen['CA']}, certificate {chosen['CERT']}, "
+            f"key {chosen['KEY']}): {exc}"
+        ) from exc
 
-    def __init__(self, host: str, port: int, frames: Frames) -> None:
-        self.host, self.port, self.frames = host, port, frames
+
+class Line:
+    """A session against the commserver: several connections, requests spread over them round robin;
+    over TLS with ``tls`` (:func:`tls_context`)."""
+
+    def __init__(self, host: str, port: int, frames: Frames, *, tls: ssl.SSLContext | None = None) -> None:
+        self.host, self.port, self.frames, self.tls = host, port, frames, tls
         self.connections: list[Connection] = []
         self._next = itertools.cycle([0])
 
@@ -460,7 +496,7 @@ class Line:
 
     async def connect(self, count: int = 1) -> None:
         while len(self.connections) < count:
-            self.connections.append(await Connection.open(self.host, self.port))
+            self.connections.append(await Connection.open(self.host, self.port, self.tls))
         self._next = itertools.cycle(range(len(self.connections)))
 
     async def request(self, message: codec.Message, stats: Stats | None = None) -> Answer | None:
@@ -654,4 +690,5 @@ __all__ = [
     "serial_base",
     "targets_load",
     "teller_serial_base",
+    "tls_context",
 ]

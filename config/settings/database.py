@@ -25,3 +25,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+else:
+    # A database host that does not answer at all (a network cut, a failover in progress) must not hold
+    # a process for the operating system's minutes-long connect timeout: the commserver answers 9001
+    # meanwhile, but its lane's thread waits for the connect to give up.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)

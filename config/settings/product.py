@@ -31,6 +31,22 @@ COMMSERVER_HOST = env_str("COMMSERVER_HOST") or "127.0.0.1"
 COMMSERVER_PORT = env_int("COMMSERVER_PORT", 7700)
 # Frames committed together at most (one transaction, one fsync for all of them).
 COMMSERVER_BATCH = env_int("COMMSERVER_BATCH", 256)
+# Mutual TLS on the line (spec §1, payeasy.peers, docs/line.md): absolute paths to the server certificate
+# chain, its key and the CA bundle that signs the MPN side's client certificates. Production refuses to
+# start the commserver without them (or --insecure-plaintext); under DEBUG, none set means plain TCP.
+COMMSERVER_TLS_CERT = env_str("COMMSERVER_TLS_CERT") or ""
+COMMSERVER_TLS_KEY = env_str("COMMSERVER_TLS_KEY") or ""
+COMMSERVER_TLS_CLIENT_CA = env_str("COMMSERVER_TLS_CLIENT_CA") or ""
+# Client certificate subject → the sending-centre codes (H2) it may send, required with TLS:
+# "CN=mpn-centre-1,O=MPN,C=JP:MPNC000001,MPNC000002;CN=mpn-dr,O=MPN,C=JP:MPNC000001".
+COMMSERVER_PEERS = env_str("COMMSERVER_PEERS") or ""
+# Addresses or networks the MPN side may connect from, comma-separated; empty: any.
+COMMSERVER_ALLOWED_SOURCES = env_list("COMMSERVER_ALLOWED_SOURCES", [])
+# The client side of the line for the MPN simulator, the sandbox bank and the benchmarks: with a CA (the
+# one that signed the commserver's certificate) they speak TLS, presenting this client certificate/key.
+MPN_SIMULATOR_TLS_CA = env_str("MPN_SIMULATOR_TLS_CA") or ""
+MPN_SIMULATOR_TLS_CERT = env_str("MPN_SIMULATOR_TLS_CERT") or ""
+MPN_SIMULATOR_TLS_KEY = env_str("MPN_SIMULATOR_TLS_KEY") or ""
 # A notice not applied this long after it arrived is applied by the sweeper, which beat runs this often.
 PAYEASY_SWEEP_AFTER_SECONDS = env_int("PAYEASY_SWEEP_AFTER_SECONDS", 30)
 PAYEASY_SWEEP_EVERY_SECONDS = env_int("PAYEASY_SWEEP_EVERY_SECONDS", 10)

@@ -6,6 +6,7 @@ processes, no server to install.
 """
 
 from celery.schedules import crontab
+from kombu import Exchange, Queue
 
 from config.settings.env import RUN_DIR, env_bool, env_int, env_str
 
@@ -35,19 +36,84 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# a worker waits for Redis however long it is away (celery's default gives up after 100 tries)
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TIMEZONE = "Asia/Tokyo"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 
-# Payments are applied on the default queue; what talks to the outside (receipt e-mails, webhooks)
-# has a queue of its own, so a slow SMTP relay or tenant endpoint never delays applying payments.
-# Workers consume both (-Q celery,notify); a busy installation runs one worker per queue.
-CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Every task has a queue by its kind, so that no amount of one kind of work delays another
+# (docs/operators.md, "Workers, queues and supervision"):
+#   payments       applying money: the wake-ups of the line, teller files. Its own worker, never busy
+#                  with anything else: a 60,000-invoice publication must not delay an acknowledged payment.
+#   notifications  every e-mail: receipts, invitations, publications, reminders, password resets,
+#                  payment requests.
+#   webhooks       posts to tenants' systems: a slow endpoint must not hold up e-mail, nor e-mail it.
+#   imports        CSV imports and what they fan out (minutes of one worker for a large file).
+#   maintenance    housekeeping on a clock (sessions, login attempts, hand-off nonces), and the default.
+# tests/config/test_tasks_routing.py fails for a task without a route here, so a new task cannot land on
+# payments by accident. The default queue is one that every worker layout consumes and that is not
+# payments: a task sent by name without a route still runs, and still delays no payment.
+PAYMENTS_QUEUE = "payments"
+NOTIFICATIONS_QUEUE = "notifications"
+WEBHOOKS_QUEUE = "webhooks"
+IMPORTS_QUEUE = "imports"
+MAINTENANCE_QUEUE = "maintenance"
+TASK_QUEUES = (PAYMENTS_QUEUE, NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE, IMPORTS_QUEUE, MAINTENANCE_QUEUE)
+# Workers other than the payments one consume these (config/Procfile, docs/operators.md).
+BACKGROUND_QUEUES = (NOTIFICATIONS_QUEUE, WEBHOOKS_QUEUE, IMPORTS_QUEUE, MAINTENANCE_QUEUE)
+
+CELERY_TASK_QUEUES = tuple(Queue(name, Exchange(name), routing_key=name) for name in TASK_QUEUES)
+CELERY_TASK_DEFAULT_QUEUE = MAINTENANCE_QUEUE
+CELERY_TASK_CREATE_MISSING_QUEUES = False  # a route to a queue that is not above is an error, not a new queue
+
+
+def _routes(queue: str, *names: str) -> dict[str, dict[str, str]]:
+    return {name: {"queue": queue, "routing_key": queue} for name in names}
+
+
 CELERY_TASK_ROUTES = {
-    "payeasy.tasks.receipts_send": {"queue": "notify"},
-    "payeasy.tasks.webhooks_deliver": {"queue": "notify"},
-    "payeasy.tasks.webhooks_retry_due": {"queue": "notify"},
+    **_routes(
+        PAYMENTS_QUEUE,
+        "payeasy.tasks.notices_apply",
+        "payeasy.tasks.notices_sweep",
+        "payeasy.tasks.teller_drop_scan",
+    ),
+    **_routes(
+        NOTIFICATIONS_QUEUE,
+        "payeasy.tasks.receipts_send",
+        "billing.tasks.invitation_send",
+        "billing.tasks.invoice_published_notify",
+        "billing.tasks.due_reminders_send",
+        "billing.tasks.portal_invitation_send",
+        "billing.tasks.portal_password_reset_send",
+        "billing.tasks.payment_request_notify",
+    ),
+    **_routes(
+        WEBHOOKS_QUEUE,
+        "payeasy.tasks.webhooks_deliver",
+        "payeasy.tasks.webhooks_retry_due",
+    ),
+    **_routes(
+        IMPORTS_QUEUE,
+        "billing.tasks.import_job_run",
+        "billing.tasks.import_notify",
+    ),
+    **_routes(
+        MAINTENANCE_QUEUE,
+        "billing.tasks.sessions_clear",
+        "billing.tasks.portal_login_attempts_prune",
+        "payeasy.tasks.handoff_nonces_prune",
+    ),
 }
+
+# The worker survives losing Redis (celery 5.7 + kombu 5.7 exit otherwise: config/celery.py).
+CELERY_WORKER_CONSUMER = "config.celery:WorkerConsumer"
+# Beat runs the payment sweeper itself, in its own thread against the database, instead of sending it
+# to a worker through Redis: the one path that applies payments when Redis is down, flushed, or a
+# worker is dead or has stopped consuming needs nothing but PostgreSQL and beat (config/celery.py).
+CELERY_BEAT_SCHEDULER = "config.celery:BeatScheduler"
+PAYEASY_BEAT_RUNS_ITSELF = ("payeasy.tasks.notices_sweep",)
 
 CELERY_BEAT_SCHEDULE = {
     "payeasy-notices-sweep": {

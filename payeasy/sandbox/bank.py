@@ -1,6 +1,7 @@
 """What the sandbox bank sends over the MPN line: inquiries (1100) and payments (1200) to the running
 commserver (``settings.COMMSERVER_HOST``/``COMMSERVER_PORT``), built and sent with the simulator's
-Frames and Line, as the bank and the MPN centre together would.
+Frames and Line, as the bank and the MPN centre together would; over TLS when MPN_SIMULATOR_TLS_CA is
+set (presenting MPN_SIMULATOR_TLS_CERT/KEY, whose subject COMMSERVER_PEERS must map to ``SANDBOXBNK``).
 
 Like the simulator, it opens the online day (0800) first when the line is closed. Transaction keys are
 its own (sending centre ``SANDBOXBNK``) and fresh: the next serial after the highest one stored for the
@@ -11,11 +12,13 @@ stores nothing), the payment is sent again under the next one.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Biller
@@ -98,9 +101,9 @@ def biller_code_for(payee_number: str) -> str:
 
 
 async def _exchange(
-    frames: Frames, opening: codec.Message | None, request: codec.Message
+    frames: Frames, opening: codec.Message | None, request: codec.Message, tls: ssl.SSLContext | None
 ) -> list[Answer | None]:
-    async with Line(settings.COMMSERVER_HOST, settings.COMMSERVER_PORT, frames) as line:
+    async with Line(settings.COMMSERVER_HOST, settings.COMMSERVER_PORT, frames, tls=tls) as line:
         await line.connect()
         answers: list[Answer | None] = []
         if opening is not None:
@@ -121,7 +124,13 @@ def _round_trip(
     opening = frames.open_day(biller_code) if state.state == LineState.State.CLOSED else None
     request = frames.message(kind, biller_code, elements)
     try:
-        answers = _run(_exchange(frames, opening, request))
+        tls = simulator.tls_context()  # MPN_SIMULATOR_TLS_*: TLS when the line is TLS
+    except (ValueError, ImproperlyConfigured) as exc:
+        return LineResult(
+            code="", error=str(_("Cannot reach the communication server: %(error)s") % {"error": exc})
+        ), None
+    try:
+        answers = _run(_exchange(frames, opening, request, tls))
     except OSError as exc:
         return LineResult(
             code="", error=str(_("Cannot reach the communication server: %(error)s") % {"error": exc})

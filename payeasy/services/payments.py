@@ -6,10 +6,12 @@ entry's one-to-one link to its notice is a unique constraint — and one bad not
 the others: a batch that fails is applied again notice by notice, each in a savepoint, and the
 notice that still fails stays waiting with its error (the sweeper retries it).
 
-Spec §5 rules 3, 4 and 6: a payment that fails a business check is provisional (仮消込) with its
-reason and the bill is not marked paid; a second payment of a paid bill is a double payment
-(二重支払), counted and due for refund while it stands; a reversal is a new entry that undoes one
-payment, and the bill becomes payable again unless another standing payment covers it.
+Spec §5 rules 3, 4 and 6: a payment that fails a business check — or that looked wrong when it was
+received (``Notice.suspect``: a processing date off the online days, a paid-at in the future or long
+before the processing date) — is provisional (仮消込) with its reason and the bill is not marked paid;
+a second payment of a paid bill is a double payment (二重支払), counted and due for refund while it
+stands; a reversal is a new entry that undoes one payment, and the bill becomes payable again unless
+another standing payment covers it.
 """
 
 from __future__ import annotations
@@ -247,6 +249,10 @@ def _payment_reason(notice: Notice, invoice: Invoice | None, context: _Context) 
         or invoice.kind == Invoice.Kind.CREDIT_NOTE
     ):
         return LedgerEntry.Reason.UNKNOWN_NUMBER
+    if notice.suspect:
+        # flagged on receipt (processing date off the online days, paid at in the future or long ago):
+        # before the checks below, which read the paid-at it puts in doubt (contract period, due date)
+        return notice.suspect
     problem = _contract_problem(notice, context.contracts.get(notice.biller_id, ()))
     if problem:
         return problem

@@ -226,6 +226,11 @@ def _notices(batch: codec.BatchFile, biller: Biller, row: TellerFile, known: set
             reversed_keys.add(original)
         else:
             earlier_payments.setdefault(numbers, []).append((notice.paid_at, key))
+            # no online day to check the 取扱日 against; a 収納日時 in the future or long before it is
+            # suspect as on the line (provisional when applied)
+            notice.suspect = Notice.suspect_of(
+                key_date=key_date, paid_at=notice.paid_at, received_at=notice.received_at
+            )
         notices.append(notice)
     return notices
 

@@ -1,5 +1,6 @@
 """The operations view of the iDC staff console: the MPN line, messages per minute by type, every
-tenant's waiting and applied notices, and the message history (電文履歴) with each stored frame."""
+tenant's waiting and applied notices, today's provisional payments (仮消込) by reason, and the message
+history (電文履歴) with each stored frame."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime
 from dataclasses import dataclass
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -17,7 +18,7 @@ from django.utils.translation import gettext as _
 from billing.models import Biller
 from billing.tenancy import TenantRequest
 from payeasy import selectors
-from payeasy.models import Message
+from payeasy.models import LedgerEntry, Message
 from payeasy.staff.forms import MessageSearchForm
 from payeasy.staff.frames import frame_view
 from payeasy.staff.views import StaffView
@@ -25,7 +26,49 @@ from payeasy.staff.views import StaffView
 STALE_SECONDS = 30  # a notice waiting longer than this is shown as a problem
 REFRESH_SECONDS = 10
 MESSAGE_PAGE_SIZE = 50
+PROVISIONAL_LIST_SIZE = 20
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+@dataclass(frozen=True)
+class ReasonTally:
+    reason: str
+    label: str
+    count: int
+    amount: int
+
+
+@dataclass(frozen=True)
+class ProvisionalToday:
+    """The provisional (仮消込) entries made on ``day`` (JST): by reason, and the latest few."""
+
+    day: datetime.date
+    reasons: list[ReasonTally]  # most frequent first
+    latest: list[LedgerEntry]  # newest first, with notice, biller and invoice
+
+
+def provisional_today(
+    *, day: datetime.date | None = None, size: int = PROVISIONAL_LIST_SIZE
+) -> ProvisionalToday:
+    """Two queries on ledger_biller_time, as selectors.notice_status_by_biller reads the day's entries (the
+    billers named as a list of ids: one index range each): the day's provisional entries counted by
+    reason, and the newest ``size`` of them."""
+    day = day or selectors.jst_today()
+    start = selectors.jst_day_start(day)
+    entries = LedgerEntry.objects.filter(
+        biller_id__in=list(Biller.objects.values_list("pk", flat=True)),
+        created_at__gte=start,
+        created_at__lt=start + datetime.timedelta(days=1),
+        outcome=LedgerEntry.Outcome.PROVISIONAL,
+    )
+    labels = dict(LedgerEntry.Reason.choices)
+    reasons = [
+        ReasonTally(r["reason"], str(labels.get(r["reason"], r["reason"])), r["n"], r["amount"] or 0)
+        for r in entries.values("reason").annotate(n=Count("id"), amount=Sum("amount")).order_by()
+    ]
+    reasons.sort(key=lambda r: (-r.count, r.label))
+    latest = list(entries.select_related("notice", "biller", "invoice").order_by("-created_at", "-id")[:size])
+    return ProvisionalToday(day=day, reasons=reasons, latest=latest)
 
 
 class OperationsView(StaffView):
@@ -44,6 +87,7 @@ class OperationsView(StaffView):
                 "rates": selectors.message_rates(minutes=60, now=now),
                 "notices": selectors.notice_status_by_biller(now=now),
                 "waiting": list(selectors.waiting_notices(limit=10)),
+                "provisional": provisional_today(),
                 "now": now,
                 "stale_seconds": STALE_SECONDS,
                 "refresh": REFRESH_SECONDS if request.GET.get("refresh") != "0" else None,

@@ -4,9 +4,11 @@ One run, in this order, against a commserver started with production settings:
 
 1. pgbench ``simple-update`` TPS on this machine now — the yardstick every figure is reported beside;
 2. acknowledged payments: 1,000 payments/s for 60 s over 4 pipelined connections to the line alone
-   (commserver and PostgreSQL) — target: the full rate sustained, ack p99 ≤ 15 ms. Then the workers
-   start (payments at ``nice 10``, receipts and webhooks at ``nice 19``) and apply the 63,000 stored
-   payments: their throughput is reported;
+   (commserver and PostgreSQL) — target: the full rate sustained, ack p99 ≤ 15 ms — first in plain TCP
+   (``--insecure-plaintext``), then the same over mutual TLS (a second commserver with the production
+   TLS settings, certificates made for the run; the simulator presents its client certificate): both
+   are reported side by side. Then the workers start (payments at ``nice 10``, receipts and webhooks at
+   ``nice 19``) and apply the 126,000 stored payments: their throughput is reported;
 3. frame sent → invoice paid: 500 payments/s for 60 s of bills nobody paid yet, workers running,
    measured to the ``invoice.paid`` live event (published after the commit) — target p99 ≤ 500 ms;
    the acks of this phase are reported too (the line with the workers busy beside it). Afterwards
@@ -19,6 +21,7 @@ BENCH_LINE_SECONDS shortens every phase, BENCH_LINE_INVOICES the published bills
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -27,10 +30,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from billing.models import Biller, Invoice
@@ -41,6 +45,8 @@ from tests.bench.generate import write_invoices_csv
 from tests.bench.test_invoice_import import load_customers
 from tests.conftest import need
 from tests.factories import make_biller, make_contract
+from tests.payeasy import tls_helpers
+from tests.payeasy.tls_helpers import Pki
 
 SECONDS = float(os.environ.get("BENCH_LINE_SECONDS", 60))
 INVOICES = int(os.environ.get("BENCH_LINE_INVOICES", 1_000_000))
@@ -78,13 +84,12 @@ def pgbench_tps(seconds: float) -> float:
         "-U",
         s.get("USER") or "postgres",
     ]
+    name = f"bench_pgbench_{connection.settings_dict['NAME']}"  # one per test database: runs side by side
     with connection.cursor() as cursor:
-        cursor.execute("DROP DATABASE IF EXISTS bench_pgbench")
-        cursor.execute("CREATE DATABASE bench_pgbench")
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        cursor.execute(f"CREATE DATABASE {name}")
     try:
-        subprocess.run(
-            [binary, *base, "-i", "-q", "-s", "10", "bench_pgbench"], check=True, capture_output=True
-        )
+        subprocess.run([binary, *base, "-i", "-q", "-s", "10", name], check=True, capture_output=True)
         out = subprocess.run(
             [
                 binary,
@@ -97,7 +102,7 @@ def pgbench_tps(seconds: float) -> float:
                 "2",
                 "-T",
                 str(int(seconds)),
-                "bench_pgbench",
+                name,
             ],
             check=True,
             capture_output=True,
@@ -105,7 +110,7 @@ def pgbench_tps(seconds: float) -> float:
         ).stdout
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("DROP DATABASE IF EXISTS bench_pgbench")
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
     match = re.search(r"tps = ([\d.]+)", out)
     assert match, out
     return float(match.group(1))
@@ -116,10 +121,11 @@ class Processes:
         self.tmp, self.env = tmp, env
         self.procs: list[tuple[subprocess.Popen[str], Path]] = []
 
-    def start(self, name: str, args: list[str], ready: str) -> str:
+    def start(self, name: str, args: list[str], ready: str, **extra_env: str) -> str:
         log = self.tmp / f"{name}.log"
+        env = {**self.env, **extra_env}
         proc = subprocess.Popen(
-            args, cwd=ROOT, env=self.env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True
+            args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True
         )
         self.procs.append((proc, log))
         deadline = time.monotonic() + 60
@@ -147,7 +153,10 @@ def start_workers(processes: Processes) -> None:
     # one worker applies payments; one sends receipts and webhooks, at the lowest priority: the line and
     # the ledger come first on a shared box (docs/line.md). E-mail goes to Django's in-memory backend —
     # the SMTP relay is outside the product — after the receipts are rendered as they would be.
-    for name, queue, nice in (("apply", "celery", "10"), ("notify", "notify", "19")):
+    # the queue names as the settings define them (before the queues by kind: "celery" and "notify")
+    payments = getattr(settings, "PAYMENTS_QUEUE", "celery")
+    background = ",".join(getattr(settings, "BACKGROUND_QUEUES", ("notify",)))
+    for name, queue, nice in (("apply", payments, "10"), ("notify", background, "19")):
         processes.start(
             f"worker-{name}",
             [
@@ -173,8 +182,28 @@ def start_workers(processes: Processes) -> None:
         )
 
 
+@dataclasses.dataclass
+class Line:
+    biller: Biller
+    port: int  # the commserver on plain TCP (--insecure-plaintext)
+    tls_port: int  # the commserver on mutual TLS
+    pki: Pki
+    redis_url: str
+    processes: Processes
+
+
+def start_commserver(processes: Processes, name: str, *args: str, **env: str) -> int:
+    text = processes.start(
+        name,
+        [sys.executable, "manage.py", "commserver", "--port", "0", *args],
+        "commserver listening on",
+        **env,
+    )
+    return int(re.search(r"commserver listening on [\d.]+:(\d+)", text).group(1))  # type: ignore[union-attr]
+
+
 @pytest.fixture
-def line_env(postgres_only: None, tmp_path: Path) -> Iterator[tuple[Biller, int, str, Processes]]:
+def line_env(postgres_only: None, tmp_path: Path) -> Iterator[Line]:
     biller = make_biller(payee_number="58998", biller_code="58998001", slug="bench-line")
     make_contract(biller, "0001", channels=("01", "02", "03", "05"))
     load_customers(biller, CUSTOMERS)
@@ -198,12 +227,11 @@ def line_env(postgres_only: None, tmp_path: Path) -> Iterator[tuple[Biller, int,
         cursor.execute("CHECKPOINT")  # the import's WAL is flushed now, not during the measurements
     redis_url = bench_redis_url()
     processes = Processes(tmp_path, production_env(REDIS_URL=redis_url, DJANGO_EMAIL_BACKEND="locmem"))
-    text = processes.start(
-        "commserver", [sys.executable, "manage.py", "commserver", "--port", "0"], "commserver listening on"
-    )
-    port = int(re.search(r"commserver listening on [\d.]+:(\d+)", text).group(1))  # type: ignore[union-attr]
+    pki = tls_helpers.make_pki(tmp_path / "pki")  # made for the run, none committed
     try:
-        yield biller, port, redis_url, processes
+        port = start_commserver(processes, "commserver", "--insecure-plaintext")
+        tls_port = start_commserver(processes, "commserver-tls", **pki.server_env())
+        yield Line(biller, port, tls_port, pki, redis_url, processes)
     finally:
         processes.stop()
 
@@ -212,15 +240,24 @@ def _run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
-async def _phase(port: int, frames: simulator.Frames, targets, **kw) -> simulator.Stats:  # type: ignore[no-untyped-def]
-    async with simulator.Line("127.0.0.1", port, frames) as line:
+async def _phase(port: int, frames: simulator.Frames, targets, tls=None, **kw) -> simulator.Stats:  # type: ignore[no-untyped-def]
+    async with simulator.Line("127.0.0.1", port, frames, tls=tls) as line:
         return await simulator.load(line, targets, connections=CONNECTIONS, **kw)
 
 
 def simulate_load(
-    port: int, biller: Biller, processes: Processes, bills: int, *, skip: int, rate: float, seconds: float
+    port: int,
+    biller: Biller,
+    processes: Processes,
+    bills: int,
+    *,
+    skip: int,
+    rate: float,
+    seconds: float,
+    tls: Sequence[str] = (),
 ) -> dict:  # type: ignore[type-arg]
-    """``manage.py mpn_simulate load`` in its own process; its figures as written to ``--json``."""
+    """``manage.py mpn_simulate load`` in its own process (``tls``: its --tls-* flags); its figures as
+    written to ``--json``."""
     out = processes.tmp / "load.json"
     subprocess.run(
         [
@@ -244,6 +281,7 @@ def simulate_load(
             str(CONNECTIONS),
             "--json",
             str(out),
+            *tls,
         ],
         cwd=ROOT,
         env=processes.env,
@@ -263,8 +301,14 @@ def wait_applied(timeout: float) -> float:
     return time.perf_counter() - started
 
 
-def test_line_speed(line_env) -> None:  # type: ignore[no-untyped-def]
-    biller, port, redis_url, processes = line_env
+def test_line_speed(line_env: Line) -> None:
+    biller, port, redis_url, processes = (
+        line_env.biller,
+        line_env.port,
+        line_env.redis_url,
+        line_env.processes,
+    )
+    pki = line_env.pki
     tps = pgbench_tps(min(SECONDS, 30))
     with connection.cursor() as cursor:
         cursor.execute("CHECKPOINT")  # pgbench's WAL is written out now, not during the measurements
@@ -283,17 +327,47 @@ def test_line_speed(line_env) -> None:  # type: ignore[no-untyped-def]
     paid_count = int(PAID_RATE * SECONDS)
     warm_count = int(ACK_RATE * WARM_UP_SECONDS)
     targets = simulator.targets_load(
-        biller_codes=[biller.biller_code], limit=warm_count + ack_count + paid_count
+        biller_codes=[biller.biller_code], limit=2 * (warm_count + ack_count) + paid_count
     )
-    assert len(targets) == warm_count + ack_count + paid_count
+    assert len(targets) == 2 * (warm_count + ack_count) + paid_count
+    everything = list(targets)
     # warm-up, not measured: connections, caches (its bills are counted below)
     _run(_phase(port, frames, targets[:warm_count], rate=ACK_RATE, duration=WARM_UP_SECONDS))
-    warm, targets = targets[:warm_count], targets[warm_count:]
+    targets = targets[warm_count:]
 
     # 2. acknowledged payments: the line alone (commserver and PostgreSQL); the workers start after it,
     # and applying what it stored is measured as their throughput
     # (the MPN side is another system: the simulator runs in a process of its own, as it would)
     ack = simulate_load(port, biller, processes, ack_count, skip=warm_count, rate=ACK_RATE, seconds=SECONDS)
+    targets = targets[ack_count:]
+
+    # 2b. the same over mutual TLS, to the commserver with the production TLS settings: its own warm-up
+    # (handshakes, caches), then the simulator process with the client certificate; the bills are the
+    # next ones (nothing is applied yet, so the published bills' order is unchanged)
+    frames = simulator.Frames(day, simulator.serial_base(simulator.CENTRE, day))
+    tls_warm, targets = targets[:warm_count], targets[warm_count:]
+    _run(
+        _phase(
+            line_env.tls_port,
+            frames,
+            tls_warm,
+            tls=pki.client_context("client"),
+            rate=ACK_RATE,
+            duration=WARM_UP_SECONDS,
+        )
+    )
+    tls_flags = ["--tls-ca", pki.ca, "--tls-cert", pki.path("client"), "--tls-key", pki.path("client", "key")]
+    ack_tls = simulate_load(
+        line_env.tls_port,
+        biller,
+        processes,
+        ack_count,
+        skip=2 * warm_count + ack_count,
+        rate=ACK_RATE,
+        seconds=SECONDS,
+        tls=tls_flags,
+    )
+    stored_before_workers = 2 * (warm_count + ack_count)
     start_workers(processes)
     drain = wait_applied(600)
 
@@ -307,7 +381,7 @@ def test_line_speed(line_env) -> None:  # type: ignore[no-untyped-def]
     finally:
         watcher.stop()
     wait_applied(120)
-    paid_ids = [t.invoice_id for t in warm + targets]
+    paid_ids = [t.invoice_id for t in everything]
     notices = Notice.objects.filter(biller=biller).count()
     entries = LedgerEntry.objects.filter(biller=biller)
     by_outcome = {o: entries.filter(outcome=o).count() for o in LedgerEntry.Outcome.values}
@@ -339,6 +413,7 @@ def test_line_speed(line_env) -> None:  # type: ignore[no-untyped-def]
     )
 
     ack_trip = ack["round_trip_ms"]["1200"]
+    tls_trip = ack_tls["round_trip_ms"]["1200"]
     paid_ms = [v * 1000 for v in paid.paid_latencies]
     inq_ms = [v * 1000 for v in inquiry.latencies["1100"]]
     p = simulator.percentile
@@ -352,8 +427,12 @@ def test_line_speed(line_env) -> None:  # type: ignore[no-untyped-def]
         "ack_codes": ack["answers"],
         "ack_lost": ack["lost"],
         "ack_rate_over_pgbench_tps": round(ack_trip["count"] / ack["elapsed_seconds"] / tps, 2),
-        "apply_seconds_for_ack_phase": round(drain, 1),
-        "apply_per_second": round((warm_count + ack_count) / drain) if drain else None,
+        "ack_tls_achieved_per_second": round(tls_trip["count"] / ack_tls["elapsed_seconds"]),
+        "ack_tls_ms": {k: tls_trip[k] for k in ("p50", "p90", "p99", "max")},
+        "ack_tls_codes": ack_tls["answers"],
+        "ack_tls_lost": ack_tls["lost"],
+        "apply_seconds_for_ack_phases": round(drain, 1),
+        "apply_per_second": round(stored_before_workers / drain) if drain else None,
         "ack_ms_at_500_per_second_with_workers_applying": {
             "p50": round(p([v * 1000 for v in paid.latencies["1200"]], 50), 2),
             "p99": round(p([v * 1000 for v in paid.latencies["1200"]], 99), 2),
@@ -386,12 +465,27 @@ def test_line_speed(line_env) -> None:  # type: ignore[no-untyped-def]
         "line",
         {k: (str(v) if isinstance(v, dict) and k.endswith("codes") else v) for k, v in figures.items()},
     )
+    print(
+        f"\n  acknowledgements, {ACK_RATE:,.0f}/s offered for {SECONDS:.0f} s (simulator in its own process)"
+    )
+    print(f"  {'':<12}{'achieved':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for label, trip, run in (("plain TCP", ack_trip, ack), ("mutual TLS", tls_trip, ack_tls)):
+        rate = trip["count"] / run["elapsed_seconds"]
+        print(
+            f"  {label:<12}{rate:>8,.0f}/s{trip['p50']:>9.2f}{trip['p90']:>9.2f}{trip['p99']:>9.2f}"
+            f"{trip['max']:>9.2f}"
+        )
+    print(f"  pgbench simple-update, same run: {tps:,.0f} TPS")
 
-    total = warm_count + ack_count + paid_count
+    total = 2 * (warm_count + ack_count) + paid_count
     assert ack["lost"] == 0 and paid.lost == 0 and inquiry.lost == 0, figures
     assert ack["answers"] == {"1210 0000": ack_count}, figures
     assert ack_trip["count"] / ack["elapsed_seconds"] >= ACK_RATE * 0.98, figures
     assert ack_trip["p99"] <= ACK_P99_MS, figures
+    # production speaks TLS: the same target holds there
+    assert ack_tls["lost"] == 0 and ack_tls["answers"] == {"1210 0000": ack_count}, figures
+    assert tls_trip["count"] / ack_tls["elapsed_seconds"] >= ACK_RATE * 0.98, figures
+    assert tls_trip["p99"] <= ACK_P99_MS, figures
     # exactly once: one notice and one ledger entry per payment, every bill paid, none twice
     assert notices == total and sum(by_outcome.values()) == total, figures
     assert by_outcome["paid"] == total and not doubled and bills_paid == total, figures

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -44,6 +48,12 @@ def process_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# The queues of config/settings/tasks.py, and the workers of the documented layout (docs/operators.md).
+ALL_QUEUES = ("payments", "notifications", "webhooks", "imports", "maintenance")
+PAYMENTS_QUEUES = ("payments",)
+BACKGROUND_QUEUES = ("notifications", "webhooks", "imports", "maintenance")
+
+
 class Worker:
     def __init__(self, proc: subprocess.Popen[str], log: Path) -> None:
         self.proc = proc
@@ -53,8 +63,62 @@ class Worker:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(tmp: Path, **env: str) -> Worker:
-    log = tmp / "worker.log"
+def _wait_ready(proc: subprocess.Popen[str], log: Path, marker: str, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if marker in text:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}:\n{text}")
+        time.sleep(0.2)
+    proc.kill()
+    text = log.read_text(errors="replace")
+    raise AssertionError(f"{what} did not become ready in {timeout:.0f} s:\n{text}")
+
+
+def start_worker(
+    tmp: Path,
+    *,
+    queues: Sequence[str] = ALL_QUEUES,
+    pool: str = "solo",
+    concurrency: int | None = None,
+    name: str = "worker",
+    lean: bool = True,
+    **env: str,
+) -> Worker:
+    """``celery -A config worker`` on ``queues``. ``pool="prefork", concurrency=2, lean=False`` is the
+    worker as config/Procfile runs it; the default (one process, no gossip, mingle or heartbeat) starts
+    fastest."""
+    log = tmp / f"{name}-{time.monotonic_ns()}.log"
+    handle = log.open("w")
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        f"--pool={pool}",
+        f"--queues={','.join(queues)}",
+        "--loglevel=INFO",
+        "--hostname",
+        f"test-{name}-{os.getpid()}@%h",
+    ]
+    if concurrency is not None:
+        args.append(f"--concurrency={concurrency}")
+    if lean:
+        args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=process_env(**env), stdout=handle, stderr=subprocess.STDOUT, text=True
+    )
+    _wait_ready(proc, log, " ready.", "worker")
+    return Worker(proc, log)
+
+
+def start_beat(tmp: Path, **env: str) -> Worker:
+    """``celery -A config beat`` with its schedule file under ``tmp``."""
+    log = tmp / f"beat-{time.monotonic_ns()}.log"
     handle = log.open("w")
     proc = subprocess.Popen(
         [
@@ -63,15 +127,10 @@ def start_worker(tmp: Path, **env: str) -> Worker:
             "celery",
             "-A",
             "config",
-            "worker",
-            "--pool=solo",
-            "--queues=celery,notify",
+            "beat",
             "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--hostname",
-            f"test-{os.getpid()}@%h",
+            "--schedule",
+            str(tmp / f"celerybeat-schedule-{time.monotonic_ns()}"),
         ],
         cwd=ROOT,
         env=process_env(**env),
@@ -79,35 +138,106 @@ def start_worker(tmp: Path, **env: str) -> Worker:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    worker = Worker(proc, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if " ready." in worker.output():
-            return worker
-        if proc.poll() is not None:
-            raise AssertionError(f"worker exited with {proc.returncode}:\n{worker.output()}")
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"worker did not become ready in 30 s:\n{worker.output()}")
+    _wait_ready(proc, log, "beat: Starting...", "beat")
+    return Worker(proc, log)
+
+
+def _stop(processes: list[Worker]) -> None:
+    for process in processes:
+        if process.proc.poll() is None:
+            process.proc.terminate()
+    for process in processes:
+        try:
+            process.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            process.proc.kill()
+            process.proc.wait(10)
 
 
 @pytest.fixture
 def worker_factory(tmp_path: Path) -> Iterator:
     started: list[Worker] = []
 
-    def factory(**env: str) -> Worker:
-        worker = start_worker(tmp_path, **env)
+    def factory(**kwargs: Any) -> Worker:
+        worker = start_worker(tmp_path, **kwargs)
         started.append(worker)
         return worker
 
     yield factory
-    for worker in started:
-        if worker.proc.poll() is None:
-            worker.proc.terminate()
+    _stop(started)
+
+
+@pytest.fixture
+def beat_factory(tmp_path: Path) -> Iterator:
+    started: list[Worker] = []
+
+    def factory(**env: str) -> Worker:
+        beat = start_beat(tmp_path, **env)
+        started.append(beat)
+        return beat
+
+    yield factory
+    _stop(started)
+
+
+class RedisServer:
+    """A ``redis-server`` of the test's own on a free port, to stop, kill, restart and flush at will (the
+    machine's shared Redis is never touched). No persistence: a restart loses everything, as a crash of
+    an in-memory Redis does."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.dir = tmp / "redis"
+        self.dir.mkdir(exist_ok=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Start it; returns the monotonic time at which it answered PING."""
+        import redis
+
+        log = (self.dir / "redis.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.dir)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
             try:
-                worker.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                worker.proc.kill()
+                client.ping()
+                return time.monotonic()
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        raise AssertionError(f"redis-server on {self.port} did not answer in 10 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+        self.proc = None
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(port=self.port, socket_connect_timeout=1)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    from tests.conftest import need
+
+    need(shutil.which("redis-server") is not None, "this test needs redis-server on PATH")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop(signal.SIGKILL)
 
 
 @pytest.fixture
@@ -145,6 +275,24 @@ def celery_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[di
         _reset_connections(app)
 
 
+@pytest.fixture
+def redis_server_broker(redis_server: RedisServer) -> Iterator[dict[str, str]]:
+    """``celery_broker`` on the test's own ``redis_server``: yields the env for worker and beat processes."""
+    from config.celery import app
+
+    saved = {k: app.conf[k] for k in ("task_always_eager", "broker_url", "broker_transport_options")}
+    app.conf.broker_url = redis_server.url
+    app.conf.broker_transport_options = {"visibility_timeout": 3600}
+    app.conf.task_always_eager = False
+    _reset_connections(app)
+    try:
+        yield {"REDIS_URL": redis_server.url}
+    finally:
+        for k, v in saved.items():
+            app.conf[k] = v
+        _reset_connections(app)
+
+
 def _reset_connections(app) -> None:  # type: ignore[no-untyped-def]
     """Drop pooled broker connections so the next publish uses the broker configured now."""
     from kombu import pools
@@ -164,11 +312,12 @@ class CommServerProcess:
         return self.log.read_text(errors="replace")
 
 
-def start_commserver(tmp: Path, **env: str) -> CommServerProcess:
+def start_commserver(tmp: Path, *args: str, **env: str) -> CommServerProcess:
+    """``manage.py commserver --port 0 ARGS…`` with ``env`` added to the test's process environment."""
     log = tmp / f"commserver-{time.monotonic_ns()}.log"
     handle = log.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "commserver", "--port", "0"],
+        [sys.executable, "manage.py", "commserver", "--port", "0", *args],
         cwd=ROOT,
         env=process_env(**env),
         stdout=handle,
@@ -193,8 +342,8 @@ def start_commserver(tmp: Path, **env: str) -> CommServerProcess:
 def commserver_factory(tmp_path: Path) -> Iterator:
     started: list[CommServerProcess] = []
 
-    def factory(**env: str) -> CommServerProcess:
-        server = start_commserver(tmp_path, **env)
+    def factory(*args: str, **env: str) -> CommServerProcess:
+        server = start_commserver(tmp_path, *args, **env)
         started.append(server)
         return server
 

@@ -40,6 +40,7 @@ from payeasy.codec import (
     batch_file_name,
     build_batch_file,
     build_body,
+    build_format_error,
     build_frame,
     fit_double_byte,
     fit_kana,
@@ -870,10 +871,37 @@ def test_peek_header_for_9001() -> None:
     assert build_frame(reply) == (
         b"00721210MPNC00000120261126000000032026112610301658191001" + b"90010000000000000000"
     )
+    made = build_body(make_response(header, "9001"))
+    assert build_format_error(header)[:30] == made[:30] and build_format_error(header)[44:] == made[44:]
     assert peek_header(broken[:71]) is None
-    assert peek_header(replace(broken, 14, b"20261399")) is None  # H3 cannot be echoed
-    assert peek_header(replace(broken, 0, b"0900")) is None
     assert peek_header(replace(broken, 30, b"\xff" * 14)) is not None  # H5 is not echoed
+    assert peek_header(replace(broken, 4, b"\x00")) is None  # H2 cannot be echoed
+    assert peek_header(replace(broken, 22, b"0000000\x00")) is None  # nor H4
+
+
+def test_a_readable_header_of_an_unknown_type_or_date_is_answered_9001() -> None:
+    """Spec §1: 9001 whenever the header can be read: a type the profile lacks gets type + 10, and an
+    H3 that is not a calendar date is echoed as received."""
+    broken = replace(body("1200-payment"), 0, b"1900")
+    header = peek_header(broken)
+    assert header is not None and header.answerable and not header.is_request
+    reply = build_format_error(header)  # 1910 is no type of the profile: read its bytes
+    assert (reply[:4], reply[4:30], reply[52:56], len(reply)) == (
+        b"1910",
+        b"MPNC0000012026112600000003",
+        b"9001",
+        72,
+    )
+    bad_date = replace(body("1200-payment"), 14, b"20261399")
+    header = peek_header(bad_date)
+    assert header is not None and header.is_request
+    answer = build_format_error(header)
+    assert answer[:4] == b"1210" and answer[14:22] == b"20261399" and answer[52:56] == b"9001"
+    as_response = peek_header(replace(body("1200-payment"), 0, b"1210"))
+    assert as_response is not None and not as_response.answerable
+    with pytest.raises(CodecError):
+        build_format_error(as_response)
+    assert not peek_header(replace(body("1200-payment"), 0, b"9995")).answerable  # type: ignore[union-attr]
 
 
 def test_make_response_echoes_and_defaults_sent_at_to_now() -> None:

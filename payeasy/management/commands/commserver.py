@@ -1,4 +1,6 @@
-"""python manage.py commserver [--host H] [--port P]: the MPN line's communication server."""
+"""python manage.py commserver [--host H] [--port P] [--insecure-plaintext]: the MPN line's communication
+server. Mutual TLS from the COMMSERVER_TLS_* settings (payeasy.peers); production refuses to start without
+them, naming what is missing."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import threading
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class _Waker:
@@ -44,13 +47,34 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=settings.COMMSERVER_HOST)
         parser.add_argument("--port", type=int, default=settings.COMMSERVER_PORT)
         parser.add_argument("--batch", type=int, default=settings.COMMSERVER_BATCH)
+        parser.add_argument(
+            "--insecure-plaintext",
+            action="store_true",
+            help="plain TCP even with production settings or TLS settings (development, tests, the "
+            "simulator); under DEBUG without COMMSERVER_TLS_* the line is plain TCP anyway",
+        )
 
-    def handle(self, *args: object, host: str, port: int, batch: int, **options: object) -> None:
-        from payeasy import commserver
+    def handle(
+        self, *args: object, host: str, port: int, batch: int, insecure_plaintext: bool, **options: object
+    ) -> None:
+        from payeasy import commserver, peers
+
+        try:
+            policy = peers.policy_from_settings(insecure_plaintext=insecure_plaintext)
+        except ImproperlyConfigured as exc:
+            raise CommandError(f"the commserver does not start: {exc}") from exc
+        if policy.tls is not None:
+            how = f"mutual TLS, {len(policy.centres)} client certificate subject(s) mapped"
+        else:
+            how = "plain TCP" + (", --insecure-plaintext" if insecure_plaintext else "")
+        if policy.sources:
+            how += ", sources " + ", ".join(str(n) for n in policy.sources)
 
         def ready(bound: int) -> None:
-            self.stdout.write(f"commserver listening on {host}:{bound} (SIGTERM stops it cleanly)")
+            self.stdout.write(f"commserver listening on {host}:{bound} ({how}; SIGTERM stops it cleanly)")
             self.stdout.flush()
 
-        commserver.run(host=host, port=port, batch_max=batch, on_new_notices=_Waker(), on_ready=ready)
+        commserver.run(
+            host=host, port=port, batch_max=batch, on_new_notices=_Waker(), on_ready=ready, policy=policy
+        )
         self.stdout.write("commserver stopped")

@@ -18,7 +18,9 @@ Scenarios (each prints what it sent, the answers by response code and round-trip
   ``--out`` (default: the drop folder's ``incoming``).
 - ``day``: all of the above in the order of an online day.
 
-The line is opened first (0800) when it is closed, except by ``close`` and ``preclose``.
+The line is opened first (0800) when it is closed, except by ``close`` and ``preclose``. With a CA
+(``--tls-ca``, default MPN_SIMULATOR_TLS_CA) the simulator speaks TLS, presenting ``--tls-cert``/
+``--tls-key`` (default MPN_SIMULATOR_TLS_CERT/KEY) as its client certificate.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from payeasy import codec, simulator
@@ -61,6 +64,16 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=settings.COMMSERVER_HOST)
         parser.add_argument("--port", type=int, default=settings.COMMSERVER_PORT)
         parser.add_argument(
+            "--tls-ca",
+            default=None,
+            help="speak TLS, verifying the commserver against this CA (default MPN_SIMULATOR_TLS_CA; "
+            '"" for plain TCP)',
+        )
+        parser.add_argument(
+            "--tls-cert", default=None, help="client certificate (PEM; default MPN_SIMULATOR_TLS_CERT)"
+        )
+        parser.add_argument("--tls-key", default=None, help="its key (PEM; default MPN_SIMULATOR_TLS_KEY)")
+        parser.add_argument(
             "--biller", action="append", default=[], help="biller code (収納機関コード); repeatable"
         )
         parser.add_argument(
@@ -84,6 +97,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **o: Any) -> None:
         self.o = o
+        try:
+            self.tls = simulator.tls_context(o["tls_ca"], o["tls_cert"], o["tls_key"])
+        except (ValueError, ImproperlyConfigured) as exc:
+            raise CommandError(str(exc)) from exc
         self.paid: list[Target] = []
         self.used: list[Target] = []
         scenario = o["scenario"]
@@ -119,8 +136,11 @@ class Command(BaseCommand):
             reserved, self.targets = self.targets[-keep:], self.targets[:-keep]
         try:
             asyncio.run(self.run(plan, steps))
-        except OSError as exc:
-            raise CommandError(f"cannot reach the commserver at {o['host']}:{o['port']}: {exc}") from exc
+        except OSError as exc:  # ssl.SSLError included: a certificate the commserver or we refuse
+            over = " over TLS" if self.tls else ""
+            raise CommandError(
+                f"cannot reach the commserver at {o['host']}:{o['port']}{over}: {exc}"
+            ) from exc
         if scenario == "day":
             self.teller_files(reserved)
         if scenario == "pay":
@@ -153,7 +173,7 @@ class Command(BaseCommand):
     # --- steps ------------------------------------------------------------------------------------------
 
     async def run(self, plan: list[str], steps: dict[str, Any]) -> None:
-        async with Line(self.o["host"], self.o["port"], self.frames) as line:
+        async with Line(self.o["host"], self.o["port"], self.frames, tls=self.tls) as line:
             await line.connect()
             for name in plan:
                 self.stdout.write(f"— {name}")
