@@ -39,7 +39,7 @@ os.environ.setdefault("CELERY_DB_REUSE_MAX", "1000")
 
 
 class _FilesystemChannel(kombu_filesystem.Channel):
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # kombu's two bases disagree on the name
         """Write the message under a name no reader takes, then rename it into the queue: kombu writes
         it in place, and a worker that listed the folder between the open and the write read an empty
         file and exited ("Unrecoverable error: JSONDecodeError"). A rename is atomic."""
