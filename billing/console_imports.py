@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import cast
 
@@ -15,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing import imports, services
+from billing import csvsafe, imports, services
 from billing.errors import InvalidTransition, NotFound, ValidationFailed
 from billing.models import ImportJob
 from billing.tenancy import TenantRequest
@@ -126,7 +125,7 @@ class ImportErrorsView(TenantConsoleView):
     def get(self, request: TenantRequest, pk: int) -> HttpResponse:
         job = cast(ImportJob, self.get_object(pk))
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = csvsafe.writer(out)
         writer.writerow([_("Row"), _("Column"), _("Problem")])
         for error in job.errors:
             writer.writerow([error.get("row") or "", error.get("column") or "", error.get("message")])

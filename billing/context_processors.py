@@ -10,5 +10,8 @@ def tenancy(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     memberships = []
     if user is not None and user.is_authenticated:
-        memberships = list(user.memberships.select_related("biller").exclude(biller__status="suspended"))
+        from billing.tenancy import cross_tenant
+
+        with cross_tenant("accounts"):  # the user's own memberships, of every biller
+            memberships = list(user.memberships.select_related("biller").exclude(biller__status="suspended"))
     return {"current_biller": getattr(request, "biller", None), "my_memberships": memberships}

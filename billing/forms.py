@@ -1,43 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
-from django.contrib.auth import authenticate
 from django.utils.translation import gettext_lazy as _
 
 from billing.kana import to_double_byte, to_zengin_kana
-from billing.models import Biller, Membership, User, console_login
+from billing.models import Biller, Membership
 from billing.services import BILLER_FIELDS
-
-
-class LoginForm(forms.Form):
-    email = forms.EmailField(
-        label=_("E-mail"), widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True})
-    )
-    password = forms.CharField(
-        label=_("Password"),
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-    )
-
-    def __init__(self, request: Any = None, *args: Any, **kwargs: Any) -> None:
-        self.request = request
-        self.user_cache: User | None = None
-        super().__init__(*args, **kwargs)
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if self.errors:
-            return data
-        user = authenticate(self.request, username=console_login(data["email"]), password=data["password"])
-        if user is None or not user.is_active or user.realm != User.Realm.CONSOLE:
-            raise forms.ValidationError(_("The e-mail or password is not correct."), code="invalid_login")
-        self.user_cache = user
-        return data
-
-    def get_user(self) -> User | None:
-        return self.user_cache
 
 
 class InvitationAcceptForm(forms.Form):

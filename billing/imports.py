@@ -2,8 +2,11 @@
 
 The same pass serves the preview (nothing written) and the import (all or
 nothing, in one transaction). It streams: memory holds one invoice at a time
-plus the keys already seen, so a file of a million invoices fits in a few
-hundred MB. On PostgreSQL rows go in through COPY; elsewhere in batches.
+and bounded buffers, whatever the size of the file. On PostgreSQL rows go in
+through COPY, and every invoice's number and external id is staged through a
+COPY of its own into a temporary table on a second connection, where one query
+at the end finds the numbers and external ids that appear twice in the file
+(elsewhere, in SQLite, a set of their hashes is kept in memory).
 
 Re-importing is idempotent by external id (or by invoice number when the
 file has no external ids): an invoice already imported with the same content
@@ -23,14 +26,16 @@ import hashlib
 import io
 import json
 import operator
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from psycopg import errors as psycopg_errors
 
 from billing.invoicing import MAX_LINES_PER_INVOICE, LineError, totals_from_sums
 from billing.models import Biller, Customer, Invoice
@@ -89,10 +94,16 @@ class ImportFailed(Exception):
     """The file cannot be read at all (encoding, header): nothing was checked further."""
 
     def __init__(self, message: str, *, row: int | None = None, column: str = "") -> None:
+        message, column = _storable(message), _storable(column)
         super().__init__(message)
         self.message = message
         self.row = row
         self.column = column
+
+
+def _storable(text: str) -> str:
+    """Text quoted from the file, fit to be stored with the job: PostgreSQL text and JSON hold no NUL."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 @dataclass
@@ -119,7 +130,7 @@ class ImportResult:
     def error(self, row: int, column: str, message: str) -> None:
         self.error_count += 1
         if len(self.errors) < MAX_ERRORS_KEPT:
-            self.errors.append(RowError(row, column, message))
+            self.errors.append(RowError(row, _storable(column), _storable(message)))
 
     @property
     def ok(self) -> bool:
@@ -212,6 +223,9 @@ def _map_header(header: list[str]) -> dict[str, int]:
     return positions
 
 
+CACHE_ENTRIES = 50_000  # per-string caches stop growing here: a file of all-different values stays flat
+
+
 class _Dates(dict[str, datetime.date | None]):
     """Parses YYYY-MM-DD and YYYY/MM/DD once per distinct string (a file repeats the same few dates)."""
 
@@ -226,7 +240,8 @@ class _Dates(dict[str, datetime.date | None]):
                 )
             except ValueError:
                 value = None
-        self[text] = value
+        if len(self) < CACHE_ENTRIES:
+            self[text] = value
         return value
 
 
@@ -238,7 +253,8 @@ def _cp932_ok(text: str, cache_: dict[str, bool]) -> bool:
             ok = True
         except UnicodeEncodeError:
             ok = False
-        cache_[text] = ok
+        if len(cache_) < CACHE_ENTRIES:
+            cache_[text] = ok
     return ok
 
 
@@ -313,8 +329,13 @@ class _Checker:
         self.batch: list[tuple[int, str, str, str, InvoiceRow, int]] = []
         self.emit: Callable[[InvoiceRow], None] = lambda row: None
         self.header_of: Callable[[list[str]], tuple[str, ...]] = tuple
+        # where duplicates are found: the staging table (PostgreSQL) or, elsewhere, sets of hashes
+        self.keys: _KeyStage | None = None
         self.seen_numbers: set[int] = set()
         self.seen_external: set[int] = set()
+        self._external = ""  # what finish() decided for the invoice it just checked, for the staging
+        self._counted = "-"
+        self._total = 0
         self.dates = _Dates()
         self.cp932: dict[str, bool] = {}
         self.json_strings: dict[str, str] = {}
@@ -323,17 +344,24 @@ class _Checker:
         encoded = self.json_strings.get(text)
         if encoded is None:
             encoded = json.dumps(text, ensure_ascii=False)
-            if len(self.json_strings) < 100_000:
+            if len(self.json_strings) < CACHE_ENTRIES:
                 self.json_strings[text] = encoded
         return encoded
 
     def finish(self, pending: _Pending) -> InvoiceRow | None:
         """Check an invoice whose rows are complete; its stored row, or None (unchanged or in error)."""
+        self._external, self._counted, self._total = "", "-", 0
+        row = self._finish(pending)
+        if self.keys is not None and self._counted != "b":  # a batched one is staged once decided
+            self.keys.add(pending.first_row, pending.number, self._external, self._counted, self._total)
+        return row
+
+    def _finish(self, pending: _Pending) -> InvoiceRow | None:
         r = self.result
         row_no = pending.first_row
         number = pending.number
-        number_fp = hash(number)  # seen-sets hold hashes, not the strings: a million of them fit
-        if number_fp in self.seen_numbers:
+        number_fp = hash(number)  # seen-sets hold hashes, not the strings (only without the staging)
+        if self.keys is None and number_fp in self.seen_numbers:
             r.error(
                 row_no,
                 "invoice_number",
@@ -344,7 +372,8 @@ class _Checker:
                 % {"number": number},
             )
             return None
-        self.seen_numbers.add(number_fp)
+        if self.keys is None:
+            self.seen_numbers.add(number_fp)
         if pending.bad:
             return None
         customer_code, issue_text, due_text, description, inclusive_text, external_id = map(
@@ -379,6 +408,9 @@ class _Checker:
                 _("must be at most 20 characters (got %(n)d)") % {"n": len(description)},
             )
             bad = True
+        elif "\x00" in description:
+            r.error(row_no, "description", _("must not contain NUL characters"))
+            bad = True
         elif not _cp932_ok(description, self.cp932):
             bad_chars = "".join(ch for ch in description if not _cp932_ok(ch, self.cp932))
             r.error(
@@ -405,6 +437,9 @@ class _Checker:
             bad = True
         if len(external_id) > 64:
             r.error(row_no, "external_id", "must be at most 64 characters")
+            bad = True
+        elif "\x00" in external_id:  # PostgreSQL text cannot hold it
+            r.error(row_no, "external_id", _("must not contain NUL characters"))
             bad = True
         if len(pending.lines) > MAX_LINES_PER_INVOICE:
             r.error(
@@ -456,7 +491,9 @@ class _Checker:
             ).encode(),
             digest_size=20,
         ).hexdigest()
-        if external_id:
+        if external_id and self.keys is not None:
+            self._external = external_id  # a second use in the file is found by the staging's query
+        elif external_id:
             external_fp = hash(external_id)
             if external_fp in self.seen_external:
                 r.error(
@@ -495,11 +532,13 @@ class _Checker:
         )
         if self.has_existing:
             self.batch.append((row_no, number, external_id, content_hash, row, totals.total))
+            self._counted = "b"
             if len(self.batch) >= LOOKUP_BATCH:
                 self.resolve()
             return None
         r.invoices_new += 1
         r.total_amount += totals.total
+        self._counted, self._total = "n", totals.total
         return row
 
     def resolve(self) -> None:
@@ -513,18 +552,25 @@ class _Checker:
         by_number: dict[str, tuple[str, str]] = {}
         by_external: dict[str, tuple[str, str]] = {}
         found: list[tuple[str, str, str]]
-        if self.before_lookup is not None:
+        if self.before_lookup is not None and not self.lookups_failed:
             self.before_lookup()  # the writer's COPY must not be open on this connection while we ask
+        if self.lookups_failed:  # the import's transaction failed (a number twice): only stage the keys
+            for row_no, number, external_id, _hash, _row, _total in batch:
+                self._stage(row_no, number, external_id, "-", 0)
+            return
         if connection.vendor == "postgresql":
             # one array parameter per key list, each an index probe per key: ~40 ms for 5,000 invoices
             # (an ORM IN list of 5,000 placeholders is ten times slower, an OR of the two a table scan)
             with connection.cursor() as cursor:
                 cursor.execute(
+                    # not the rows this import stored itself (they share its created_at): a number
+                    # twice in the file is named as such by report_duplicates, not as "already exists"
                     "SELECT number, external_id, source_hash FROM billing_invoice "
-                    "WHERE biller_id = %s AND number = ANY(%s) UNION "
+                    "WHERE biller_id = %s AND number = ANY(%s) AND created_at <> %s UNION "
                     "SELECT number, external_id, source_hash FROM billing_invoice "
-                    "WHERE biller_id = %s AND external_id = ANY(%s) AND external_id <> ''",
-                    [self.biller_id, numbers, self.biller_id, externals],
+                    "WHERE biller_id = %s AND external_id = ANY(%s) AND external_id <> '' "
+                    "AND created_at <> %s",
+                    [self.biller_id, numbers, self.now, self.biller_id, externals, self.now],
                 )
                 found = cursor.fetchall()
         else:
@@ -541,7 +587,9 @@ class _Checker:
                 stored_number, stored_hash = by_external[external_id]
                 if stored_number == number and stored_hash == content_hash:
                     r.invoices_unchanged += 1
+                    self._stage(row_no, number, external_id, "u", 0)
                 else:
+                    self._stage(row_no, number, external_id, "-", 0)
                     r.error(
                         row_no,
                         "external_id",
@@ -554,7 +602,9 @@ class _Checker:
             elif number in by_number:
                 if by_number[number][1] == content_hash:  # the content hash covers the external id too
                     r.invoices_unchanged += 1
+                    self._stage(row_no, number, external_id, "u", 0)
                 else:
+                    self._stage(row_no, number, external_id, "-", 0)
                     r.error(
                         row_no,
                         "invoice_number",
@@ -563,7 +613,144 @@ class _Checker:
             else:
                 r.invoices_new += 1
                 r.total_amount += total
+                self._stage(row_no, number, external_id, "n", total)
                 self.emit(row)
+
+    lookups_failed = False
+
+    def _stage(self, row_no: int, number: str, external_id: str, counted: str, total: int) -> None:
+        if self.keys is not None:
+            self.keys.add(row_no, number, external_id, counted, total)
+
+    def report_duplicates(self) -> None:
+        """Name every invoice number and external id that appears twice in the file (found in SQL), and take
+        the repeats out of the counts."""
+        if self.keys is None:
+            return
+        r = self.result
+        repeated_numbers: set[int] = set()
+        for row_no, number, counted, total in self.keys.repeated("number"):
+            repeated_numbers.add(row_no)
+            self._uncount(counted, total)
+            r.error(
+                row_no,
+                "invoice_number",
+                _(
+                    "invoice %(number)s appears again: the rows of an invoice must be together, "
+                    "and an invoice number only once per file"
+                )
+                % {"number": number},
+            )
+            if len(repeated_numbers) > MAX_ERRORS_KEPT:
+                break  # enough to name; the rest are counted below
+        for row_no, external_id, counted, total in self.keys.repeated("external_id"):
+            if row_no in repeated_numbers:
+                continue
+            self._uncount(counted, total)
+            r.error(
+                row_no, "external_id", _("external id %(id)s appears twice in the file") % {"id": external_id}
+            )
+            if r.error_count > 2 * MAX_ERRORS_KEPT + len(repeated_numbers):
+                break
+
+    def _uncount(self, counted: str, total: int) -> None:
+        if counted == "n":
+            self.result.invoices_new -= 1
+            self.result.total_amount -= total
+        elif counted == "u":
+            self.result.invoices_unchanged -= 1
+
+
+class _KeyStage:
+    """Every checked invoice's number and external id, staged in a temporary table of a connection of its
+    own (COPY, kept open: PostgreSQL files them while this process parses), so that finding the ones that
+    appear twice costs no memory here, whatever the size of the file. A connection of its own: the
+    import's COPY holds the other one, and a number twice makes the import's transaction fail — this one
+    still answers which rows it was.
+
+    ``counted`` says how the invoice was counted: n new, u unchanged, - not at all (in error)."""
+
+    FLUSH = 20_000
+
+    def __init__(self) -> None:
+        import psycopg
+
+        params = dict(connection.get_connection_params())
+        params.pop("cursor_factory", None)
+        self.conn = psycopg.connect(**params, autocommit=True)
+        self.conn.execute("SET work_mem = '64MB'")  # the final GROUP BY of a few million keys, in memory
+        self.conn.execute(
+            "CREATE TEMPORARY TABLE import_keys (row_no integer, number text, external_id text, "
+            "counted text, total bigint)"
+        )
+        self._copy_cm: Any = self.conn.cursor().copy("COPY import_keys FROM STDIN")
+        self._copy: Any = self._copy_cm.__enter__()
+        self.buffer: list[str] = []
+
+    def add(self, row_no: int, number: str, external_id: str, counted: str, total: int) -> None:
+        self.buffer.append(f"{row_no}\t{_key(number)}\t{_key(external_id)}\t{counted}\t{total}\n")
+        if len(self.buffer) >= self.FLUSH:
+            self._copy.write("".join(self.buffer))
+            self.buffer = []
+
+    def repeated(self, column: str) -> Iterator[tuple[int, str, str, int]]:
+        """(row, value, counted, total) of every row whose ``column`` an earlier row of the file has, in
+        file order; streamed."""
+        if self._copy_cm is not None:
+            if self.buffer:
+                self._copy.write("".join(self.buffer))
+                self.buffer = []
+            self._copy_cm.__exit__(None, None, None)
+            self._copy_cm = self._copy = None
+        assert column in {"number", "external_id"}
+        query = (
+            f"SELECT k.row_no, k.{column}, k.counted, k.total FROM import_keys k "  # noqa: S608
+            f"JOIN (SELECT {column}, min(row_no) AS first FROM import_keys WHERE {column} <> '' "
+            f"GROUP BY {column} HAVING count(*) > 1) d ON d.{column} = k.{column} AND k.row_no > d.first "
+            "ORDER BY k.row_no"
+        )
+        for row_no, value, counted, total in self.conn.cursor().stream(query):
+            yield row_no, _unkey(value), counted, total
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()  # its temporary table goes with it
+
+
+def _key(text: str) -> str:
+    """A value as COPY text: NUL, which PostgreSQL text cannot hold, becomes \\0 (one-to-one)."""
+    if "\\" in text or "\x00" in text:
+        text = text.replace("\\", "\\\\").replace("\x00", "\\0")
+    return _esc(text)
+
+
+def _unkey(text: str) -> str:
+    if "\\" not in text:
+        return text
+    return re.sub(r"\\(\\|0)", lambda m: "\\" if m[1] == "\\" else "\x00", text)
+
+
+def _csv_rows(lines: Iterator[str]) -> Iterator[list[str]]:
+    """csv.reader, with what it cannot read (a cell longer than its limit) as ImportFailed naming the row."""
+    reader = csv.reader(lines)
+    row_no = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            reason = str(exc)
+            if "field limit" in reason:
+                reason = _("a cell is longer than %(limit)s characters") % {
+                    "limit": f"{csv.field_size_limit():,}"
+                }
+            raise ImportFailed(
+                _("Row %(row)d cannot be read as CSV: %(reason)s.") % {"row": row_no + 1, "reason": reason},
+                row=row_no + 1,
+            ) from exc
+        row_no += 1
+        yield row
 
 
 def check_rows(
@@ -577,7 +764,7 @@ def check_rows(
     result = checker.result
     error = result.error
     json_string = checker.json_string
-    reader = csv.reader(lines)
+    reader = _csv_rows(lines)
     try:
         header = next(reader)
     except StopIteration:
@@ -663,6 +850,9 @@ def check_rows(
         elif len(item) > 100:
             error(row_no, "item", _("must be at most 100 characters"))
             ok = False
+        elif "\x00" in item:
+            error(row_no, "item", _("must not contain NUL characters"))
+            ok = False
         quantity = 1
         if i_quantity is not None:
             q_text = row[i_quantity].strip()
@@ -719,7 +909,8 @@ def check_rows(
         if stored is not None:
             emit(stored)
     checker.resolve()
-    result.errors.sort(key=operator.attrgetter("row"))  # batch decisions report a little late
+    checker.report_duplicates()
+    result.errors.sort(key=operator.attrgetter("row"))  # batch decisions and repeats report late
     result.rows = rows
     if rows == 0 and result.error_count == 0:
         raise ImportFailed(_("The file has a header but no invoice rows."), row=2)
@@ -749,6 +940,10 @@ class _Writer:
     The customer number is not stored: it is a permutation of the id the database assigns
     (billing.numbers). On PostgreSQL rows are formatted as COPY text here and sent in 1 MB chunks
     through one COPY that stays open to the end, so PostgreSQL works while this process parses.
+
+    PostgreSQL takes no COPY FROM into a table under row-level security (billing.dbsecurity): for a
+    role it applies to, the COPY fills a temporary table of the same columns, and one INSERT … SELECT
+    moves the rows in under the tenant policy whenever the COPY ends (``pause``, ``close``).
     """
 
     def __init__(self, *, biller: Biller, publish: bool) -> None:
@@ -763,6 +958,22 @@ class _Writer:
         self._copy: Any = None
         self._dates: dict[Any, str] = {}
         self._timestamp: str | None = None
+        self._staging: str | None = None  # the temporary table, under row-level security
+        # A number twice in the file fails the COPY (the unique index): the writer stops and says so, the
+        # check goes on to the end, and the staging of keys names the rows (_Checker.report_duplicates).
+        self.failed: Exception | None = None
+        self.on_failure: Callable[[], None] = lambda: None
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        if self.failed is not None:
+            return
+        try:
+            step()
+        except (IntegrityError, psycopg_errors.IntegrityError) as exc:
+            self.failed = exc
+            self.text, self.buffer = [], []
+            self.abort()
+            self.on_failure()
 
     def _date(self, value: datetime.date) -> str:
         text = self._dates.get(value)
@@ -783,6 +994,8 @@ class _Writer:
         )
 
     def __call__(self, row: InvoiceRow) -> None:
+        if self.failed is not None:
+            return
         if self.publish:
             if not self.confirmations:
                 self.confirmations = confirmation_numbers(CONFIRMATION_BLOCK)
@@ -794,7 +1007,7 @@ class _Writer:
             self.text.append(line)
             self.text_size += len(line)
             if self.text_size >= COPY_CHUNK:
-                self._send()
+                self._guarded(self._send)
         else:
             self.buffer.append(row)
             if len(self.buffer) >= 5000:
@@ -805,10 +1018,33 @@ class _Writer:
             return
         if self._copy is None:
             cursor = connection.cursor().cursor  # the psycopg cursor under Django's wrapper
-            self._copy_cm = cursor.copy(f"COPY billing_invoice ({', '.join(INVOICE_COLUMNS)}) FROM STDIN")
+            table = self._copy_target(cursor)
+            self._copy_cm = cursor.copy(f"COPY {table} ({', '.join(INVOICE_COLUMNS)}) FROM STDIN")
             self._copy = self._copy_cm.__enter__()
         self._copy.write("".join(self.text))
         self.text, self.text_size = [], 0
+
+    def _copy_target(self, cursor: Any) -> str:
+        if self._staging is None:
+            cursor.execute("SELECT row_security_active('billing_invoice')")
+            if not cursor.fetchone()[0]:
+                self._staging = ""
+            else:
+                self._staging = "billing_invoice_import"
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {self._staging} ON COMMIT DROP AS "  # noqa: S608
+                    f"SELECT {', '.join(INVOICE_COLUMNS)} FROM billing_invoice WITH NO DATA"
+                )
+        return self._staging or "billing_invoice"
+
+    def _move_staged(self) -> None:
+        if self._staging:
+            columns = ", ".join(INVOICE_COLUMNS)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO billing_invoice ({columns}) SELECT {columns} FROM {self._staging}"  # noqa: S608
+                )
+                cursor.execute(f"TRUNCATE {self._staging}")
 
     def flush(self) -> None:
         if self.buffer:
@@ -836,17 +1072,25 @@ class _Writer:
     def pause(self) -> None:
         """End the open COPY (the next row starts another), so the connection can run a query: a COPY
         holds its connection until it ends, and a lookup on it would wait for ever."""
+        self._guarded(self._pause)
+
+    def _pause(self) -> None:
         self._send()
         if self._copy_cm is not None:
             self._copy_cm.__exit__(None, None, None)
             self._copy_cm = self._copy = None
+            self._move_staged()
 
     def close(self) -> None:
+        self._guarded(self._close)
+
+    def _close(self) -> None:
         self.flush()
         self._send()
         if self._copy_cm is not None:
             self._copy_cm.__exit__(None, None, None)
             self._copy_cm = self._copy = None
+            self._move_staged()
 
     def abort(self) -> None:
         self.text, self.buffer = [], []
@@ -894,20 +1138,50 @@ def run(
             cache.set(progress_key(job_id), {"rows": rows, "bytes": counter.offset, "size": file_size}, 3600)
 
     checker = _Checker(biller=biller, result=result, publish=publish, now=now)
-    if not write:
-        check_rows(
-            _decoded_lines(raw, chosen, counter), checker=checker, emit=lambda row: None, progress=progress
-        )
-        return result
-    writer = _Writer(biller=biller, publish=publish)
+    if connection.vendor == "postgresql":
+        checker.keys = _KeyStage()
+    try:
+        if not write:
+            check_rows(
+                _decoded_lines(raw, chosen, counter),
+                checker=checker,
+                emit=lambda row: None,
+                progress=progress,
+            )
+            return result
+        return _write(raw, chosen, counter, checker, progress)
+    finally:
+        if checker.keys is not None:
+            checker.keys.close()
+
+
+def _write(
+    raw: IO[bytes],
+    encoding: str,
+    counter: _CountingReader,
+    checker: _Checker,
+    progress: Callable[[int], None],
+) -> ImportResult:
+    result = checker.result
+    writer = _Writer(biller=checker.biller, publish=checker.publish)
     checker.before_lookup = writer.pause
+
+    def failed() -> None:
+        checker.lookups_failed = True  # the transaction is lost: no more lookups on its connection
+
+    writer.on_failure = failed
     try:
         with transaction.atomic():
-            check_rows(_decoded_lines(raw, chosen, counter), checker=checker, emit=writer, progress=progress)
+            check_rows(
+                _decoded_lines(raw, encoding, counter), checker=checker, emit=writer, progress=progress
+            )
+            if result.ok:
+                writer.close()
+            if writer.failed is not None and result.ok:
+                raise writer.failed  # not a number twice in this file: another writer raced this one
             if not result.ok:
                 writer.abort()
                 raise _RollBack
-            writer.close()
             result.written = result.invoices_new > 0
     except _RollBack:
         result.written = False

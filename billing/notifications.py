@@ -32,7 +32,17 @@ def invitation_email_send(*, invitation_id: int, token: str) -> bool:
 
 
 def _send_invoice_mail(invoice: Invoice, template: str, extra: dict | None = None) -> None:
-    context = {"invoice": invoice, "biller": invoice.biller, **(extra or {})}
+    """Send one invoice e-mail. ``numbers`` in the context says whether the payment numbers may go in
+    it (billing.portal.services.email_numbers_visibility: not to a corporate customer's viewer, nor to
+    its payer before the invoice is approved)."""
+    from billing.portal.services import email_numbers_visibility
+
+    context = {
+        "invoice": invoice,
+        "biller": invoice.biller,
+        "numbers": email_numbers_visibility(invoice),
+        **(extra or {}),
+    }
     subject = render_to_string(f"billing/email/{template}_subject.txt", context).strip()
     body = render_to_string(f"billing/email/{template}_body.txt", context)
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [invoice.recipient_email])

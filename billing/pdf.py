@@ -15,6 +15,11 @@ What the document shows follows the qualified-invoice rules: the issuer and
 its registration number, the recipient, the date, the items with the reduced
 rate (8%) marked ※, the amounts and the tax per rate (tax computed once per
 rate with the invoice's rounding rule, see ``billing.invoicing``).
+
+Who reads the PDF decides whether it carries the payment numbers: ``numbers`` is what
+``billing.portal.services.numbers_visibility`` says for a portal user (the お客様番号, the 確認番号 and
+the registration code are then replaced by a plain sentence saying when they appear); the console and
+the iDC staff pass nothing and get the whole bill, as it is printed on paper.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import io
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from django.conf import settings
@@ -42,6 +47,9 @@ from reportlab.platypus import Flowable, KeepTogether, Paragraph, SimpleDocTempl
 from billing.invoicing import TAX_CATEGORY_LABELS
 from billing.models import Customer, Invoice
 from billing.numbers import ATM_CASH_LIMIT
+
+if TYPE_CHECKING:
+    from billing.portal.services import NumbersVisibility
 
 __all__ = ["find_font", "invoice_pdf"]
 
@@ -61,6 +69,20 @@ ROUNDING_LABELS = {"floor": "切り捨て", "half_up": "四捨五入", "ceiling"
 PAYEASY_INSTRUCTIONS = (
     "ATM・インターネットバンキングで「税金・料金払込み」からペイジーを選び、上記の番号を入力してください。"
 )
+
+# What the payment box says instead of a number a portal user may not see (see NumbersVisibility).
+WITHHELD_NUMBER = {
+    "approval": "社内承認後に表示されます",
+    "payers_after_approval": "承認後、お支払い担当者に表示されます",
+    "payers": "お支払い担当者に表示されます",
+}
+WITHHELD_NOTE = {
+    "approval": "お支払い番号は、社内で承認された後にWeb明細の請求書ページとこのPDFに表示されます。",
+    "payers_after_approval": (
+        "お支払い番号は、社内で承認された後、お支払い担当者の方のWeb明細とPDFにのみ表示されます。"
+    ),
+    "payers": "お支払い番号は、お支払い担当者の方のWeb明細とPDFにのみ表示されます。",
+}
 
 _build_lock = threading.Lock()
 
@@ -358,19 +380,26 @@ def _rate_summary(invoice: Invoice, s: _Styles) -> list[Flowable]:
     ]
 
 
-def _payment_box(invoice: Invoice, s: _Styles) -> list[Flowable]:
+def _payment_box(invoice: Invoice, s: _Styles, numbers: NumbersVisibility | None) -> list[Flowable]:
     if not _shows_payment_box(invoice):
         return []
+    shown = numbers is None or numbers.visible
+    reason = numbers.reason if numbers is not None else ""
+    withheld = "" if shown else WITHHELD_NUMBER.get(reason, "表示されません")
     rows: list[list[Any]] = [[_p("ペイジー（Pay-easy）でのお支払い", s.box_title), _p("", s.body)]]
     for label, value in (
         ("収納機関番号", invoice.biller.payee_number),
-        ("お客様番号", invoice.customer_number or ""),
-        ("確認番号", invoice.confirmation_number or ""),
+        ("お客様番号", (invoice.customer_number or "") if shown else withheld),
+        ("確認番号", (invoice.confirmation_number or "") if shown else withheld),
         ("お支払金額", yen(invoice.total)),
         ("お支払期限", japanese_date(invoice.due_date)),
     ):
         rows.append([_p(label, s.body), _p(value, s.number)])
-    rows.append([_p(PAYEASY_INSTRUCTIONS, s.body), _p("", s.body)])
+    if shown:
+        rows.append([_p(PAYEASY_INSTRUCTIONS, s.body), _p("", s.body)])
+    else:
+        note = WITHHELD_NOTE.get(reason, "お支払い番号はこのPDFには表示されません。")
+        rows.append([_p(note, s.body), _p("", s.body)])
     if invoice.total > ATM_CASH_LIMIT:
         rows.append([_p("ATMで現金によるお支払いは10万円までです。", s.warn), _p("", s.body)])
     first_note = 6
@@ -406,10 +435,14 @@ def _status_note(invoice: Invoice, s: _Styles) -> list[Flowable]:
     return []
 
 
-def _portal_registration(invoice: Invoice, s: _Styles) -> list[Flowable]:
-    """The customer portal: the registration code that, with this bill's お客様番号, opens an account."""
+def _portal_registration(invoice: Invoice, s: _Styles, numbers: NumbersVisibility | None) -> list[Flowable]:
+    """The customer portal: the registration code that, with this bill's お客様番号, opens an account.
+
+    It goes with the お客様番号: a reader who may not see that number gets neither."""
     customer = invoice.customer
     if customer is None or not customer.registration_code or not invoice.customer_number:
+        return []
+    if numbers is not None and not numbers.visible:
         return []
     from billing.portal.services import portal_url
 
@@ -502,8 +535,12 @@ def pdf_filename(invoice: Invoice) -> str:
     return "invoice-{}.pdf".format(invoice.number.replace("/", "-"))
 
 
-def invoice_pdf(invoice: Invoice) -> bytes:
-    """The invoice as an A4 PDF with an embedded Japanese font; the same invoice gives the same bytes."""
+def invoice_pdf(invoice: Invoice, *, numbers: NumbersVisibility | None = None) -> bytes:
+    """The invoice as an A4 PDF with an embedded Japanese font; the same invoice gives the same bytes.
+
+    ``numbers``: for a portal user, ``numbers_visibility(user, invoice)``: withheld numbers and the
+    registration code are left out, with a sentence saying when they appear. None (the console, the
+    iDC staff): the whole bill, numbers included."""
     font = _font()
     s = _Styles(font)
     title = _title(invoice)
@@ -529,8 +566,8 @@ def invoice_pdf(invoice: Invoice) -> bytes:
         *_lines_table(invoice, s),
         *_rate_summary(invoice, s),
         *_status_note(invoice, s),
-        *_payment_box(invoice, s),
-        *_portal_registration(invoice, s),
+        *_payment_box(invoice, s, numbers),
+        *_portal_registration(invoice, s, numbers),
         *_contact(invoice, s),
     ]
     buffer = io.BytesIO()

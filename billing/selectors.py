@@ -140,7 +140,7 @@ class InvoiceFilters:
         for name in ("amount_min", "amount_max"):
             value = params.get(name, "").strip().replace(",", "")
             if value:
-                if not value.isdigit():
+                if not (value.isascii() and value.isdigit()):  # "²".isdigit(), but int("²") fails
                     errors[name] = [f"must be a whole number of yen, not {value!r}"]
                 else:
                     setattr(out, name, int(value))

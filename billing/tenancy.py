@@ -9,16 +9,22 @@ came in. Unknown and suspended billers answer 404.
 
 The tenant is ``request.biller`` and nothing else: no thread-local "current
 tenant". Domain code takes the biller as an argument.
+
+The database checks it too (PostgreSQL row-level security, billing.dbsecurity): every request runs in
+a transaction whose ``app.biller_id`` is its tenant (``tenant_scope``; none outside a tenant), and a
+tenant table shows and takes only that tenant's rows. The paths that must cross tenants (the line, the
+workers, the staff console, management commands) say so by name (``cross_tenant``); nothing else can.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.urls import get_script_prefix, reverse, set_script_prefix
 
@@ -33,7 +39,8 @@ class TenantRequest(HttpRequest):
     tenant_mode: str | None
 
 
-PATH_PREFIX = re.compile(r"^/b/(?P<slug>[a-z0-9][a-z0-9-]{1,38}[a-z0-9])(?P<rest>/.*)?$")
+# DOTALL: a path with a newline in it (%0A) is still the tenant's (its API answers 404 in its own shape)
+PATH_PREFIX = re.compile(r"^/b/(?P<slug>[a-z0-9][a-z0-9-]{1,38}[a-z0-9])(?P<rest>/.*)?\Z", re.DOTALL)
 
 
 def _host_slug(request: HttpRequest) -> str | None:
@@ -56,6 +63,190 @@ def biller_for_slug(slug: str) -> Biller:
     return biller
 
 
+# The named cross-tenant paths (``cross_tenant``): a reason not listed here is refused.
+BYPASS_REASONS = frozenset(
+    {
+        "line",  # the commserver: looks invoices up by number, of any biller (payeasy.line)
+        "worker",  # Celery tasks: take ids of any tenant (payments, notifications, webhooks, imports)
+        "staff",  # the iDC staff console
+        "accounts",  # sign-in, sign-out, invitations, the home page: a user's memberships of every biller
+        "payer",  # the payer's pages reached without a tenant (sandbox bank, 情報リンク hand-off)
+        "command",  # management commands (seed_demo, imports, the simulator, …)
+        "migrate",  # migrations, as the owner
+        "tests",  # the test suite's own fixtures (never a request: see tests/conftest.py)
+    }
+)
+
+
+class CrossTenantRefused(ValueError):
+    pass
+
+
+def _settings_swap(biller_id: str, bypass: str, *, local: bool) -> tuple[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(current_setting('app.biller_id', true), ''), "
+            "COALESCE(current_setting('app.bypass', true), ''), "
+            "set_config('app.biller_id', %s, %s), set_config('app.bypass', %s, %s)",
+            [biller_id, local, bypass, local],
+        )
+        row = cursor.fetchone()
+    return row[0], row[1]
+
+
+@contextmanager
+def tenant_scope(biller: Biller | int | None) -> Iterator[None]:
+    """Run the block in a transaction whose tenant is ``biller`` (None: no tenant, so no tenant row is
+    visible), whatever cross-tenant bypass the connection had. ``set_config(…, true)``: the setting ends
+    with the transaction, and the previous one is put back when the block is nested in another."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    biller_id = "" if biller is None else str(biller if isinstance(biller, int) else biller.pk)
+    nested = connection.in_atomic_block
+    with transaction.atomic():
+        previous = _settings_swap(biller_id, "", local=True)
+        yield
+        if nested:
+            _settings_swap(*previous, local=True)
+
+
+@contextmanager
+def cross_tenant(reason: str) -> Iterator[None]:
+    """The one way across tenants: every tenant row is visible and writable in the block, which is
+    named by ``reason`` (one of ``BYPASS_REASONS``). Inside a transaction the setting is local to it;
+    outside one, it is the connection's until the block ends (and the connection is closed if it cannot
+    be put back)."""
+    if reason not in BYPASS_REASONS:
+        raise CrossTenantRefused(f"not a named cross-tenant path: {reason!r}")
+    if connection.vendor != "postgresql":
+        yield
+        return
+    local = connection.in_atomic_block
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(current_setting('app.bypass', true), ''), set_config('app.bypass', %s, %s)",
+            [reason, local],
+        )
+        previous = cursor.fetchone()[0]
+    try:
+        yield
+    finally:
+        if local and connection.needs_rollback:
+            pass  # the rollback the enclosing atomic() is about to do puts the setting back
+        else:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('app.bypass', %s, %s)", [previous, local])
+            except Exception:
+                if not connection.in_atomic_block:
+                    connection.close()  # a connection must not keep a bypass nobody asked for
+                    raise
+                # inside a failed transaction: its rollback puts the setting back
+
+
+_task_bypasses: dict[str, ExitStack] = {}
+
+
+def task_started(task_id: str) -> None:
+    """Celery's task_prerun (config/celery.py): the task runs under ``cross_tenant("worker")``."""
+    stack = ExitStack()
+    stack.enter_context(cross_tenant("worker"))
+    _task_bypasses[task_id] = stack
+
+
+def task_finished(task_id: str) -> None:
+    stack = _task_bypasses.pop(task_id, None)
+    if stack is not None:
+        stack.close()
+
+
+def bind_cross_tenant(reason: str) -> None:
+    """Every database connection of this process crosses tenants for ``reason`` from now on: for
+    processes that are cross-tenant by nature (the commserver answers for every biller on the line; a
+    worker takes ids of any tenant; a management command). Set once per connection when it opens (and
+    now on the open one), nothing per query."""
+    if reason not in BYPASS_REASONS:
+        raise CrossTenantRefused(f"not a named cross-tenant path: {reason!r}")
+    from django.db.backends.signals import connection_created
+
+    def _bypass(sender: Any, connection: Any, **kwargs: Any) -> None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('app.bypass', %s, false)", [reason])
+
+    connection_created.connect(_bypass, weak=False, dispatch_uid=f"payeasy-cross-tenant-{reason}")
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('app.bypass', %s, false)", [reason])
+
+
+@contextmanager
+def tenant_session(biller: Biller | None) -> Iterator[None]:
+    """The tenant as the connection's setting (not the transaction's) for the block, whatever bypass it
+    had: for work of one tenant that commits as it goes (a command's import) and for the chunks of a
+    streaming body, which wait between database reads and must not hold a transaction open meanwhile.
+    The previous setting is put back; a connection where that fails is closed."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    previous = _settings_swap("" if biller is None else str(biller.pk), "", local=False)
+    try:
+        yield
+    finally:
+        try:
+            _settings_swap(*previous, local=False)
+        except Exception:
+            if not connection.in_atomic_block:
+                connection.close()
+            raise
+
+
+def _scoped_stream(content: Iterator[bytes], biller: Biller | None) -> Iterator[bytes]:
+    """A streaming body (the payment-status event stream): each chunk is produced in the tenant's scope."""
+    iterator = iter(content)
+    while True:
+        with tenant_session(biller):
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                return
+        yield chunk
+
+
+def _respond_in_scope(
+    get_response: Callable[[HttpRequest], HttpResponse], request: HttpRequest, biller: Biller | None
+) -> HttpResponse:
+    """A tenant's request runs in one transaction whose setting is its tenant (``tenant_scope``). A page
+    outside any tenant runs as before, without a transaction of its own (the sandbox bank waits on the
+    line while the commserver writes), with no tenant and no bypass set on the connection for its
+    duration (``tenant_session``), unless its part of the site crosses tenants (``process_view``)."""
+    if biller is None:
+        with tenant_session(None):
+            response = get_response(request)
+    else:
+        with tenant_scope(biller):
+            response = get_response(request)
+    if getattr(response, "streaming", False) and not getattr(response, "is_async", False):
+        response.streaming_content = _scoped_stream(response.streaming_content, biller)  # type: ignore[attr-defined]
+    return response
+
+
+# Pages outside any tenant (the root URLconf) that cross tenants, by URL namespace; the root URLconf's
+# own pages (sign-in, sign-out, invitations, the home page that lists a user's billers) are "accounts".
+ROOT_NAMESPACES_CROSSING_TENANTS = {"staff": "staff", "admin": "staff", "sandbox_bank": "payer"}
+ROOT_PAGES_REASON = "accounts"
+
+
+def _root_reason(request: HttpRequest) -> str | None:
+    match = request.resolver_match
+    if match is None:
+        return None
+    if match.namespaces:
+        return ROOT_NAMESPACES_CROSSING_TENANTS.get(match.namespaces[0])
+    return ROOT_PAGES_REASON
+
+
 class TenantMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -66,15 +257,15 @@ class TenantMiddleware:
         slug = _host_slug(request)
         if slug is not None:
             if slug in {"www"}:
-                return self.get_response(request)
+                return _respond_in_scope(self.get_response, request, None)
             request.biller = biller_for_slug(slug)  # type: ignore[attr-defined]
             request.tenant_mode = "host"  # type: ignore[attr-defined]
             request.urlconf = settings.TENANT_URLCONF  # type: ignore[attr-defined]
-            return self.get_response(request)
+            return _respond_in_scope(self.get_response, request, request.biller)  # type: ignore[attr-defined]
 
         match = PATH_PREFIX.match(request.path_info)
         if match is None:
-            return self.get_response(request)
+            return _respond_in_scope(self.get_response, request, None)
         if match["rest"] is None:
             return HttpResponsePermanentRedirect(request.path + "/")
         request.biller = biller_for_slug(match["slug"])  # type: ignore[attr-defined]
@@ -89,9 +280,21 @@ class TenantMiddleware:
         request.path_info = match["rest"]
         set_script_prefix(outer_prefix.rstrip("/") + f"/b/{match['slug']}/")
         try:
-            return self.get_response(request)
+            return _respond_in_scope(self.get_response, request, request.biller)  # type: ignore[attr-defined]
         finally:
             set_script_prefix(outer_prefix)
+
+    def process_view(self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        """A page outside any tenant crosses tenants by the named path of its part of the site (the staff
+        console, the accounts pages): set on the connection for the request (``tenant_session`` puts
+        the previous setting back when the request ends)."""
+        if getattr(request, "biller", None) is not None or connection.vendor != "postgresql":
+            return None
+        reason = _root_reason(request)
+        if reason is not None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('app.bypass', %s, false)", [reason])
+        return None
 
 
 @contextmanager

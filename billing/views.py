@@ -5,22 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 
 from billing import selectors, services
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from billing.forms import InvitationAcceptForm, InviteForm, LoginForm
+from billing.forms import InvitationAcceptForm, InviteForm
 from billing.models import Membership
 from billing.tenancy import TenantRequest, root_reverse, tenant_reverse
 
@@ -116,17 +114,6 @@ class MembersView(TenantConsoleView):
 # --- accounts --------------------------------------------------------------------------------------------
 
 
-def login_view(request: TenantRequest) -> HttpResponseBase:
-    form = LoginForm(request, data=request.POST or None)
-    next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if request.method == "POST" and form.is_valid():
-        auth_login(request, form.get_user())
-        if next_url and url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
-            return HttpResponseRedirect(next_url)
-        return redirect(root_reverse("home", request=request))
-    return render(request, "billing/login.html", {"form": form, "next": next_url})
-
-
 def logout_view(request: TenantRequest) -> HttpResponseBase:
     if request.method == "POST":
         auth_logout(request)
@@ -161,7 +148,16 @@ def invitation_accept(request: TenantRequest, token: str) -> HttpResponseBase:
                 membership = services.invitation_accept(
                     token=token, name=form.cleaned_data["name"], password=form.cleaned_data["password"]
                 )
-                auth_login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+                # a new administrator sets up two-step verification before the console opens
+                from billing.login_views import password_passed
+
+                console = tenant_reverse(membership.biller, "console:home")
+                response = password_passed(request, membership.user, next_url=console, via="invitation")
+                if not request.user.is_authenticated:
+                    messages.success(
+                        request, _("Welcome to %(name)s.") % {"name": membership.biller.legal_name}
+                    )
+                    return response
             else:
                 membership = None
         except ValidationFailed as exc:

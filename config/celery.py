@@ -24,6 +24,7 @@ from typing import Any
 import redis
 from celery import Celery
 from celery.beat import PersistentScheduler, ScheduleEntry
+from celery.signals import beat_init, task_postrun, task_prerun, worker_init, worker_process_init
 from celery.worker.consumer import Consumer
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES
@@ -66,6 +67,35 @@ TRANSPORT_ALIASES["filesystem"] = "config.celery:FilesystemTransport"
 app = Celery("payeasy_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+@worker_process_init.connect
+@beat_init.connect
+def _process_crosses_tenants(**kwargs: Any) -> None:
+    """Workers and beat are cross-tenant by nature: a task takes ids of any tenant (payments,
+    notifications, webhooks, imports). Each of their database connections runs under the named path
+    ``worker`` (billing.tenancy.bind_cross_tenant), set when it opens, so a recycled connection has it too."""
+    from billing.tenancy import bind_cross_tenant
+
+    bind_cross_tenant("worker")
+
+
+@task_prerun.connect
+def _eager_task_crosses_tenants(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    """A task run in the caller's process (CELERY_TASK_ALWAYS_EAGER) crosses tenants as in a worker."""
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        from billing.tenancy import task_started
+
+        task_started(task_id or "")
+
+
+@task_postrun.connect
+def _eager_task_done(task_id: str | None = None, **kwargs: Any) -> None:
+    from billing.tenancy import task_finished
+
+    task_finished(task_id or "")
+
 
 log = logging.getLogger("config.celery")
 

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from billing import console_imports, console_payment_requests, console_views
+from billing import console_imports, console_payment_requests, console_views, login_views
 from billing import views as billing_views
 from billing.portal import urls as portal_urls
 from payeasy import console_views as payeasy_console
@@ -12,6 +12,7 @@ console_patterns = (
     [
         path("", billing_views.ConsoleHomeView.as_view(), name="home"),
         path("members/", billing_views.MembersView.as_view(), name="members"),
+        path("login-security/", login_views.LoginSecurityView.as_view(), name="login_security"),
         path("invoices/", console_views.InvoiceListView.as_view(), name="invoice_list"),
         path("invoices/new/", console_views.InvoiceCreateView.as_view(), name="invoice_create"),
         path("invoices/bulk/", console_views.InvoiceBulkView.as_view(), name="invoice_bulk"),
@@ -97,7 +98,10 @@ urlpatterns = [
     ),
     # a payment request's numbers behind a signed link, no account needed (ATM後払い)
     path("pay/", include("payeasy.paylater_urls")),
-    path("accounts/login/", billing_views.login_view, name="login"),
+    path("accounts/login/", login_views.login_view, name="login"),
+    path("accounts/login/code/", login_views.login_code_view, name="login_code"),
+    path("accounts/two-step/setup/", login_views.two_factor_setup_view, name="two_factor_setup"),
+    path("accounts/two-step/", login_views.account_security_view, name="account_security"),
     path("accounts/logout/", billing_views.logout_view, name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]

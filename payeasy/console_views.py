@@ -94,6 +94,9 @@ class WebhookCreateView(WebhookConsoleView):
         except ValidationFailed as exc:
             apply_form_errors(form, exc.errors)
             return self.get(request, form=form, status=400)
+        except webhooks.SecretUnreadable as exc:  # the key-encryption key setting is broken
+            form.add_error(None, exc.message)
+            return self.get(request, form=form, status=503)
         return self.secret_page(request, endpoint, secret, created=True)
 
 
@@ -112,6 +115,7 @@ class WebhookEditView(WebhookConsoleView):
             form=form or WebhookEndpointForm(initial=WebhookEndpointForm.initial_for(endpoint)),
             recent=recent[:RECENT_DELIVERIES],
             now=timezone.now(),
+            secret_unreadable=not webhooks.secret_readable(endpoint),
         )
         return render(request, "payeasy/console/webhook_form.html", context, status=status)
 
@@ -163,6 +167,9 @@ class WebhookRotateView(WebhookConsoleView):
             )
         except NotFound as exc:
             raise Http404 from exc
+        except webhooks.SecretUnreadable as exc:
+            messages.error(request, exc.message)
+            return redirect("console:webhook_edit", pk=endpoint.pk)
         return self.secret_page(request, endpoint, secret, created=False)
 
 

@@ -7,16 +7,20 @@ import hashlib
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
 from billing import services as billing_services
 from billing.balances_demo import seed_balance_demo
-from billing.models import Biller, Customer, Invoice, Membership, User, console_login
+from billing.models import Biller, ConsoleTwoFactor, Customer, Invoice, Membership, User, console_login
 from billing.portal.demo import seed_portal_demo
 from payeasy import services
 from payeasy.services import ContractInput
 
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - the published demo login (docs/demo.md)
 STAFF_EMAIL = "staff@idc.example"
+# The published key of the demo's two-step verification (docs/demo.md): iDC staff and administrators must
+# use it. Add it to an authenticator app, or `manage.py demo_info --code` prints the current code.
+DEMO_TOTP_SECRET = "PAYEASYDEMOCONSOLEKEYFORMAKERUNQ"  # noqa: S105 - published, demo only
 CONTRACT_START = datetime.date(2026, 4, 1)
 
 
@@ -208,7 +212,7 @@ DEMO_INVOICES: dict[str, tuple[dict, ...]] = {
 }
 
 
-def _user(email: str, name: str, *, staff: bool = False) -> User:
+def _user(email: str, name: str, *, staff: bool = False, totp: bool = False) -> User:
     user = User.objects.filter(login=console_login(email)).first()
     if user is None:
         with transaction.atomic():
@@ -216,6 +220,11 @@ def _user(email: str, name: str, *, staff: bool = False) -> User:
             billing_services.audit_record(
                 actor=None, action="user.create", target=user, summary=f"demo {email}"
             )
+    if (staff or totp) and not ConsoleTwoFactor.objects.filter(user=user).exists():
+        ConsoleTwoFactor.objects.create(user=user, secret=DEMO_TOTP_SECRET, enabled_at=timezone.now())
+        billing_services.audit_record(
+            actor=None, action="console.totp_on", target=user, summary=f"demo {email}: the published demo key"
+        )
     return user
 
 
@@ -236,7 +245,7 @@ def seed_demo() -> list[Biller]:
             (demo.admin_email, Membership.Role.ADMIN, "管理者"),
             (demo.operator_email, Membership.Role.OPERATOR, "担当者"),
         ):
-            user = _user(email, f"{demo.data['short_name']} {name}")
+            user = _user(email, f"{demo.data['short_name']} {name}", totp=role == Membership.Role.ADMIN)
             billing_services.membership_create(actor=staff, biller=biller, user=user, role=role)
         for customer in demo.customers:
             if not Customer.objects.filter(biller=biller, code=customer["code"]).exists():

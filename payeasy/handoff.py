@@ -11,8 +11,8 @@ its nonce is recorded (a unique constraint) when it is opened.
 
 Each bank has keys named by a key id (kid): one active key seals, keys being retired still open until
 they are retired (rotation without a moment when envelopes in flight are refused). Keys are generated
-with ``os.urandom(32)``, shown once, and stored wrapped (AES-256-GCM) under a key-encryption key
-(``settings.PAYEASY_HANDOFF_KEK``, or one derived from the secret key).
+with ``os.urandom(32)``, shown once, and stored wrapped (AES-256-GCM, ``payeasy.keywrap``) under the
+key-encryption keys (``settings.PAYEASY_HANDOFF_KEK``, or one derived from the secret key).
 
 The functions at the top (:func:`seal`, :func:`unseal`) are pure; :func:`handoff_seal`,
 :func:`handoff_open` and :func:`nonces_prune` use the database.
@@ -20,7 +20,6 @@ The functions at the top (:func:`seal`, :func:`unseal`) are pure; :func:`handoff
 
 from __future__ import annotations
 
-import base64
 import binascii
 import datetime
 import json
@@ -32,10 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -43,7 +39,9 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.errors import ProductError
 from billing.models import Invoice
+from payeasy import keywrap
 from payeasy.codec import JST
+from payeasy.keywrap import b64d, b64e
 from payeasy.models import HandoffEndpoint, HandoffKey, HandoffNonce
 
 VERSION = "v1"
@@ -55,7 +53,6 @@ TAG_BYTES = 16
 NONCE_BYTES = 16
 MAX_ENVELOPE_CHARS = 8192
 KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 
 
 # --- errors: one class per reason an envelope is refused --------------------------------------------------
@@ -185,17 +182,6 @@ class Payload:
 # --- encoding ---------------------------------------------------------------------------------------------
 
 
-def b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64d(text: str) -> bytes:
-    """Strict base64url without padding: any other character is an error (never silently skipped)."""
-    if not _B64URL.match(text) or len(text) % 4 == 1:
-        raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def aad_for(kid: str, bank_code: str) -> bytes:
     """The additional authenticated data: ``v1.<kid>.<bank code>`` in ASCII."""
     return f"{VERSION}.{kid}.{bank_code}".encode("ascii")
@@ -290,58 +276,28 @@ def new_kid(bank_code: str, now: datetime.datetime | None = None) -> str:
     return f"{bank_code}-{day}-{secrets.token_hex(3)}"
 
 
-def _parse_kek(text: str) -> bytes:
-    text = text.strip()
-    try:
-        raw = bytes.fromhex(text) if len(text) == 2 * KEY_BYTES else b64d(text)
-    except ValueError:
-        raw = b""
-    if len(raw) != KEY_BYTES:
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured("PAYEASY_HANDOFF_KEK must be 32 bytes: 64 hex digits or base64url")
-    return raw
-
-
 def _keks() -> list[bytes]:
-    """The key-encryption keys, the one that wraps first: the configured one, or derived from the secret
-    key and its fallbacks (so keys wrapped before a secret-key rotation still open)."""
-    if settings.PAYEASY_HANDOFF_KEK:
-        return [_parse_kek(settings.PAYEASY_HANDOFF_KEK)]
-    secrets_ = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return [
-        HKDF(
-            algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=b"payeasy handoff key wrap v1"
-        ).derive(str(s).encode("utf-8"))
-        for s in secrets_
-    ]
+    """The key-encryption keys, the one that wraps first (``payeasy.keywrap``, shared with the webhook
+    signing secrets): those of PAYEASY_HANDOFF_KEK, or derived from the secret key and its fallbacks (so
+    keys wrapped before a secret-key rotation still open)."""
+    return keywrap.keks()
 
 
 def _wrap_aad(kid: str) -> bytes:
-    return f"payeasy-handoff-key.{kid}".encode("ascii")
+    return keywrap.handoff_key_aad(kid)
 
 
 def key_wrap(key: bytes, kid: str) -> str:
     """``w1.<base64url IV>.<base64url ciphertext+tag>``: the key encrypted under the first KEK, bound to its
     kid (a wrapped key copied to another row does not open)."""
-    iv = os.urandom(IV_BYTES)
-    return f"w1.{b64e(iv)}.{b64e(AESGCM(_keks()[0]).encrypt(iv, key, _wrap_aad(kid)))}"
+    return keywrap.wrap(key, _wrap_aad(kid))
 
 
 def key_unwrap(wrapped: str, kid: str) -> bytes:
     try:
-        tag, iv_text, ct_text = wrapped.split(".")
-        iv, ciphertext = b64d(iv_text), b64d(ct_text)
-    except ValueError:
+        return keywrap.unwrap(wrapped, _wrap_aad(kid))
+    except keywrap.Unreadable:
         raise KeyUnreadable() from None
-    if tag != "w1":
-        raise KeyUnreadable()
-    for kek in _keks():
-        try:
-            return AESGCM(kek).decrypt(iv, ciphertext, _wrap_aad(kid))
-        except InvalidTag:
-            continue
-    raise KeyUnreadable()
 
 
 # --- with the database ------------------------------------------------------------------------------------

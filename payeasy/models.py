@@ -469,8 +469,9 @@ class WebhookEndpoint(models.Model):
     """A URL of the biller's own system, sent the events it subscribes to, signed with HMAC-SHA256.
 
     After a rotation the previous secret signs too, until ``previous_secret_expires_at``, so the
-    receiver can switch over without refusing a request. Secrets are kept as they are because signing
-    needs them; the console shows a new one once.
+    receiver can switch over without refusing a request. Both secrets are stored wrapped (AES-256-GCM
+    under the key-encryption keys, bound to the endpoint's id: ``payeasy.keywrap``); signing unwraps
+    them (``payeasy.services.webhooks.signing_secrets``); the console shows a new one once.
     """
 
     biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="webhook_endpoints")
@@ -478,8 +479,8 @@ class WebhookEndpoint(models.Model):
     description = models.CharField(_("description"), max_length=200, blank=True)
     event_types = models.JSONField(_("events"), default=list)  # WebhookEventType values
     active = models.BooleanField(_("active"), default=True)
-    secret = models.CharField(max_length=100)
-    previous_secret = models.CharField(max_length=100, blank=True)
+    secret = models.CharField(max_length=200)  # wrapped: "w1.<iv>.<ciphertext>"
+    previous_secret = models.CharField(max_length=200, blank=True)  # wrapped too
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -489,13 +490,6 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.url
-
-    def signing_secrets(self, now: datetime.datetime) -> list[str]:
-        """The secrets that sign a request sent at ``now``: the current one, and the previous one while
-        it is still valid."""
-        if self.previous_secret and self.previous_secret_expires_at and now < self.previous_secret_expires_at:
-            return [self.secret, self.previous_secret]
-        return [self.secret]
 
     def get_event_type_labels(self) -> list[str]:
         labels = dict(WebhookEventType.choices)
@@ -565,7 +559,7 @@ class WebhookAttempt(models.Model):
     request_headers = models.JSONField(default=dict)
     response_status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
     response_headers = models.JSONField(default=dict, blank=True)
-    response_body = models.TextField(blank=True)  # the first 4 KiB
+    response_body = models.TextField(blank=True)  # of a 2xx answer only: its first 200 characters
     error = models.CharField(_("error"), max_length=500, blank=True)
     succeeded = models.BooleanField(_("succeeded"), default=False)
 
@@ -575,6 +569,13 @@ class WebhookAttempt(models.Model):
     def __str__(self) -> str:
         outcome = self.response_status or self.error
         return f"{self.delivery_id} at {self.started_at:%Y-%m-%d %H:%M:%S}: {outcome}"
+
+    @property
+    def body_excerpt(self) -> str:
+        """What the log shows of the answer's body: nothing unless the answer was 2xx."""
+        if self.response_status is None or not 200 <= self.response_status < 300:
+            return ""
+        return self.response_body
 
 
 # ---------------------------------------------------------------------------------------------------------

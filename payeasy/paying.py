@@ -39,6 +39,7 @@ from django.views import View
 
 from billing.models import Invoice, User
 from payeasy import handoff, selectors
+from payeasy.csp import allow_form_action
 
 RETURN_URL_NAME = "invoice_detail"
 CHOOSER_URL_NAME = "pay"
@@ -199,14 +200,11 @@ def handoff_page(
         )
     except handoff.HandoffUnavailable as exc:  # its key was retired a moment ago
         raise Http404 from exc
-    context.update(
-        bank=choice.bank,
-        entry_url=entry_action(request, sealed.endpoint.entry_url),
-        envelope=sealed.envelope,
-    )
+    entry_url = entry_action(request, sealed.endpoint.entry_url)
+    context.update(bank=choice.bank, entry_url=entry_url, envelope=sealed.envelope)
     response = render(request, "payeasy/paying/handoff.html", context)
     add_never_cache_headers(response)
-    return response
+    return allow_form_action(response, entry_url)  # the Content-Security-Policy lets the form post there
 
 
 class PayingView(LoginRequiredMixin, View):

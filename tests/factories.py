@@ -6,7 +6,9 @@ import datetime
 import itertools
 from typing import Any
 
-from billing.models import Biller, Customer, Membership, User
+from django.utils import timezone
+
+from billing.models import Biller, ConsoleTwoFactor, Customer, Membership, User
 from billing.validators import corporate_check_digit
 from payeasy.models import ContractedBank
 
@@ -47,9 +49,34 @@ def make_biller(*, status: str = Biller.Status.ACTIVE, **overrides: Any) -> Bill
     return Biller.objects.create(status=status, **data)
 
 
-def make_user(email: str | None = None, *, password: str = "correct horse battery", **extra: Any) -> User:
+def make_user(
+    email: str | None = None, *, password: str = "correct horse battery", totp: bool = True, **extra: Any
+) -> User:
+    """A console user; with ``totp`` (the default) enrolled in two-step verification, as every iDC staff
+    member and tenant admin must be (log in with ``totp_code(user)``)."""
     email = email or f"user{next(_seq)}@example.jp"
-    return User.objects.create_user(email, password, name=extra.pop("name", "Test User"), **extra)
+    user = User.objects.create_user(email, password, name=extra.pop("name", "Test User"), **extra)
+    if totp:
+        enrol_totp(user)
+    return user
+
+
+def enrol_totp(user: User) -> ConsoleTwoFactor:
+    from billing import totp
+
+    return ConsoleTwoFactor.objects.create(user=user, secret=totp.new_secret(), enabled_at=timezone.now())
+
+
+def totp_code(user: User | str) -> str:
+    """A code the login will accept now: the next time step after the last one used (codes are single use)."""
+    from billing import totp
+
+    factor = ConsoleTwoFactor.objects.get(user__login=user if isinstance(user, str) else user.login)
+    current = int(timezone.now().timestamp() // totp.INTERVAL)
+    step = current if factor.last_step is None or factor.last_step < current else factor.last_step + 1
+    if step > current + 1:
+        raise AssertionError("two logins of one user within one time step: wait for the next one")
+    return str(totp.totp(factor.secret).at(step * totp.INTERVAL))
 
 
 def make_member(biller: Biller, *, role: str = Membership.Role.ADMIN, email: str | None = None) -> User:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
@@ -50,3 +51,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 def actor_of(request: Any) -> Any:
     """What services record as the actor: the API key, or the console user."""
     return request.auth if isinstance(request.auth, ApiKey) else request.user
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """The API key in the OpenAPI schema: ``Authorization: Bearer pe_…`` (HTTP bearer)."""
+
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "API key issued in the tenant console (APIキー). 'Authorization: Bearer pe_…'",
+        }

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
 from rest_framework import generics
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
@@ -13,6 +14,7 @@ from rest_framework.request import Request
 
 from billing import selectors
 from billing.api.auth import ApiKeyAuthentication
+from billing.errors import ValidationFailed
 from billing.models import ApiKey, Biller
 
 
@@ -51,6 +53,17 @@ class TenantAPIView(generics.GenericAPIView):
         if biller is None:  # a tenant view mounted outside the tenant URLconf: fail closed
             return self.get_base_queryset().none()
         return self.get_base_queryset().filter(biller=biller)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # PostgreSQL text cannot hold NUL: a query parameter or path part with one is a 400 here, not a
+        # failed query (request bodies are checked by their serializers' fields)
+        for name, values in request.query_params.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                raise ValidationFailed({name.replace("\x00", ""): [_("must not contain NUL characters")]})
+        for name, value in kwargs.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ValidationFailed({name: [_("must not contain NUL characters")]})
 
     @property
     def biller(self) -> Biller:

@@ -205,7 +205,12 @@ class PaymentRequestListApi(PaymentRequestApiView):
         operation_id="payment_requests_list",
         responses={200: PaymentRequestOutputDoc(many=True), **ERRORS},
         parameters=[
-            OpenApiParameter("status", str, enum=["published", "overdue", "paid", "cancelled"]),
+            OpenApiParameter(
+                "status",
+                str,
+                enum=["", "published", "overdue", "paid", "cancelled"],
+                description="empty: every status",
+            ),
             OpenApiParameter(
                 "q", str, description="number, お客様番号, external id, e-mail or customer code"
             ),

@@ -98,7 +98,7 @@ class CustomerOutputDoc(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
     name_kana = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.CharField(help_text="e-mail address, or empty when none is known")
     kind = serializers.CharField()
     postal_code = serializers.CharField()
     address = serializers.CharField()

@@ -1,9 +1,19 @@
-from django.urls import path
+from django.conf import settings
+from django.urls import path, re_path
+from django.utils.csp import CSP
+from django.views.decorators.csp import csp_override
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing.api import payment_requests, views
 
 app_name = "api"
+
+# Swagger UI (drf-spectacular-sidecar's static files; its inline style and script carry the nonce, see
+# templates/drf_spectacular/swagger_ui.html) draws its icons as data: images: the site-wide
+# Content-Security-Policy with data: images, on this page only.
+API_DOCS = csp_override({**settings.SECURE_CSP, "img-src": [CSP.SELF, "data:"]})(
+    SpectacularSwaggerView.as_view(url_name="api:schema")
+)
 
 urlpatterns = [
     path("customers/", views.CustomerListApi.as_view(), name="customer_list"),
@@ -30,5 +40,8 @@ urlpatterns = [
         name="customer_balance",
     ),
     path("schema/", SpectacularAPIView.as_view(urlconf="config.urls_tenant"), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", API_DOCS, name="docs"),
+    # anything else under the API ending in / (an id that is not a number, a path that does not exist):
+    # the API's 404 in its error shape, not the site's HTML page (without the /, APPEND_SLASH goes first)
+    re_path(r"^(?:[\s\S]*/)?$", views.NotFoundApi.as_view(), name="not_found"),
 ]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import IntegerField, QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from billing import selectors, services
 from billing.api.auth import actor_of
@@ -29,6 +32,7 @@ from billing.api.serializers import (
 from billing.errors import ValidationFailed
 from billing.models import Customer, Invoice
 
+AMOUNT_PATTERN = r"^\s*[0-9,]*\s*$"  # what selectors.InvoiceFilters reads: digits and commas, or nothing
 IDEMPOTENCY = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -80,12 +84,64 @@ CUSTOMER_EXAMPLE = OpenApiExample(
 
 
 class ListPagination(CursorPagination):
+    """Cursor pages. A cursor is client input: one this API did not give out (unreadable, or a position
+    that is not a value of the sort column) is a 400 in the one error shape, never a query that fails."""
+
     page_size = 50
     max_page_size = 500
     page_size_query_param = "page_size"
 
     def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> tuple[str, ...]:
         return tuple(str(field) for field in queryset.query.order_by) or ("-id",)
+
+    def get_page_size(self, request: Request) -> int:
+        """``page_size`` is 1 to 500 when given; anything else is a 400 (not silently the default)."""
+        text = request.query_params.get(self.page_size_query_param)
+        if text is None:
+            return self.page_size
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= self.max_page_size):
+            raise ValidationFailed(
+                {
+                    self.page_size_query_param: [
+                        _("must be a whole number from 1 to %(max)d") % {"max": self.max_page_size}
+                    ]
+                }
+            )
+        return int(text)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+        return parameters
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        self._model = queryset.model
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        try:
+            cursor = super().decode_cursor(request)
+        except NotFound:
+            raise _bad_cursor() from None
+        if cursor is not None and cursor.position is not None:
+            field = self._model._meta.get_field(self.ordering[0].lstrip("-"))
+            try:
+                value = field.to_python(cursor.position)
+            except (DjangoValidationError, ValueError, TypeError):
+                raise _bad_cursor() from None
+            if value is None or "\x00" in str(cursor.position):
+                raise _bad_cursor()
+            if isinstance(field, IntegerField) and not -(2**63) <= value < 2**63:
+                raise _bad_cursor()
+        return cursor
+
+
+def _bad_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        {"cursor": [_("this cursor was not given out by this API: start again from the first page")]}
+    )
 
 
 def _validated(serializer_class: type, data: Any, **kwargs: Any) -> dict[str, Any]:
@@ -162,17 +218,28 @@ class InvoiceListApi(TenantAPIView):
         operation_id="invoices_list",
         responses={200: InvoiceOutputDoc(many=True), **ERRORS},
         parameters=[
-            OpenApiParameter("status", str, enum=["draft", "published", "paid", "cancelled", "overdue"]),
-            OpenApiParameter("kind", str, enum=list(Invoice.Kind.values)),
+            OpenApiParameter(
+                "status",
+                str,
+                enum=["", "draft", "published", "paid", "cancelled", "overdue"],
+                description="empty: every status",
+            ),
+            OpenApiParameter("kind", str, enum=["", *Invoice.Kind.values], description="empty: every kind"),
             OpenApiParameter("due_from", str, description="YYYY-MM-DD"),
             OpenApiParameter("due_to", str, description="YYYY-MM-DD"),
             OpenApiParameter("customer", str, description="customer id or code"),
-            OpenApiParameter("amount_min", int),
-            OpenApiParameter("amount_max", int),
+            OpenApiParameter(
+                "amount_min", str, pattern=AMOUNT_PATTERN, description="yen (1,000 or 1000); empty: no bound"
+            ),
+            OpenApiParameter(
+                "amount_max", str, pattern=AMOUNT_PATTERN, description="yen (1,000 or 1000); empty: no bound"
+            ),
             OpenApiParameter(
                 "q", str, description="invoice number, お客様番号, external id or customer name"
             ),
-            OpenApiParameter("sort", str, enum=list(selectors.INVOICE_SORTS)),
+            OpenApiParameter(
+                "sort", str, enum=["", *selectors.INVOICE_SORTS], description="empty: -issue_date"
+            ),
         ],
     )
     def get(self, request: Request) -> Response:
@@ -255,3 +322,15 @@ class InvoicePaymentsApi(TenantAPIView):
     def get(self, request: Request, pk: int) -> Response:
         invoice = self.get_object_by_pk(pk)
         return Response({"invoice": invoice.pk, "results": selectors.invoice_payments(invoice=invoice)})
+
+
+@extend_schema(exclude=True)
+class NotFoundApi(APIView):
+    """Every path under the API that names no operation: 404 in the error shape, whatever the method."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        raise NotFound()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import hmac
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +24,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
+from billing import totp
 from billing.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from billing.models import (
     Biller,
@@ -40,7 +42,7 @@ from billing.tenancy import tenant_reverse
 
 Role = CustomerAccount.Role
 
-TOTP_INTERVAL = 30
+TOTP_INTERVAL = totp.INTERVAL
 
 
 # --- reads every page relies on ------------------------------------------------------------------------
@@ -94,29 +96,137 @@ def past_due_refused(invoice: Invoice) -> bool:
     )
 
 
+# --- who sees the payment numbers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NumbersVisibility:
+    """What a reader may see of an invoice's payment numbers: the お客様番号, the 確認番号, and the
+    portal registration code (and its link) printed beside them on the PDF.
+
+    ``visible`` is all or nothing; ``reason`` says why they are withheld ("" when shown), so every
+    output can say so plainly instead of leaving a blank:
+
+    - ``approval``: a payer of a corporate customer, before an approver approved the invoice (or after
+      a rejection withdrew the approval);
+    - ``payers_after_approval``: a viewer or approver of a corporate customer's invoice that needs
+      approval (only payers ever see them, and only once it is approved);
+    - ``payers``: a viewer or approver, for a payment request (which needs no approval);
+    - ``paid``, ``cancelled``: nothing is left to pay;
+    - ``no_numbers``: the document has none (a credit note, a draft, an invoice without numbers);
+    - ``not_yours``: anyone who is not a portal user of the invoice's customer.
+    """
+
+    visible: bool
+    reason: str = ""
+
+    @property
+    def withheld_text(self) -> str:
+        """What a page or a CSV shows in place of a withheld number ("" when there is none to show)."""
+        if self.visible:
+            return ""
+        texts = {
+            "approval": _("Shown after your company's approval"),
+            "payers_after_approval": _("Shown to your company's payers after approval"),
+            "payers": _("Shown to your company's payers"),
+            "paid": _("Not shown: paid"),
+            "cancelled": _("Not shown: cancelled"),
+            "not_yours": _("Not shown"),
+        }
+        return str(texts.get(self.reason, ""))
+
+
+NUMBERS_SHOWN = NumbersVisibility(True)
+
+
+def numbers_visibility(
+    user: Any, invoice: Invoice | None, *, account: CustomerAccount | None = None
+) -> NumbersVisibility:
+    """May ``user`` see ``invoice``'s payment numbers? The one rule for every portal output.
+
+    A bank shows the numbers only to whoever may pay: a payer account of the invoice's own biller and
+    customer, for an unpaid, published invoice with numbers that is not a credit note, and for a
+    corporate customer's invoice (not a payment request) whose latest decision is an approval. This is
+    :func:`can_pay` without what does not depend on the reader or the company's decision (the biller
+    being active, a due date the biller enforces): those are the network's to refuse, and the payer's
+    numbers stay the payer's. ``account``: ``account_of(user, invoice.biller)`` when the caller holds
+    it already (a page of many invoices); it is never trusted for another user.
+    """
+    if invoice is None or invoice.pk is None:
+        return NumbersVisibility(False, "not_yours")
+    if account is None or account.user_id != getattr(user, "pk", None):
+        account = account_of(user, invoice.biller)
+    if (
+        account is None
+        or account.biller_id != invoice.biller_id
+        or account.customer_id != invoice.customer_id
+        or not account.user.is_active
+    ):
+        return NumbersVisibility(False, "not_yours")
+    if (
+        invoice.kind == Invoice.Kind.CREDIT_NOTE
+        or not invoice.customer_number
+        or not invoice.confirmation_number
+        or invoice.status == Invoice.Status.DRAFT
+    ):
+        return NumbersVisibility(False, "no_numbers")
+    if invoice.status == Invoice.Status.PAID:
+        return NumbersVisibility(False, "paid")
+    if invoice.status == Invoice.Status.CANCELLED:
+        return NumbersVisibility(False, "cancelled")
+    needs_approval = account.customer.is_corporate and invoice.kind != Invoice.Kind.PAYMENT_REQUEST
+    if account.role != Role.PAYER:
+        return NumbersVisibility(False, "payers_after_approval" if needs_approval else "payers")
+    if needs_approval and approval_state(invoice) != InvoiceApproval.Decision.APPROVED:
+        return NumbersVisibility(False, "approval")
+    return NUMBERS_SHOWN
+
+
+def may_see_numbers(user: Any, invoice: Invoice | None) -> bool:
+    return numbers_visibility(user, invoice).visible
+
+
+def email_numbers_visibility(invoice: Invoice) -> NumbersVisibility:
+    """What an invoice e-mail to ``invoice.recipient_email`` may carry of the numbers.
+
+    The address of a portal user of this biller is that user: :func:`numbers_visibility` decides. An
+    address without an account, for an invoice that needs the approval of a corporate customer who has
+    portal accounts (the company approves in the portal), gets no numbers: nobody knows it is a payer's.
+    Any other address gets them, as on the paper bill (a customer who does not use the portal).
+    """
+    biller = invoice.biller
+    email = invoice.recipient_email
+    user = (
+        User.objects.filter(
+            login=customer_login(biller, email), realm=User.Realm.CUSTOMER, customer_biller=biller
+        ).first()
+        if email
+        else None
+    )
+    if user is not None:
+        return numbers_visibility(user, invoice)
+    customer = invoice.customer
+    if (
+        customer is not None
+        and customer.is_corporate
+        and invoice.kind != Invoice.Kind.PAYMENT_REQUEST
+        and customer.accounts.exists()
+    ):
+        return NumbersVisibility(False, "payers_after_approval")
+    return NUMBERS_SHOWN
+
+
 def can_pay(user: Any, invoice: Invoice | None) -> bool:
     """May ``user`` pay ``invoice`` now?
 
-    Yes only for a payer account of the invoice's own biller and customer, for a published
-    (unpaid, not cancelled) invoice that is not a credit note, of an active biller, not past a
-    due date the biller enforces, and, for a corporate customer's invoice, whose latest decision is
-    an approval (a payment request, e.g. an amount the payer chose, needs none).
+    Yes only when the user may see its numbers (:func:`numbers_visibility`: a payer account of the
+    invoice's own biller and customer, a published, unpaid invoice that is not a credit note, approved
+    when a corporate customer's), of an active biller, and not past a due date the biller enforces.
     """
-    if invoice is None or invoice.pk is None:
+    if invoice is None or not numbers_visibility(user, invoice).visible:
         return False
     biller = invoice.biller
-    account = account_of(user, biller)
-    if account is None or account.role != Role.PAYER:
-        return False
-    if invoice.biller_id != account.biller_id or invoice.customer_id != account.customer_id:
-        return False
-    if not invoice.is_payable or invoice.confirmation_number is None:
-        return False
-    if biller.status != Biller.Status.ACTIVE or past_due_refused(invoice):
-        return False
-    if account.customer.is_corporate and invoice.kind != Invoice.Kind.PAYMENT_REQUEST:
-        return approval_state(invoice) == InvoiceApproval.Decision.APPROVED
-    return True
+    return biller.status == Biller.Status.ACTIVE and not past_due_refused(invoice)
 
 
 def chosen_amount_request(*, user: Any, biller: Biller, amount: Any) -> Invoice:
@@ -567,41 +677,18 @@ def password_reset_request(*, biller: Biller, email: str) -> bool:
 # --- TOTP ----------------------------------------------------------------------------------------------
 
 
-def _totp(secret: str) -> Any:
-    import pyotp
-
-    return pyotp.TOTP(secret, interval=TOTP_INTERVAL)
-
-
 def totp_provisioning_uri(account: CustomerAccount) -> str:
     biller_name = Biller.objects.only("legal_name").get(pk=account.biller_id).legal_name
-    return str(_totp(account.totp_secret).provisioning_uri(name=account.user.email, issuer_name=biller_name))
-
-
-def _matching_step(secret: str, code: str, *, after: int | None) -> int | None:
-    """The time step (now ±1) whose code is ``code`` and that is newer than ``after``; else None."""
-    code = "".join(ch for ch in (code or "") if ch.isdigit())
-    if len(code) != 6:
-        return None
-    totp = _totp(secret)
-    now = timezone.now().timestamp()
-    current = int(now // TOTP_INTERVAL)
-    found = None
-    for step in (current - 1, current, current + 1):
-        if hmac.compare_digest(str(totp.at(step * TOTP_INTERVAL)), code) and (after is None or step > after):
-            found = step
-    return found
+    return totp.provisioning_uri(account.totp_secret, name=account.user.email, issuer=biller_name)
 
 
 def totp_enrol_begin(*, account: CustomerAccount) -> CustomerAccount:
     """Give the account a new secret to put in an authenticator app; it counts once confirmed."""
-    import pyotp
-
     with transaction.atomic():
         locked = _locked_account(account.biller_id, account)
         if locked.totp_enabled:
             raise InvalidTransition(_("Two-step verification is already on."))
-        locked.totp_secret = pyotp.random_base32()
+        locked.totp_secret = totp.new_secret()
         locked.save(update_fields=["totp_secret"])
     return locked
 
@@ -611,7 +698,7 @@ def totp_enrol_confirm(*, account: CustomerAccount, code: str) -> CustomerAccoun
         locked = _locked_account(account.biller_id, account)
         if locked.totp_enabled or not locked.totp_secret:
             raise InvalidTransition(_("Start setting up two-step verification first."))
-        step = _matching_step(locked.totp_secret, code, after=None)
+        step = totp.matching_step(locked.totp_secret, code, after=None)
         if step is None:
             raise ValidationFailed({"code": [_("The code is not correct. Check the time on your phone.")]})
         locked.totp_enabled_at = timezone.now()
@@ -629,7 +716,7 @@ def totp_verify(*, account: CustomerAccount, code: str) -> bool:
         locked = _locked_account(account.biller_id, account)
         if not locked.totp_enabled:
             return False
-        step = _matching_step(locked.totp_secret, code, after=locked.totp_last_step)
+        step = totp.matching_step(locked.totp_secret, code, after=locked.totp_last_step)
         if step is None:
             return False
         locked.totp_last_step = step
@@ -643,7 +730,7 @@ def totp_disable(*, account: CustomerAccount, code: str) -> CustomerAccount:
         locked = _locked_account(account.biller_id, account)
         if not locked.totp_enabled:
             raise InvalidTransition(_("Two-step verification is off."))
-        step = _matching_step(locked.totp_secret, code, after=locked.totp_last_step)
+        step = totp.matching_step(locked.totp_secret, code, after=locked.totp_last_step)
         if step is None:
             raise ValidationFailed({"code": [_("The code is not correct. Check the time on your phone.")]})
         locked.totp_secret, locked.totp_enabled_at, locked.totp_last_step = "", None, None
@@ -717,6 +804,8 @@ def invoice_decide(
 
 
 __all__ = [
+    "NUMBERS_SHOWN",
+    "NumbersVisibility",
     "account_of",
     "approval_state",
     "can_pay",
@@ -730,8 +819,11 @@ __all__ = [
     "customer_of",
     "customer_register",
     "customer_registration_code_regenerate",
+    "email_numbers_visibility",
     "invoice_decide",
     "latest_decision",
+    "may_see_numbers",
+    "numbers_visibility",
     "password_reset_request",
     "portal_url",
     "published_invoice_link",

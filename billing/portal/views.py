@@ -9,7 +9,6 @@ invoice answers 404 exactly like a missing one.
 
 from __future__ import annotations
 
-import csv
 import io
 import time
 import zipfile
@@ -33,6 +32,7 @@ from django.utils.http import content_disposition_header, url_has_allowed_host_a
 from django.utils.translation import gettext as _
 from django.views import View
 
+from billing import csvsafe
 from billing.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from billing.models import Biller, Customer, CustomerAccount, Invoice, InvoiceApproval, User, customer_login
 from billing.numbers import ATM_CASH_LIMIT
@@ -555,7 +555,8 @@ class InvoicePdfView(PortalView):
         invoice = self.get_invoice(pk)
         from billing.pdf import invoice_pdf, pdf_filename
 
-        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        numbers = services.numbers_visibility(request.user, invoice, account=self.account)
+        response = HttpResponse(invoice_pdf(invoice, numbers=numbers), content_type="application/pdf")
         response["Content-Disposition"] = content_disposition_header(
             as_attachment=True, filename=pdf_filename(invoice)
         )
@@ -581,7 +582,8 @@ CSV_COLUMNS = (
 )
 
 
-def _csv_row(invoice: Invoice) -> list[Any]:
+def _csv_row(invoice: Invoice, numbers: services.NumbersVisibility) -> list[Any]:
+    """One invoice's CSV row; the お客様番号 only where ``numbers`` (the reader's) shows it."""
     return [
         invoice.number,
         invoice.get_kind_display(),
@@ -597,7 +599,7 @@ def _csv_row(invoice: Invoice) -> list[Any]:
         invoice.total,
         invoice.biller.legal_name,
         invoice.biller.registration_number,
-        invoice.customer_number or "",
+        (invoice.customer_number or "") if numbers.visible else numbers.withheld_text,
     ]
 
 
@@ -651,15 +653,17 @@ class InvoiceDownloadView(PortalView):
                 info = zipfile.ZipInfo(name, date_time=invoice.issue_date.timetuple()[:6])
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.flag_bits |= 0x800  # names are UTF-8
-                archive.writestr(info, invoice_pdf(invoice))
+                numbers = services.numbers_visibility(self.request.user, invoice, account=self.account)
+                archive.writestr(info, invoice_pdf(invoice, numbers=numbers))
         return buffer.getvalue()
 
     def csv(self, invoices: list[Invoice], encoding: str) -> bytes:
         out = io.StringIO(newline="")
-        writer = csv.writer(out, lineterminator="\r\n")
+        writer = csvsafe.writer(out, lineterminator="\r\n")
         writer.writerow([str(label()) for _name, label in CSV_COLUMNS])
         for invoice in invoices:
-            writer.writerow(_csv_row(invoice))
+            numbers = services.numbers_visibility(self.request.user, invoice, account=self.account)
+            writer.writerow(_csv_row(invoice, numbers))
         # Shift_JIS cannot carry every character a name may hold: those few become "?", the rest is exact.
         return out.getvalue().encode(encoding, errors="replace")
 

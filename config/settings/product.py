@@ -21,6 +21,11 @@ PORTAL_LOGIN_WINDOW_SECONDS = env_int("PORTAL_LOGIN_WINDOW_SECONDS", 15 * 60)
 # The client address is REMOTE_ADDR. Only when REMOTE_ADDR is one of these proxies (addresses or
 # networks, comma-separated) is X-Forwarded-For read, from the right, skipping these proxies.
 PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES", [])
+# The console and the Django admin (iDC staff, tenant admins and operators; billing.two_factor): the same
+# lockout, counted apart from the portal's. PORTAL_TRUSTED_PROXIES applies to it as well.
+CONSOLE_LOGIN_MAX_FAILURES = env_int("CONSOLE_LOGIN_MAX_FAILURES", 5)
+CONSOLE_LOGIN_MAX_FAILURES_PER_IP = env_int("CONSOLE_LOGIN_MAX_FAILURES_PER_IP", 20)
+CONSOLE_LOGIN_WINDOW_SECONDS = env_int("CONSOLE_LOGIN_WINDOW_SECONDS", 15 * 60)
 
 # Uploaded CSV files wait here between preview and import.
 IMPORT_DIR = env_str("PAYEASY_IMPORT_DIR") or str(RUN_DIR / "imports")
@@ -55,15 +60,19 @@ PAYEASY_SWEEP_EVERY_SECONDS = env_int("PAYEASY_SWEEP_EVERY_SECONDS", 10)
 PAYEASY_TELLER_DROP_DIR = env_str("PAYEASY_TELLER_DROP_DIR", str(RUN_DIR / "teller-drop"))
 PAYEASY_TELLER_DROP_EVERY = env_int("PAYEASY_TELLER_DROP_EVERY", 30)
 
-# Outbound webhooks (payeasy.services.webhooks). Production sends to https:// URLs only, and never to
-# this machine or a link-local address (169.254.0.0/16 holds cloud metadata services); development may.
+# Outbound webhooks (payeasy.services.webhooks, payeasy.outbound). Production sends to https:// URLs
+# only, and only to public internet addresses. PAYEASY_WEBHOOK_ALLOW_PRIVATE (on under DEBUG only) also
+# lets loopback and private addresses through, for a receiver on this machine; `check --deploy` warns
+# when it is on with production settings. Link-local (cloud metadata) stays refused either way.
 PAYEASY_WEBHOOK_REQUIRE_HTTPS = env_bool("PAYEASY_WEBHOOK_REQUIRE_HTTPS", not DEBUG)
-PAYEASY_WEBHOOK_ALLOW_LOOPBACK = env_bool("PAYEASY_WEBHOOK_ALLOW_LOOPBACK", DEBUG)
+PAYEASY_WEBHOOK_ALLOW_PRIVATE = env_bool("PAYEASY_WEBHOOK_ALLOW_PRIVATE", DEBUG)
 
 # 情報リンク hand-off (payeasy.handoff, docs/handoff.md). The banks' AES keys are stored encrypted with a
-# key-encryption key: PAYEASY_HANDOFF_KEK (32 bytes as base64url or 64 hex digits), or when empty one
-# derived from DJANGO_SECRET_KEY (keys wrapped under an old secret listed in SECRET_KEY_FALLBACKS still
-# open). Production entry URLs are https:// only.
+# key-encryption key (payeasy.keywrap, which also wraps the webhook signing secrets): PAYEASY_HANDOFF_KEK,
+# one or more keys (32 bytes as base64url or 64 hex digits) comma-separated, the one that wraps first,
+# the others read only while `manage.py rewrap_secrets` moves everything to the first; or when empty
+# one derived from DJANGO_SECRET_KEY (keys wrapped under an old secret listed in SECRET_KEY_FALLBACKS
+# still open; `secret-key` in the list stands for these). Production entry URLs are https:// only.
 PAYEASY_HANDOFF_KEK = env_str("PAYEASY_HANDOFF_KEK") or ""
 PAYEASY_HANDOFF_REQUIRE_HTTPS = env_bool("PAYEASY_HANDOFF_REQUIRE_HTTPS", not DEBUG)
 

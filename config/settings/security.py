@@ -1,5 +1,7 @@
 """Transport and cookie security. Development keeps plain HTTP; production is strict."""
 
+from django.utils.csp import CSP
+
 from config.settings.env import DEBUG, env_bool, env_int, env_str
 
 SESSION_COOKIE_HTTPONLY = True
@@ -11,6 +13,19 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Content-Security-Policy (django.middleware.csp; docs/operators.md): scripts and stylesheets are this
+# site's static files, an inline <script> or <style> needs nonce="{{ csp_nonce }}"; no inline event
+# handlers, style="" attributes or javascript: URLs. Forms post to this site only; the 情報リンク hand-off
+# page adds its bank's entry URL and the sandbox bank the payer's return URL (payeasy.csp).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)

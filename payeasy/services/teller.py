@@ -95,7 +95,9 @@ def teller_file_import(
     """Import one teller batch file. Never raises for bad content: the result says what was wrong."""
     name = PurePath(name).name
     digest = hashlib.sha256(data).hexdigest()
-    common = {"name": name[:100], "sha256": digest, "size": len(data), "via": via, "received_by": user}
+    # the name as stored: PostgreSQL text cannot hold NUL (a name with one is refused by the codec anyway)
+    stored_name = name.replace("\x00", "\ufffd")[:100]
+    common = {"name": stored_name, "sha256": digest, "size": len(data), "via": via, "received_by": user}
     for _attempt in range(2):  # a second import of the same new file racing this one: look again
         try:
             return _import(name, bytes(data), digest, common)

@@ -12,6 +12,14 @@ retried after 30 s, 1 min, 2 min, … (doubling, at most 4 h apart, ±10 %) unti
 event, with a last attempt at the three-day mark; then the delivery has failed. A worker that dies
 while posting leaves its lease to expire and the delivery is posted again: at least once, with the
 same event id, which the receiver uses to drop duplicates.
+
+Where a request may go is ``payeasy.outbound``'s to decide: public internet addresses only, checked
+when the URL is saved and again, resolved once, right before every request, which then connects to the
+addresses that were checked. The delivery log keeps the status, a few response headers and, of a 2xx
+answer only, the first 200 characters of the body: never what an arbitrary host answered to a failure.
+
+Signing secrets are stored wrapped (AES-256-GCM under the key-encryption keys, ``payeasy.keywrap``,
+bound to the endpoint's id); they are unwrapped only to sign, and shown once, when made.
 """
 
 from __future__ import annotations
@@ -21,7 +29,6 @@ import ipaddress
 import json
 import logging
 import secrets
-import socket
 import time
 import uuid
 from collections import defaultdict
@@ -33,14 +40,16 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing.errors import InvalidTransition, NotFound, ValidationFailed
+from billing.errors import InvalidTransition, NotFound, ProductError, ValidationFailed
 from billing.models import Biller, User
 from billing.services import audit_record, snapshot
+from payeasy import keywrap, outbound
 from payeasy.models import (
     WEBHOOK_TEST_EVENT,
     WebhookAttempt,
@@ -63,8 +72,18 @@ LEASE = datetime.timedelta(minutes=5)  # longer than a batch can take to post (b
 TIMEOUT_SECONDS = 10.0
 DELIVER_BATCH = 32
 PARALLEL_POSTS = 8
-RESPONSE_BODY_LIMIT = 4096  # bytes of a response body kept in the log
-HEADER_LIMIT = 50  # response headers kept, each value cut at 500 characters
+BODY_EXCERPT = 200  # characters of a 2xx answer's body kept in the log; nothing of any other answer
+TRUNCATED = " … [truncated]"  # ends an excerpt that was cut
+KEPT_HEADERS = (  # the response headers kept in the log, each value cut at 200 characters
+    "content-type",
+    "content-length",
+    "date",
+    "location",
+    "retry-after",
+    "x-request-id",
+    "request-id",
+    "x-correlation-id",
+)
 USER_AGENT = "Payeasy-Webhooks/1"
 SECRET_PREFIX = "whsec_"  # noqa: S105  (the prefix of every secret, not a secret)
 ENDPOINT_FIELDS = ("url", "description", "event_types", "active")
@@ -77,62 +96,99 @@ def _new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
-def _refused_address(address: str) -> bool:
-    """This machine, link-local (cloud metadata lives at 169.254.169.254), unspecified or multicast."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast
+class SecretUnreadable(ProductError):
+    """A stored signing secret cannot be unwrapped, or none can be stored: the key-encryption keys
+    (PAYEASY_HANDOFF_KEK) are missing, wrong or not keys. Nothing is signed or sent with it."""
+
+    code = "secret_unreadable"
 
 
-def _local_name(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    return host == "localhost" or host.endswith(".localhost")
+def secret_wrap(endpoint_id: int, secret: str) -> str:
+    """The stored form of a signing secret of endpoint ``endpoint_id``."""
+    try:
+        return keywrap.wrap(secret.encode("utf-8"), keywrap.webhook_secret_aad(endpoint_id))
+    except ImproperlyConfigured as exc:
+        raise SecretUnreadable(
+            _("Signing secrets cannot be stored: %(reason)s. Ask the operator to fix the setting.")
+            % {"reason": str(exc)}
+        ) from None
 
 
-def url_problem(url: str) -> str:
-    """Why ``url`` may not receive webhooks, or "" when it may."""
+def secret_unwrap(endpoint_id: int, stored: str) -> str:
+    try:
+        return keywrap.unwrap(stored, keywrap.webhook_secret_aad(endpoint_id)).decode("utf-8")
+    except (keywrap.Unreadable, ImproperlyConfigured, UnicodeDecodeError):
+        raise SecretUnreadable(
+            _(
+                "The signing secret cannot be decrypted with the configured key-encryption keys "
+                "(PAYEASY_HANDOFF_KEK): the key was changed without re-wrapping the secrets. "
+                "Ask the operator to configure the previous key-encryption key again."
+            )
+        ) from None
+
+
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime.datetime) -> list[str]:
+    """The secrets that sign a request sent at ``now``: the current one, and the previous one while it
+    is still valid. SecretUnreadable when the key-encryption keys do not open them."""
+    wrapped = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires and now < expires:
+        wrapped.append(endpoint.previous_secret)
+    return [secret_unwrap(endpoint.pk, w) for w in wrapped]
+
+
+def secret_readable(endpoint: WebhookEndpoint) -> bool:
+    try:
+        secret_unwrap(endpoint.pk, endpoint.secret)
+    except SecretUnreadable:
+        return False
+    return True
+
+
+def _form_problem(url: str) -> tuple[str, str, int]:
+    """What is wrong with ``url`` itself (scheme, https, user name): ``(problem, host, port)``."""
     https_only = settings.PAYEASY_WEBHOOK_REQUIRE_HTTPS
     try:
         parts = urlsplit(url)
         host = parts.hostname
-        parts.port  # noqa: B018  (raises ValueError for a bad port)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         host = None
     if host is None or parts.scheme not in {"http", "https"}:
         if https_only:
-            return _("Enter a URL that starts with https://.")
-        return _("Enter a URL that starts with https:// or http://.")
+            return _("Enter a URL that starts with https://."), "", 0
+        return _("Enter a URL that starts with https:// or http://."), "", 0
     if https_only and parts.scheme != "https":
-        return _("The URL must start with https://: events carry payment data.")
+        return _("The URL must start with https://: events carry payment data."), host, port
     if parts.username is not None or parts.password is not None:
-        return _("Leave the user name and password out of the URL; check the signature instead.")
-    if not settings.PAYEASY_WEBHOOK_ALLOW_LOOPBACK:
-        try:
-            refused = _local_name(host) or _refused_address(host)
-        except ValueError:  # a name, not an address: checked again when sending
-            refused = False
-        if refused:
-            return _("The URL must not name this server or a link-local address.")
-    return ""
+        return _("Leave the user name and password out of the URL; check the signature instead."), host, port
+    return "", host, port
 
 
-def _send_problem(url: str) -> str:
-    """Checked before every request (the rules may have tightened since the endpoint was saved), and the
-    addresses the name resolves to. In English: it is stored in the delivery log like an HTTP error."""
-    if url_problem(url):
-        return "refused: the URL is not allowed (https only, no local addresses)"
-    if settings.PAYEASY_WEBHOOK_ALLOW_LOOPBACK:
-        return ""
-    parts = urlsplit(url)
+def _host_problem(host: str, port: int) -> str:
+    """Why webhooks may not go to ``host`` (as the URL names it), or "". A name is resolved and every
+    address must pass. A name that does not resolve now passes: it is resolved and checked again
+    before every request."""
+    if outbound.local_name(host) and not settings.PAYEASY_WEBHOOK_ALLOW_PRIVATE:
+        return _("The URL must not name this server.")
+    ip = outbound.literal(host)
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        return f"ConnectError: {exc}"
-    if any(_refused_address(str(info[4][0])) for info in infos):
-        return "refused: the host name resolves to a local or link-local address"
+        addresses = (
+            [ip] if ip is not None else [ipaddress.ip_address(a) for a in outbound.resolve(host, port)]
+        )
+    except (OSError, UnicodeError):
+        return ""
+    for address in addresses:
+        problem = outbound.address_problem(address, host if ip is None else "")
+        if problem is not None:
+            return problem.message()
     return ""
+
+
+def url_problem(url: str) -> str:
+    """Why ``url`` may not receive webhooks, or "" when it may."""
+    problem, host, port = _form_problem(url)
+    return problem or _host_problem(host, port)
 
 
 def _endpoint_input(url: str, description: str, event_types: Sequence[str]) -> dict[str, Any]:
@@ -176,7 +232,9 @@ def webhook_endpoint_create(
     data = _endpoint_input(url, description, event_types)
     secret = _new_secret()
     with transaction.atomic():
-        endpoint = WebhookEndpoint.objects.create(biller=biller, secret=secret, **data)
+        endpoint = WebhookEndpoint.objects.create(biller=biller, secret="", **data)
+        endpoint.secret = secret_wrap(endpoint.pk, secret)  # bound to the id, known only now
+        endpoint.save(update_fields=["secret"])
         audit_record(
             actor=actor,
             action="webhook_endpoint.create",
@@ -239,13 +297,15 @@ def webhook_secret_rotate(
     *, actor: User | None, biller: Biller, endpoint_id: int
 ) -> tuple[WebhookEndpoint, str]:
     """A new signing secret; the one it replaces keeps signing too for 24 hours (two signatures per
-    request), so the receiver can switch without refusing anything. Returns the new secret."""
+    request), so the receiver can switch without refusing anything. Returns the new secret. The
+    current one becomes the previous one still wrapped: both are bound to the endpoint, not the field."""
     secret = _new_secret()
     with transaction.atomic():
         endpoint = _locked_endpoint(biller, endpoint_id)
-        endpoint.previous_secret = endpoint.secret
-        endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
-        endpoint.secret = secret
+        overlap = secret_readable(endpoint)  # one the key-encryption keys do not open cannot sign on
+        endpoint.previous_secret = endpoint.secret if overlap else ""
+        endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP if overlap else None
+        endpoint.secret = secret_wrap(endpoint.pk, secret)
         endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
         audit_record(
             actor=actor,
@@ -446,7 +506,22 @@ def _claim(limit: int, delivery_ids: Sequence[int] | None) -> list[WebhookDelive
     return claimed
 
 
-def _post(client: httpx.Client, delivery: WebhookDelivery) -> _Outcome:
+def _excerpt(status: int, body: bytes) -> str:
+    """What the log keeps of an answer's body: for 2xx, its first 200 characters (marked when cut);
+    of anything else nothing (an arbitrary host's error page is no business of the tenant's log)."""
+    if not 200 <= status < 300:
+        return ""
+    text = body.decode("utf-8", "replace")
+    if len(text) > BODY_EXCERPT:
+        text = text[:BODY_EXCERPT] + TRUNCATED
+    return _text(text, BODY_EXCERPT + len(TRUNCATED))
+
+
+def _kept_headers(headers: httpx.Headers) -> dict[str, str]:
+    return {name: _text(headers[name], 200) for name in KEPT_HEADERS if name in headers}
+
+
+def _post(delivery: WebhookDelivery, timeout: httpx.Timeout) -> _Outcome:
     endpoint = delivery.endpoint
     started = timezone.now()
     clock = time.monotonic()
@@ -456,27 +531,30 @@ def _post(client: httpx.Client, delivery: WebhookDelivery) -> _Outcome:
         "User-Agent": USER_AGENT,
         EVENT_ID_HEADER: str(delivery.event_id),
         EVENT_TYPE_HEADER: delivery.event_type,
-        SIGNATURE_HEADER: sign(endpoint.signing_secrets(started), body, int(time.time())),
     }
     outcome = _Outcome(started_at=started, url=endpoint.url, request_headers=headers)
     try:
-        problem = _send_problem(endpoint.url)
-        if problem:
-            outcome.error = problem
-        else:
-            with client.stream("POST", endpoint.url, content=body, headers=headers) as response:
-                outcome.status = response.status_code
-                outcome.response_headers = {
-                    _text(k, 100): _text(v, 500) for k, v in list(response.headers.items())[:HEADER_LIMIT]
-                }
-                kept = bytearray()
+        if _form_problem(endpoint.url)[0]:  # the rules may have tightened since it was saved
+            raise outbound.Refused("refused: the URL is not allowed (https only, no user name or password)")
+        client = outbound.client(endpoint.url, timeout=timeout)  # resolved and checked once, here
+        headers[SIGNATURE_HEADER] = sign(signing_secrets(endpoint, started), body, int(time.time()))
+        with client, client.stream("POST", endpoint.url, content=body, headers=headers) as response:
+            outcome.status = response.status_code
+            outcome.response_headers = _kept_headers(response.headers)
+            kept = bytearray()
+            if 200 <= response.status_code < 300:  # the body of any other answer is not even read
                 for chunk in response.iter_bytes():
                     kept += chunk
-                    if len(kept) >= RESPONSE_BODY_LIMIT or time.monotonic() - clock > 2 * TIMEOUT_SECONDS:
+                    if len(kept) > 4 * BODY_EXCERPT or time.monotonic() - clock > 2 * TIMEOUT_SECONDS:
                         break
-                outcome.response_body = _text(
-                    kept[:RESPONSE_BODY_LIMIT].decode("utf-8", "replace"), RESPONSE_BODY_LIMIT
-                )
+            outcome.response_body = _excerpt(response.status_code, bytes(kept))
+    except outbound.Refused as exc:
+        outcome.error = _text(str(exc), 500)
+    except SecretUnreadable:
+        outcome.error = (
+            "not sent: the signing secret cannot be decrypted with the configured key-encryption keys "
+            "(PAYEASY_HANDOFF_KEK)"
+        )
     except httpx.HTTPError as exc:
         outcome.error = _text(f"{type(exc).__name__}: {exc}", 500)
     except Exception as exc:  # one delivery's surprise must not lose the batch's log
@@ -545,21 +623,23 @@ def deliver_due(*, limit: int = DELIVER_BATCH, delivery_ids: Sequence[int] | Non
     if not claimed:
         return Delivered()
     timeout = httpx.Timeout(TIMEOUT_SECONDS, connect=5.0)
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-        if len(claimed) == 1:
-            outcomes = [_post(client, claimed[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=min(PARALLEL_POSTS, len(claimed))) as pool:
-                outcomes = list(pool.map(lambda d: _post(client, d), claimed))
+    if len(claimed) == 1:
+        outcomes = [_post(claimed[0], timeout)]
+    else:
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_POSTS, len(claimed))) as pool:
+            outcomes = list(pool.map(lambda d: _post(d, timeout), claimed))
     return _record(claimed, outcomes)
 
 
 __all__ = [
     "DELIVER_BATCH",
     "Delivered",
+    "SecretUnreadable",
     "backoff",
     "deliver_due",
     "events_record",
+    "secret_readable",
+    "signing_secrets",
     "url_problem",
     "webhook_delivery_resend",
     "webhook_endpoint_create",

@@ -28,6 +28,19 @@ def postgres_only() -> None:
     need(connection.vendor == "postgresql", "benchmarks need PostgreSQL: set DATABASE_URL=postgres://…")
 
 
+def owner_execute(*statements: str) -> None:
+    """Statements only the owner of the test database may run (VACUUM, CHECKPOINT, scratch tables): the
+    tests run as the application role when DATABASE_OWNER_URL is set (billing.dbsecurity)."""
+    import psycopg
+
+    from tests.conftest import owner_credentials
+
+    owner: dict[str, Any] = {**owner_credentials(), "dbname": connection.settings_dict["NAME"]}
+    with psycopg.connect(**owner, autocommit=True) as conn:
+        for sql in statements:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+
 def environment() -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")

@@ -13,12 +13,14 @@ the invoice issue). BENCH_INVOICES / BENCH_CUSTOMERS make it smaller.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
 from billing import selectors
 from billing.models import Biller, Invoice
@@ -37,10 +39,21 @@ TARGET_OVER_FLOOR = 1.5  # import seconds / schema-floor COPY seconds: asserted
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def owner_cursor() -> Any:
+    """A cursor of the test database's owner: the scratch tables of the baselines are the owner's to
+    create (the application role may create none); autocommit, as Django's connection."""
+    import psycopg
+
+    from tests.conftest import owner_credentials
+
+    conn = psycopg.connect(**owner_credentials(), dbname=connection.settings_dict["NAME"], autocommit=True)  # type: ignore[arg-type]
+    return conn.cursor()
+
+
 def load_customers(biller: Biller, count: int) -> None:
     with (
-        connection.cursor() as cursor,
-        cursor.cursor.copy(
+        owner_cursor() as cursor,  # COPY FROM is not taken under row-level security
+        cursor.copy(
             "COPY billing_customer (biller_id, code, name, name_kana, email, kind, postal_code, address, "
             "status, created_at, registration_code) FROM STDIN"
         ) as copy,
@@ -65,7 +78,7 @@ def load_customers(biller: Biller, count: int) -> None:
 
 def bare_copy_rows_per_second(path: Path) -> tuple[float, int]:
     """The baseline: COPY the same CSV, as it is, into a table without constraints or indexes."""
-    with connection.cursor() as cursor:
+    with owner_cursor() as cursor:
         cursor.execute(
             "CREATE TABLE bench_bare (number text, external_id text, customer text, issue_date text, "
             "due_date text, description text, item text, quantity text, unit_price text, tax_category text)"
@@ -73,9 +86,7 @@ def bare_copy_rows_per_second(path: Path) -> tuple[float, int]:
         started = time.perf_counter()
         with (
             path.open("rb") as source,
-            cursor.cursor.copy(
-                "COPY bench_bare FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
-            ) as copy,
+            cursor.copy("COPY bench_bare FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')") as copy,
         ):
             while chunk := source.read(1 << 20):
                 copy.write(chunk)
@@ -83,6 +94,7 @@ def bare_copy_rows_per_second(path: Path) -> tuple[float, int]:
         cursor.execute("SELECT count(*) FROM bench_bare")
         rows = cursor.fetchone()[0]
         cursor.execute("DROP TABLE bench_bare")
+        cursor.connection.close()
     return rows / elapsed, rows
 
 
@@ -93,10 +105,10 @@ def schema_floor_seconds(biller: Biller, tmp_path: Path) -> float:
 
     rows_file = tmp_path / "rows.copy"
     columns = ", ".join(INVOICE_COLUMNS)
-    with connection.cursor() as cursor:
+    with owner_cursor() as cursor:
         with (
             rows_file.open("wb") as out,
-            cursor.cursor.copy(
+            cursor.copy(
                 f"COPY (SELECT {columns} FROM billing_invoice WHERE biller_id = {int(biller.pk)}) TO STDOUT"  # noqa: S608
             ) as copy,
         ):
@@ -107,18 +119,17 @@ def schema_floor_seconds(biller: Biller, tmp_path: Path) -> float:
             "CREATE TRIGGER bench_floor_references AFTER INSERT ON bench_floor REFERENCING NEW TABLE AS "
             "new_rows FOR EACH STATEMENT EXECUTE FUNCTION billing_invoice_references_check()"
         )
-    started = time.perf_counter()
-    with (
-        connection.cursor() as cursor,
-        transaction.atomic(),
-        rows_file.open("rb") as source,
-        cursor.cursor.copy(f"COPY bench_floor ({columns}) FROM STDIN") as copy,
-    ):
-        while chunk := source.read(1 << 20):
-            copy.write(chunk)
-    elapsed = time.perf_counter() - started
-    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        with (
+            cursor.connection.transaction(),
+            rows_file.open("rb") as source,
+            cursor.copy(f"COPY bench_floor ({columns}) FROM STDIN") as copy,
+        ):
+            while chunk := source.read(1 << 20):
+                copy.write(chunk)
+        elapsed = time.perf_counter() - started
         cursor.execute("DROP TABLE bench_floor")
+        cursor.connection.close()
     rows_file.unlink()
     return elapsed
 
@@ -218,3 +229,59 @@ def test_publish_a_million_invoices_from_csv(postgres_only: None, tmp_path: Path
     assert elapsed / floor <= TARGET_OVER_FLOOR, figures
     assert peak <= TARGET_BYTES and again_peak <= TARGET_BYTES, figures
     assert elapsed <= TARGET_SECONDS * (INVOICES / 1_000_000) or INVOICES < 1_000_000, figures
+
+
+MEMORY_SIZES = [int(n) for n in os.environ.get("BENCH_MEMORY_INVOICES", "1000000,2000000").split(",")]
+FLAT_WITHIN = 1.15  # peak RSS of the largest file / of the smallest: the import's memory must not grow
+
+
+def import_peak(path: Path, biller: Biller) -> tuple[float, int, str]:
+    """Import a file in a process of its own: wall seconds, that process's peak RSS (bytes), output."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "import_invoices",
+            str(path),
+            "--biller",
+            biller.biller_code,
+            "--skip-preview",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env=production_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    started = time.perf_counter()
+    output = proc.stdout.read() if proc.stdout else ""
+    _pid, status, usage = os.wait4(proc.pid, 0)  # this child's own ru_maxrss, not the largest so far
+    elapsed = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0 and "): succeeded —" in output, output
+    return elapsed, usage.ru_maxrss * 1024, output
+
+
+def test_import_memory_stays_flat_as_the_file_grows(postgres_only: None, tmp_path: Path) -> None:
+    """The same kind of file at 1 M and 2 M invoices: peak RSS of the importing process stays flat (the
+    numbers and external ids seen are staged in PostgreSQL, not kept in memory), the rate holds."""
+    figures: dict[str, object] = {}
+    peaks = []
+    for n in MEMORY_SIZES:
+        biller = make_biller(
+            payee_number=f"5{n % 9000:04d}", biller_code=f"5{n % 9000:04d}001", slug=f"mem-{n}"
+        )
+        load_customers(biller, CUSTOMERS)
+        path = tmp_path / f"invoices-{n}.csv"
+        size = write_invoices_csv(path, invoices=n, customers=CUSTOMERS)
+        elapsed, peak, _output = import_peak(path, biller)
+        path.unlink()
+        peaks.append(peak)
+        figures[f"{n}_file_mb"] = round(size / 2**20)
+        figures[f"{n}_import_seconds"] = round(elapsed, 1)
+        figures[f"{n}_rows_per_second"] = round(n / elapsed)
+        figures[f"{n}_peak_rss_mb"] = round(peak / 2**20)
+        assert Invoice.objects.filter(biller=biller).count() == n
+    figures["peak_ratio_largest_to_smallest"] = round(peaks[-1] / peaks[0], 3)
+    report("invoice_import_memory", figures)
+    assert peaks[-1] <= peaks[0] * FLAT_WITHIN, figures

@@ -40,7 +40,7 @@ from django.db import connection
 from billing.models import Biller, Invoice
 from payeasy import simulator
 from payeasy.models import LedgerEntry, Notice, Receipt
-from tests.bench.conftest import ROOT, production_env, report, run_measured
+from tests.bench.conftest import ROOT, owner_execute, production_env, report, run_measured
 from tests.bench.generate import write_invoices_csv
 from tests.bench.test_invoice_import import load_customers
 from tests.conftest import need
@@ -75,19 +75,20 @@ def pgbench_tps(seconds: float) -> float:
     """pgbench's built-in simple-update script, 4 clients, on a scratch database of this server."""
     binary = shutil.which("pgbench")
     need(binary is not None, "pgbench is not installed (Debian: postgresql-client)")
-    s = connection.settings_dict
-    base = [
-        "-h",
-        s.get("HOST") or "127.0.0.1",
-        "-p",
-        str(s.get("PORT") or 5432),
-        "-U",
-        s.get("USER") or "postgres",
-    ]
+    import psycopg
+
+    from tests.conftest import owner_credentials
+
+    owner = owner_credentials()  # CREATE DATABASE is the owner's (the application role may not)
+    base = ["-h", str(owner["host"]), "-p", str(owner["port"]), "-U", str(owner["user"])]
     name = f"bench_pgbench_{connection.settings_dict['NAME']}"  # one per test database: runs side by side
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-        cursor.execute(f"CREATE DATABASE {name}")
+
+    def admin(sql: str) -> None:
+        with psycopg.connect(**owner, dbname="postgres", autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    admin(f"DROP DATABASE IF EXISTS {name}")
+    admin(f"CREATE DATABASE {name}")
     try:
         subprocess.run([binary, *base, "-i", "-q", "-s", "10", name], check=True, capture_output=True)
         out = subprocess.run(
@@ -109,8 +110,7 @@ def pgbench_tps(seconds: float) -> float:
             text=True,
         ).stdout
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin(f"DROP DATABASE IF EXISTS {name}")
     match = re.search(r"tps = ([\d.]+)", out)
     assert match, out
     return float(match.group(1))
@@ -222,9 +222,8 @@ def line_env(postgres_only: None, tmp_path: Path) -> Iterator[Line]:
         production_env(),
     )
     path.unlink()
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE billing_invoice")
-        cursor.execute("CHECKPOINT")  # the import's WAL is flushed now, not during the measurements
+    # the import's WAL is flushed now, not during the measurements (the owner's to run)
+    owner_execute("VACUUM ANALYZE billing_invoice", "CHECKPOINT")
     redis_url = bench_redis_url()
     processes = Processes(tmp_path, production_env(REDIS_URL=redis_url, DJANGO_EMAIL_BACKEND="locmem"))
     pki = tls_helpers.make_pki(tmp_path / "pki")  # made for the run, none committed
@@ -310,8 +309,7 @@ def test_line_speed(line_env: Line) -> None:
     )
     pki = line_env.pki
     tps = pgbench_tps(min(SECONDS, 30))
-    with connection.cursor() as cursor:
-        cursor.execute("CHECKPOINT")  # pgbench's WAL is written out now, not during the measurements
+    owner_execute("CHECKPOINT")  # pgbench's WAL is written out now, not during the measurements
 
     state = simulator.line_state()
     day = simulator.processing_day(state)

@@ -61,7 +61,7 @@ def test_single_membership_lands_in_its_console(admin_client: Client, biller: Bi
 def test_login_with_wrong_password_says_so(client: Client, biller: Biller) -> None:
     make_member(biller, email="m@example.jp")
     response = client.post("/accounts/login/", {"email": "m@example.jp", "password": "wrong"})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert b"not correct" in response.content
     response = client.post("/accounts/login/", {"email": "M@Example.jp", "password": "correct horse battery"})
     assert response.status_code == 302

@@ -107,3 +107,23 @@ def screenshot() -> Any:
         page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=True)
 
     return save
+
+
+def pass_second_factor(page: Any, email: str) -> None:
+    """After the console password: give the code (from the key the factory enrolled, tests.factories) or,
+    for a user without one, set it up from the key the page shows and continue past the recovery codes."""
+    import pyotp
+    from playwright.sync_api import expect
+
+    from tests import factories
+
+    page.wait_for_url(re.compile(r"/accounts/(login/code|two-step/setup)/"))
+    if "/two-step/setup/" in page.url:
+        secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+        page.locator("input[name=code]").fill(pyotp.TOTP(secret).now())
+        page.locator("main form button.primary").click()
+        expect(page.locator("ul.recovery-codes li")).to_have_count(10)
+        page.locator("main a.button.primary").click()
+    else:
+        page.locator("input[name=code]").fill(factories.totp_code(email))
+        page.locator("main form button.primary").first.click()

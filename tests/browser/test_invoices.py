@@ -24,6 +24,7 @@ from playwright.sync_api import expect
 
 from billing.models import Biller, ImportJob, Invoice, Membership
 from tests import factories
+from tests.browser.conftest import pass_second_factor
 
 ADMIN_EMAIL = "keiri@test-denryoku.jp"
 ADMIN_PASSWORD = "correct horse battery"
@@ -50,6 +51,7 @@ def log_in(page: Any, base_url: str, *, email: str, password: str, labels: dict[
     page.get_by_label(labels["E-mail"]).fill(email)
     page.get_by_label(labels["Password"]).fill(password)
     page.get_by_role("button", name=labels["Log in"]).click()
+    pass_second_factor(page, email)
 
 
 def nav_link(page: Any, name: str) -> Any:

@@ -204,14 +204,9 @@ def test_postgresql_hangs(proxied_line) -> None:  # type: ignore[no-untyped-def]
 
 
 def _sql(sql: str, params: tuple[object, ...] = ()) -> None:
-    s = connection.settings_dict
-    with psycopg.connect(
-        host=s.get("HOST") or "127.0.0.1",
-        port=s.get("PORT") or 5432,
-        user=s.get("USER") or "postgres",
-        dbname="postgres",
-        autocommit=True,
-    ) as admin:
+    from tests.conftest import owner_credentials
+
+    with psycopg.connect(**owner_credentials(), dbname="postgres", autocommit=True) as admin:  # type: ignore[arg-type]
         admin.execute(sql, params)  # type: ignore[arg-type]
 
 

@@ -2,10 +2,11 @@
 
 import re
 
+import pyotp
 import pytest
 from django.test import Client
 
-from billing.models import AuditEntry, Biller, Membership
+from billing.models import AuditEntry, Biller, ConsoleTwoFactor, Membership
 from payeasy.models import ContractedBank
 from tests.factories import biller_data, make_biller, make_member
 
@@ -164,8 +165,13 @@ def test_invite_the_first_admin_and_follow_the_link(
     visitor = Client()
     assert visitor.get(path).status_code == 200
     response = visitor.post(path, {"name": "新社長", "password": "a-long-unique-pass"})
-    assert response.status_code == 302 and response["Location"] == f"/b/{biller.slug}/console/"
-    console = visitor.get(response["Location"])
+    # an administrator sets up two-step verification before the console opens
+    assert response.status_code == 302 and response["Location"] == "/accounts/two-step/setup/"
+    assert visitor.get(response["Location"]).status_code == 200
+    secret = ConsoleTwoFactor.objects.get(user__email="boss@newco.jp").secret
+    codes = visitor.post("/accounts/two-step/setup/", {"code": pyotp.TOTP(secret).now()})
+    assert codes.status_code == 200 and f'href="/b/{biller.slug}/console/"' in codes.content.decode()
+    console = visitor.get(f"/b/{biller.slug}/console/")
     assert console.status_code == 200 and biller.legal_name in console.content.decode()
     assert Membership.objects.get(biller=biller).user.email == "boss@newco.jp"
     assert visitor.get(path).status_code == 404  # single use

@@ -13,6 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True, help="what the key is for, e.g. 'billing system'")
 
     def handle(self, *args: object, biller: str, name: str, **options: object) -> None:
+        from billing.tenancy import bind_cross_tenant
+
+        bind_cross_tenant("command")  # a command is not a tenant's request
         found = (
             Biller.objects.filter(biller_code=biller).first() or Biller.objects.filter(slug=biller).first()
         )

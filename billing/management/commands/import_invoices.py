@@ -42,6 +42,8 @@ class Command(BaseCommand):
         skip_preview: bool,
         **options: object,
     ) -> None:
+        from billing.tenancy import tenant_session
+
         found = (
             Biller.objects.filter(biller_code=biller).first() or Biller.objects.filter(slug=biller).first()
         )
@@ -50,6 +52,16 @@ class Command(BaseCommand):
         if not file.is_file():
             raise CommandError(f"{file}: no such file")
         started = time.perf_counter()
+        with tenant_session(found):  # the import is the biller's: its rows only (billing.tenancy)
+            job = self.import_file(found, file, encoding, preview, draft, skip_preview)
+        self.report(job)
+        self.stdout.write(f"{time.perf_counter() - started:.1f} s")
+        if job.status == ImportJob.Status.FAILED:
+            raise CommandError(job.message or "the import failed")
+
+    def import_file(
+        self, found: Biller, file: Path, encoding: str, preview: bool, draft: bool, skip_preview: bool
+    ) -> ImportJob:
         try:
             mode = ImportJob.Mode.IMPORT if skip_preview and not preview else ImportJob.Mode.PREVIEW
             with file.open("rb") as upload:
@@ -68,10 +80,7 @@ class Command(BaseCommand):
                 job = services.import_job_confirm(actor=None, biller=found, preview_id=job.pk, run_now=True)
         except ProductError as exc:
             raise CommandError(exc.message) from exc
-        self.report(job)
-        self.stdout.write(f"{time.perf_counter() - started:.1f} s")
-        if job.status == ImportJob.Status.FAILED:
-            raise CommandError(job.message or "the import failed")
+        return job
 
     def report(self, job: ImportJob) -> None:
         self.stdout.write(

@@ -57,6 +57,9 @@ class Command(BaseCommand):
     def handle(
         self, *args: object, host: str, port: int, batch: int, insecure_plaintext: bool, **options: object
     ) -> None:
+        from billing.tenancy import bind_cross_tenant
+
+        bind_cross_tenant("line")  # the line answers for every biller (billing.tenancy)
         from payeasy import commserver, peers
 
         try:

@@ -1,10 +1,11 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from billing import totp
 from billing.balances_demo import seed_balance_demo
 from billing.models import Biller
 from billing.portal.demo import seed_portal_demo
-from payeasy.demo import DEMO_BILLERS, DEMO_PASSWORD, STAFF_EMAIL
+from payeasy.demo import DEMO_BILLERS, DEMO_PASSWORD, DEMO_TOTP_SECRET, STAFF_EMAIL
 
 
 class Command(BaseCommand):
@@ -12,8 +13,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--base-url", default=settings.PORTAL_BASE_URL)
+        parser.add_argument(
+            "--code",
+            action="store_true",
+            help="print only the current two-step verification code of the demo",
+        )
 
-    def handle(self, *args: object, base_url: str, **options: object) -> None:
+    def handle(self, *args: object, base_url: str, code: bool = False, **options: object) -> None:
+        from billing.tenancy import bind_cross_tenant
+
+        bind_cross_tenant("command")  # a command is not a tenant's request
+        if code:
+            self.stdout.write(totp.totp(DEMO_TOTP_SECRET).now())
+            return
         base = base_url.rstrip("/")
         lines = [
             "",
@@ -21,6 +33,9 @@ class Command(BaseCommand):
             "=" * 60,
             f"Log in:              {base}/accounts/login/",
             f"iDC staff console:   {base}/staff/      {STAFF_EMAIL} / {DEMO_PASSWORD}",
+            f"Two-step code:       staff and admins: key {totp.grouped(DEMO_TOTP_SECRET)} in an",
+            "                     authenticator app, or the current code:",
+            "                     DJANGO_DEBUG=1 .venv/bin/python manage.py demo_info --code",
         ]
         for demo in DEMO_BILLERS:
             slug = demo.data["slug"]

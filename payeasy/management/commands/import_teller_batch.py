@@ -22,6 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("files", nargs="+", type=Path, help="teller batch files 01_BBBBB_SSSSS_MMDD_NNN")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from billing.tenancy import bind_cross_tenant
+
+        bind_cross_tenant("command")  # a command is not a tenant's request
         rejected = 0
         for path in options["files"]:
             try:

@@ -96,6 +96,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **o: Any) -> None:
+        from billing.tenancy import bind_cross_tenant
+
+        bind_cross_tenant("command")  # a command is not a tenant's request
         self.o = o
         try:
             self.tls = simulator.tls_context(o["tls_ca"], o["tls_cert"], o["tls_key"])
