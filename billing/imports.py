@@ -37,6 +37,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from psycopg import errors as psycopg_errors
 
+from billing import dbsecurity
 from billing.invoicing import MAX_LINES_PER_INVOICE, LineError, totals_from_sums
 from billing.models import Biller, Customer, Invoice
 from billing.numbers import confirmation_numbers
@@ -45,6 +46,7 @@ MAX_ERRORS_KEPT = 1000
 CONFIRMATION_BLOCK = 50_000
 PROGRESS_EVERY = 20_000
 LOOKUP_BATCH = 5_000  # invoices decided per query against what is stored
+ANALYZE_AFTER_INVOICES = 10_000  # an import this large refreshes the planner's statistics
 
 # canonical name → accepted header spellings (Japanese first)
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -1188,6 +1190,9 @@ def _write(
     except BaseException:
         writer.abort()
         raise
+    if result.written and result.invoices_new >= ANALYZE_AFTER_INVOICES and connection.vendor == "postgresql":
+        # Statistics for the planner now, not when autovacuum comes by (billing.dbsecurity.analyze).
+        dbsecurity.analyze(connection, Invoice._meta.db_table)
     return result
 
 

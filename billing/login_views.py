@@ -29,6 +29,7 @@ from billing import throttling, totp
 from billing.errors import InvalidTransition, ValidationFailed
 from billing.login_forms import ConsoleLoginForm, OperatorTotpForm, RecoveryCodeForm, TotpForm
 from billing.models import ConsoleTwoFactor, Membership, User, console_login
+from billing.qr import qr_svg
 from billing.services import two_factor
 from billing.tenancy import TenantRequest, root_reverse
 from billing.two_factor import PENDING, VERIFIED
@@ -220,6 +221,7 @@ def two_factor_setup_view(request: TenantRequest) -> HttpResponseBase:
         "secret": factor.secret,
         "secret_grouped": totp.grouped(factor.secret),
         "provisioning_uri": two_factor.provisioning_uri(factor),
+        "qr": qr_svg(two_factor.provisioning_uri(factor), title=_("QR code for the authenticator app")),
         "required": two_factor.totp_required(user),
         "during_login": pending is not None,
     }

@@ -48,6 +48,7 @@ from billing.portal.forms import (
     RegistrationForm,
     TotpCodeForm,
 )
+from billing.qr import qr_svg
 from billing.tenancy import TenantRequest
 
 PAGE_SIZE = 20
@@ -389,6 +390,7 @@ class SecurityView(PortalView):
     ) -> HttpResponse:
         account = self.account
         enrolling = bool(account.totp_secret) and not account.totp_enabled
+        uri = services.totp_provisioning_uri(account) if enrolling else ""
         context = {
             "account": account,
             "enrolling": enrolling,
@@ -398,7 +400,8 @@ class SecurityView(PortalView):
             )
             if enrolling
             else "",
-            "provisioning_uri": services.totp_provisioning_uri(account) if enrolling else "",
+            "provisioning_uri": uri,
+            "qr": qr_svg(uri, title=_("QR code for the authenticator app")) if enrolling else "",
             "form": form or TotpCodeForm(),
         }
         return self.render(request, self.template_name, context, status=status)

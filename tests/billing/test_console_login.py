@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime
 import re
+from html import unescape as html_unescape
 from typing import Any
 
 import pyotp
 import pytest
+import segno
 from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -159,6 +161,12 @@ def test_staff_without_totp_must_enrol_before_the_console(client: Client) -> Non
     secret = model("ConsoleTwoFactor").objects.get(user=user).secret
     assert "otpauth://totp/" in html and " ".join(secret[i : i + 4] for i in range(0, 32, 4)) in html
     assert 'autocomplete="one-time-code"' in html and 'inputmode="numeric"' in html
+    # a QR code of the same otpauth:// URI as the link, for the phone's camera, named for screen readers
+    uri = html_unescape(re.search(r'href="(otpauth://totp/[^"]+)"', html).group(1))
+    drawn = re.search(r'<svg role="img"[^>]*><title>([^<]+)</title>.*?<path stroke="#000" d="([^"]+)"', html)
+    assert drawn is not None and drawn.group(1)
+    expected = segno.make(uri, error="m").svg_inline(scale=4, border=4, lineclass=None)
+    assert f'd="{drawn.group(2)}"' in expected
     wrong = client.post(SETUP, {"code": "000000"})
     assert wrong.status_code == 400 and not logged_in(client)
     assert 'aria-describedby="id_code_error"' in wrong.content.decode()

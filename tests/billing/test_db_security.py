@@ -373,3 +373,44 @@ def test_pages_outside_a_tenant_cross_by_the_name_of_their_part(
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('app.bypass', true)")
         assert cursor.fetchone()[0] == "tests"
+
+
+# --- statistics after a bulk load ----------------------------------------------------------------------
+
+
+def _reltuples(table: str) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+        return cursor.fetchone()[0]
+
+
+def test_a_large_import_refreshes_the_planners_statistics_as_the_application_role(
+    app_role: str, biller: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The application role owns no table, so it cannot ANALYZE; a big import would leave the planner
+    believing the invoice table empty (a console page then sorts every row) until autovacuum came by.
+    The import refreshes the statistics through the owner's ``payeasy_analyze``, and only for its table."""
+    from billing import imports
+    from tests.billing.test_imports import HEADER, run
+
+    factories.make_customer(biller, code="D-1")
+    monkeypatch.setattr(imports, "ANALYZE_AFTER_INVOICES", 3)
+    rows = "".join(
+        f"2026-12-{n:04d},,D-1,2026-12-01,2026-12-31,12月分,基本料金,1,{1000 + n},10,\n" for n in range(1, 5)
+    )
+    assert _reltuples("billing_invoice") < 1  # never analysed (-1) or empty
+    job = run(biller, HEADER + rows)
+    assert job.status == job.Status.SUCCEEDED, job.errors
+    assert _reltuples("billing_invoice") >= 4
+
+    with connection.cursor() as cursor:
+        cursor.execute("SAVEPOINT probe")
+        with pytest.raises(DatabaseError, match="not offered"):
+            cursor.execute("SELECT payeasy_analyze('billing_auditentry')")
+        cursor.execute("ROLLBACK TO SAVEPOINT probe")
+        cursor.execute(
+            "SELECT has_function_privilege('public', 'payeasy_analyze(text)', 'EXECUTE'), "
+            "has_function_privilege(%s, 'payeasy_analyze(text)', 'EXECUTE')",
+            [app_role],
+        )
+        assert cursor.fetchone() == (False, True)

@@ -12,7 +12,7 @@ already.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +26,9 @@ from payeasy.models import HandoffKey, WebhookEndpoint
 
 
 def _every_tenant() -> AbstractContextManager[Any]:
-    """Every biller's rows: the named cross-tenant path of management commands, where the database
-    enforces tenant policies (a command that saw no rows would report nothing to re-wrap)."""
-    cross_tenant = getattr(tenancy, "cross_tenant", None)
-    return cross_tenant("command") if cross_tenant is not None else nullcontext()
+    """Every biller's rows: the named cross-tenant path of management commands (billing.tenancy), where
+    the database enforces tenant policies (a command that saw no rows would report nothing to re-wrap)."""
+    return tenancy.cross_tenant("command")
 
 
 @dataclass
