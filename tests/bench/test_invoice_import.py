@@ -98,9 +98,10 @@ def bare_copy_rows_per_second(path: Path) -> tuple[float, int]:
     return rows / elapsed, rows
 
 
-def schema_floor_seconds(biller: Biller, tmp_path: Path) -> float:
+def schema_floor_seconds(biller: Biller, tmp_path: Path) -> tuple[float, float | None]:
     """A second baseline: COPY the very rows the import stored into a copy of the invoice table with the
-    same indexes, constraints and reference check. What PostgreSQL alone needs on this machine."""
+    same indexes, constraints and reference check. What PostgreSQL alone needs on this machine. And, when
+    the tests run as the application role, the same under row-level security (``None`` otherwise)."""
     from billing.imports import INVOICE_COLUMNS
 
     rows_file = tmp_path / "rows.copy"
@@ -129,8 +130,58 @@ def schema_floor_seconds(biller: Biller, tmp_path: Path) -> float:
                 copy.write(chunk)
         elapsed = time.perf_counter() - started
         cursor.execute("DROP TABLE bench_floor")
+        rls_elapsed = _row_level_security_floor(cursor, rows_file, columns, biller) if _app_role() else None
         cursor.connection.close()
     rows_file.unlink()
+    return elapsed, rls_elapsed
+
+
+def _app_role() -> str:
+    from billing import dbsecurity
+
+    return dbsecurity.app_role_of(connection)
+
+
+def _row_level_security_floor(owner: Any, rows_file: Path, columns: str, biller: Biller) -> float:
+    """The floor for the application role under row-level security: PostgreSQL takes no COPY FROM into a
+    table with a policy, so the cheapest load it allows is a COPY into a temporary table and one
+    INSERT … SELECT under the tenant policy — the path the import takes (billing.imports._Writer)."""
+    import psycopg
+
+    from billing import dbsecurity
+
+    app = _app_role()
+    assert app
+    owner.execute("CREATE TABLE bench_floor (LIKE billing_invoice INCLUDING ALL)")
+    owner.execute(
+        "CREATE TRIGGER bench_floor_references AFTER INSERT ON bench_floor REFERENCING NEW TABLE AS "
+        "new_rows FOR EACH STATEMENT EXECUTE FUNCTION billing_invoice_references_check()"
+    )
+    for sql in dbsecurity.policy_sql("bench_floor", connection.ops.quote_name):
+        owner.execute(sql)
+    owner.execute(f"GRANT SELECT, INSERT ON bench_floor TO {connection.ops.quote_name(app)}")
+    s = connection.settings_dict
+    with psycopg.connect(
+        host=s.get("HOST") or "127.0.0.1",
+        port=s.get("PORT") or 5432,
+        user=s["USER"],
+        password=s.get("PASSWORD") or None,
+        dbname=s["NAME"],
+    ) as conn:
+        started = time.perf_counter()
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.biller_id', %s, true)", [str(biller.pk)])
+            stage = f"CREATE TEMP TABLE bench_floor_stage ON COMMIT DROP AS SELECT {columns} FROM bench_floor"  # noqa: S608
+            conn.execute(stage + " WITH NO DATA")
+            with (
+                rows_file.open("rb") as source,
+                conn.cursor().copy(f"COPY bench_floor_stage ({columns}) FROM STDIN") as copy,
+            ):
+                while chunk := source.read(1 << 20):
+                    copy.write(chunk)
+            conn.execute(f"INSERT INTO bench_floor ({columns}) SELECT {columns} FROM bench_floor_stage")  # noqa: S608
+        elapsed = time.perf_counter() - started
+    owner.execute("DROP TABLE bench_floor")
     return elapsed
 
 
@@ -184,7 +235,9 @@ def test_publish_a_million_invoices_from_csv(postgres_only: None, tmp_path: Path
     sample = Invoice.objects.filter(biller=biller).select_related("biller").order_by("?")[:200]
     import_rate = INVOICES / elapsed
 
-    floor = schema_floor_seconds(biller, tmp_path)
+    floor, rls_floor = schema_floor_seconds(biller, tmp_path)
+    # under row-level security the product's overhead is measured against what PostgreSQL allows that role
+    own_floor = rls_floor or floor
 
     # the same file again: nothing new, said so
     again_elapsed, again_peak, again_output = run_measured(
@@ -213,6 +266,9 @@ def test_publish_a_million_invoices_from_csv(postgres_only: None, tmp_path: Path
         "schema_floor_ratio_to_bare_copy": round(INVOICES / floor / copy_rate, 3),
         "schema_floor_copy_seconds": round(floor, 1),
         "import_over_schema_floor": round(elapsed / floor, 2),
+        "row_level_security_floor_seconds": round(rls_floor, 1) if rls_floor else None,
+        "row_level_security_cost": round(rls_floor / floor, 2) if rls_floor else None,
+        "import_over_own_floor": round(elapsed / own_floor, 2),
         "peak_rss_mb": round(peak / 2**20),
         "console_first_page_ms": round(console_query * 1000, 1),
         "console_first_page_ms_by_sort": sort_ms,
@@ -226,7 +282,7 @@ def test_publish_a_million_invoices_from_csv(postgres_only: None, tmp_path: Path
     assert len(first_page) == 50
     assert max(sort_ms.values()) < 100, sort_ms  # every sort's first page reads an index
     assert "): nothing —" in again_output, again_output
-    assert elapsed / floor <= TARGET_OVER_FLOOR, figures
+    assert elapsed / own_floor <= TARGET_OVER_FLOOR, figures
     assert peak <= TARGET_BYTES and again_peak <= TARGET_BYTES, figures
     assert elapsed <= TARGET_SECONDS * (INVOICES / 1_000_000) or INVOICES < 1_000_000, figures
 
