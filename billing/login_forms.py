@@ -6,8 +6,9 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 
-class ConsoleLoginForm(forms.Form):
-    """Only the fields: the password is checked in the view, after the lockout (billing.login_views)."""
+class LoginForm(forms.Form):
+    """Only the fields: the password is checked in the view, after the lockout (billing.login_views,
+    billing.portal.views). The console and the customer portal use the same two forms."""
 
     email = forms.EmailField(
         label=_("E-mail"),

@@ -27,7 +27,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from billing import throttling, totp
 from billing.errors import InvalidTransition, ValidationFailed
-from billing.login_forms import ConsoleLoginForm, OperatorTotpForm, RecoveryCodeForm, TotpForm
+from billing.login_forms import LoginForm, OperatorTotpForm, RecoveryCodeForm, TotpForm
 from billing.models import ConsoleTwoFactor, Membership, User, console_login
 from billing.qr import qr_svg
 from billing.services import two_factor
@@ -116,11 +116,11 @@ def login_view(request: TenantRequest, *, via: str = "console", default_next: st
     template = "billing/login.html"
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next") or default_next)
     if request.method != "POST":
-        return _page(request, template, {"form": ConsoleLoginForm(), "next": next_url})
+        return _page(request, template, {"form": LoginForm(), "next": next_url})
     data = request.POST.copy()
     if via == "admin" and "email" not in data:  # the Django admin's own form says "username"
         data["email"] = data.get("username", "")
-    form = ConsoleLoginForm(data)
+    form = LoginForm(data)
     context = {"form": form, "next": next_url}
     if not form.is_valid():
         return _page(request, template, context, status=400)

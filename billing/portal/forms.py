@@ -13,34 +13,6 @@ from billing.models import Customer, CustomerAccount, InvoiceApproval
 PASSWORD_HELP = _("At least 10 characters, not only digits, not a common password.")
 
 
-class PortalLoginForm(forms.Form):
-    email = forms.EmailField(
-        label=_("E-mail"),
-        max_length=254,
-        widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True}),
-    )
-    password = forms.CharField(
-        label=_("Password"),
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-    )
-
-
-class TotpCodeForm(forms.Form):
-    code = forms.CharField(
-        label=_("6-digit code from your authenticator app"),
-        max_length=10,
-        widget=forms.TextInput(
-            attrs={
-                "autocomplete": "one-time-code",
-                "inputmode": "numeric",
-                "pattern": r"[0-9 ]*",
-                "autofocus": True,
-            }
-        ),
-    )
-
-
 class NewAccountForm(forms.Form):
     name = forms.CharField(
         label=_("Your name"), max_length=100, widget=forms.TextInput(attrs={"autocomplete": "name"})

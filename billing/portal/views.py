@@ -34,6 +34,7 @@ from django.views import View
 
 from billing import csvsafe
 from billing.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from billing.login_forms import LoginForm, TotpForm
 from billing.models import Biller, Customer, CustomerAccount, Invoice, InvoiceApproval, User, customer_login
 from billing.numbers import ATM_CASH_LIMIT
 from billing.portal import selectors, services, throttling
@@ -43,10 +44,8 @@ from billing.portal.forms import (
     InvoiceFilterForm,
     NewAccountForm,
     PasswordResetRequestForm,
-    PortalLoginForm,
     PortalSetPasswordForm,
     RegistrationForm,
-    TotpCodeForm,
 )
 from billing.qr import qr_svg
 from billing.tenancy import TenantRequest
@@ -141,10 +140,10 @@ class LoginView(PortalPublicView):
         next_url = _safe_next(request, request.GET.get("next", ""))
         if self.account is not None:
             return redirect(next_url or reverse("portal:home"))
-        return self.render(request, self.template_name, {"form": PortalLoginForm(), "next": next_url})
+        return self.render(request, self.template_name, {"form": LoginForm(), "next": next_url})
 
     def post(self, request: TenantRequest) -> HttpResponseBase:
-        form = PortalLoginForm(request.POST)
+        form = LoginForm(request.POST)
         next_url = _safe_next(request, request.POST.get("next", ""))
         context = {"form": form, "next": next_url}
         if not form.is_valid():
@@ -197,7 +196,7 @@ class LoginTotpView(PortalPublicView):
     def get(self, request: TenantRequest) -> HttpResponseBase:
         if self.pending(request) is None:
             return redirect("portal:login")
-        return self.render(request, self.template_name, {"form": TotpCodeForm()})
+        return self.render(request, self.template_name, {"form": TotpForm()})
 
     def post(self, request: TenantRequest) -> HttpResponseBase:
         pending = self.pending(request)
@@ -205,7 +204,7 @@ class LoginTotpView(PortalPublicView):
             messages.error(request, _("The login took too long. Please log in again."))
             return redirect("portal:login")
         account, data = pending
-        form = TotpCodeForm(request.POST)
+        form = TotpForm(request.POST)
         context = {"form": form}
         if not form.is_valid():
             return self.render(request, self.template_name, context, status=400)
@@ -385,9 +384,7 @@ class SecurityView(PortalView):
     nav_section = "security"
     template_name = "billing/portal/security.html"
 
-    def page(
-        self, request: TenantRequest, form: TotpCodeForm | None = None, status: int = 200
-    ) -> HttpResponse:
+    def page(self, request: TenantRequest, form: TotpForm | None = None, status: int = 200) -> HttpResponse:
         account = self.account
         enrolling = bool(account.totp_secret) and not account.totp_enabled
         uri = services.totp_provisioning_uri(account) if enrolling else ""
@@ -402,7 +399,7 @@ class SecurityView(PortalView):
             else "",
             "provisioning_uri": uri,
             "qr": qr_svg(uri, title=_("QR code for the authenticator app")) if enrolling else "",
-            "form": form or TotpCodeForm(),
+            "form": form or TotpForm(),
         }
         return self.render(request, self.template_name, context, status=status)
 
@@ -415,7 +412,7 @@ class SecurityView(PortalView):
             if action == "begin":
                 self.account = services.totp_enrol_begin(account=self.account)
                 return self.page(request)
-            form = TotpCodeForm(request.POST)
+            form = TotpForm(request.POST)
             if action not in {"confirm", "disable"} or not form.is_valid():
                 return self.page(request, form=form, status=400)
             if action == "confirm":
