@@ -128,29 +128,29 @@ def unpolicy_sql(table: str, quote: Any) -> list[str]:
     ]
 
 
-def apply_row_level_security(
-    connection: BaseDatabaseWrapper, apps: Apps | None = None, *, app_label: str = ""
+def _each_tenant_table(
+    connection: BaseDatabaseWrapper, apps: Apps | None, app_label: str, statements: Any
 ) -> None:
-    """Enable, force and (re)create the tenant policy on every tenant table (of ``app_label`` when given)."""
     if connection.vendor != "postgresql":
         return
     models = [m for m in tenant_models(apps) if not app_label or m._meta.app_label == app_label]
     with connection.cursor() as cursor:
         for model in models:
-            for sql in policy_sql(model._meta.db_table, connection.ops.quote_name):
+            for sql in statements(model._meta.db_table, connection.ops.quote_name):
                 cursor.execute(sql)
+
+
+def apply_row_level_security(
+    connection: BaseDatabaseWrapper, apps: Apps | None = None, *, app_label: str = ""
+) -> None:
+    """Enable, force and (re)create the tenant policy on every tenant table (of ``app_label`` when given)."""
+    _each_tenant_table(connection, apps, app_label, policy_sql)
 
 
 def remove_row_level_security(
     connection: BaseDatabaseWrapper, apps: Apps | None = None, *, app_label: str = ""
 ) -> None:
-    if connection.vendor != "postgresql":
-        return
-    models = [m for m in tenant_models(apps) if not app_label or m._meta.app_label == app_label]
-    with connection.cursor() as cursor:
-        for model in models:
-            for sql in unpolicy_sql(model._meta.db_table, connection.ops.quote_name):
-                cursor.execute(sql)
+    _each_tenant_table(connection, apps, app_label, unpolicy_sql)
 
 
 def tables_with_trigger_function(connection: BaseDatabaseWrapper, function: str) -> list[str]:

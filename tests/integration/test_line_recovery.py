@@ -157,21 +157,29 @@ def proxied_line(postgres: None, commserver_factory, tmp_path: Path) -> Iterator
     proxy.close()
 
 
-def test_postgresql_stops_and_comes_back(proxied_line) -> None:  # type: ignore[no-untyped-def]
+def _outage(proxied_line, fail: str, recover: str, seconds: float, label: str):  # type: ignore[no-untyped-def]
+    """Load on the line; the proxy's ``fail`` for ``seconds``, then its ``recover``; the frames sent, their
+    codes, and how long after the recovery the first 0000 came (asserted within the spec's limit)."""
     biller, invoice, server, proxy = proxied_line
     load = Load(server.port, biller, invoice)
     time.sleep(1.5)
-    proxy.stop()
-    time.sleep(3.0)
+    getattr(proxy, fail)()
+    time.sleep(seconds)
     back = time.monotonic()
-    proxy.start()
+    getattr(proxy, recover)()
     time.sleep(3.0)
     sent = load.finish()
     codes = check(sent, load)
-    assert codes.get("9001", 0) >= 60  # the 3 s outage was answered, not silent
     recovery = first_ok_after(sent, back)
-    print(f"  PostgreSQL back: first 0000 after {recovery * 1000:.0f} ms")
+    print(f"  {label}: first 0000 after {recovery * 1000:.0f} ms")
     assert recovery < SPEC_LIMIT
+    return sent, codes
+
+
+def test_postgresql_stops_and_comes_back(proxied_line) -> None:  # type: ignore[no-untyped-def]
+    server = proxied_line[2]
+    sent, codes = _outage(proxied_line, "stop", "start", 3.0, "PostgreSQL back")
+    assert codes.get("9001", 0) >= 60  # the 3 s outage was answered, not silent
     refused = [k for k, s in sent.items() if s.code == "9001"]
     # what was answered without the database reached the message history once it was back
     deadline = time.monotonic() + 10
@@ -186,21 +194,9 @@ def test_postgresql_stops_and_comes_back(proxied_line) -> None:  # type: ignore[
 
 def test_postgresql_hangs(proxied_line) -> None:  # type: ignore[no-untyped-def]
     """The network to the database stops carrying bytes: the lane's thread waits on it, and the frames
-    that have waited 1.5 s are answered 9001 all the same."""
-    biller, invoice, server, proxy = proxied_line
-    load = Load(server.port, biller, invoice)
-    time.sleep(1.5)
-    proxy.freeze()
-    time.sleep(4.0)
-    back = time.monotonic()
-    proxy.thaw()
-    time.sleep(3.0)
-    sent = load.finish()
-    codes = check(sent, load)
+    that have waited out their answer budget are answered 9001 all the same."""
+    _sent, codes = _outage(proxied_line, "freeze", "thaw", 4.0, "database thawed")
     assert codes.get("9001", 0) >= 100
-    recovery = first_ok_after(sent, back)
-    print(f"  database thawed: first 0000 after {recovery * 1000:.0f} ms")
-    assert recovery < SPEC_LIMIT
 
 
 def _sql(sql: str, params: tuple[object, ...] = ()) -> None:

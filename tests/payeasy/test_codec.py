@@ -51,6 +51,7 @@ from payeasy.codec import (
     parse_frame,
     peek_header,
 )
+from tests.payeasy.fuzzing import mutated
 
 # ---------------------------------------------------------------------------------------------------------
 # Golden vectors (spec/samples), one literal per field
@@ -531,28 +532,6 @@ def test_batch_files_round_trip(batch: BatchFile) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Fuzzing: anything in, a Message or a CodecError out (and what parses builds back to the same bytes)
 # ---------------------------------------------------------------------------------------------------------
-
-INTERESTING_BYTES = [0x00, 0x0A, 0x0D, 0x20, 0x30, 0x31, 0x39, 0x41, 0x46, 0x61, 0x81, 0x82, 0xA1, 0xA6, 0xDE]
-INTERESTING_BYTES += [0xE0, 0xED, 0xF0, 0xFA, 0xFC, 0xFF]
-
-
-@st.composite
-def mutated(draw: st.DrawFn, originals: list[bytes]) -> bytes:
-    data = bytearray(draw(st.sampled_from(originals)))
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "set", "truncate", "insert", "delete"]))
-        pos = draw(st.integers(0, max(0, len(data) - 1)))
-        if op == "flip" and data:
-            data[pos] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set" and data:
-            data[pos] = draw(st.sampled_from(INTERESTING_BYTES) | st.integers(0, 255))
-        elif op == "truncate":
-            del data[pos:]
-        elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del data[pos : pos + draw(st.integers(1, 8))]
-    return bytes(data)
 
 
 # CODEC_FUZZ_EXAMPLES=200000 for a long fuzz run (the figures in the note); 3,000 in the suite
