@@ -14,6 +14,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from billing import events
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from billing.kana import to_double_byte, to_zengin_kana
 from billing.models import ApiKey, AuditEntry, Biller, Customer, Invitation, Membership, User, console_login
@@ -225,8 +226,6 @@ def invitation_create(*, actor: User, biller: Biller, email: str, role: str) -> 
 
     The e-mail is sent by a worker once the invitation is committed.
     """
-    from billing import tasks
-
     if role not in Membership.Role.values:
         raise ValidationFailed({"role": [_("unknown role %(role)r") % {"role": role}]})
     try:
@@ -255,7 +254,7 @@ def invitation_create(*, actor: User, biller: Biller, email: str, role: str) -> 
             summary=f"{invitation.email} ({role})",
             after={"email": invitation.email, "role": role, "expires_at": invitation.expires_at},
         )
-        transaction.on_commit(lambda: tasks.invitation_send.delay(invitation.pk, token))
+        events.after_commit("billing.tasks.invitation_send", invitation.pk, token)
     return invitation, token
 
 
