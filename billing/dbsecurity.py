@@ -37,9 +37,10 @@ POLICY = "tenant_isolation"
 # creates.
 APPEND_ONLY_FUNCTION = "payeasy_refuse_change"
 TRUNCATE_FUNCTION = "payeasy_refuse_truncate"
-# Append-only tables whose rows a worker locks to claim them (SELECT … FOR UPDATE needs an UPDATE
-# privilege): UPDATE of the id column only, which the append-only trigger refuses all the same.
-LOCKED_APPEND_ONLY = ("payeasy_ledgerentry",)
+# Append-only models whose rows a worker locks to claim them (SELECT … FOR UPDATE needs an UPDATE
+# privilege) say so with this class attribute set to True: the application role gets UPDATE of the id
+# column only, which the append-only trigger refuses all the same. Each app marks its own models.
+LOCKED_APPEND_ONLY_ATTRIBUTE = "rows_locked_by_workers"
 # Tables the application only reads.
 READ_ONLY_TABLES = ("django_migrations",)
 
@@ -81,6 +82,17 @@ def analyze(connection: BaseDatabaseWrapper, table: str) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {ANALYZE_FUNCTION}(%s)", [table])
+
+
+def locked_append_only_tables() -> tuple[str, ...]:
+    """The tables of the models marked ``rows_locked_by_workers`` (see LOCKED_APPEND_ONLY_ATTRIBUTE)."""
+    return tuple(
+        sorted(
+            model._meta.db_table
+            for model in global_apps.get_models()
+            if getattr(model, LOCKED_APPEND_ONLY_ATTRIBUTE, False)
+        )
+    )
 
 
 def tenant_models(apps: Apps | None = None) -> list[Any]:
@@ -232,9 +244,10 @@ def apply_grants(
         cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
         cursor.execute(f"GRANT EXECUTE ON FUNCTION {ANALYZE_FUNCTION}(text) TO {role}")
         append_only = append_only_tables(connection)
+        locked = locked_append_only_tables()
         for table in append_only:
             cursor.execute(f"REVOKE UPDATE, DELETE ON {q(table)} FROM {role}")
-            if table in LOCKED_APPEND_ONLY:
+            if table in locked:
                 cursor.execute(f"GRANT UPDATE (id) ON {q(table)} TO {role}")
         cursor.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(%s)",

@@ -127,7 +127,7 @@ def test_the_application_cannot_change_an_append_only_table(
         assert "permission denied" in message or "must be owner" in message, (sql, message)
     # rows a worker claims with SELECT … FOR UPDATE: the id column only (the row trigger refuses that)
     claimable = as_app.execute("SELECT has_column_privilege(%s, 'id', 'UPDATE')", [table]).fetchone()[0]
-    assert claimable == (table in dbsecurity.LOCKED_APPEND_ONLY)
+    assert claimable == (table in dbsecurity.locked_append_only_tables())
 
 
 def test_the_application_truncates_nothing(as_app: psycopg.Connection[Any]) -> None:
