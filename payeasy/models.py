@@ -327,6 +327,8 @@ class LedgerEntry(models.Model):
     entries under a lock on the invoice row.
     """
 
+    rows_locked_by_workers = True  # billing.dbsecurity: the applier claims entries with FOR UPDATE
+
     class Outcome(models.TextChoices):
         PAID = "paid", _("Paid")
         DOUBLE_PAYMENT = "double_payment", _("Double payment (二重支払)")
