@@ -10,14 +10,18 @@ import re
 from typing import Any, cast
 
 from django import forms
+from django.core.validators import MaxLengthValidator
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from billing.errors import ValidationFailed
+from billing.forms import form_errors_add
+from billing.invoicing import tax_category_parse
 from billing.models import Customer, Invoice
 from billing.selectors import INVOICE_SORTS
-from billing.services import CUSTOMER_FIELDS
+from billing.services.customers import CUSTOMER_FIELDS
 from billing.services.invoices import MAX_LINES
+from billing.validators import DESCRIPTION_MAX_LENGTH, validate_description
 
 DATE_WIDGET_ATTRS = {"type": "date"}
 
@@ -39,6 +43,29 @@ TAX_CATEGORY_CHOICES = [
     ("8", _("8% (reduced rate)")),
     ("exempt", _("Tax exempt")),
 ]
+
+
+class TaxCategoryField(forms.ChoiceField):
+    """A tax rate: the select offers 10, 8 and exempt; a posted alias (8%, 軽減, 免税, …) means the same
+    (billing.invoicing.tax_category_parse, the rule of the CSV import and the API too)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=TAX_CATEGORY_CHOICES, **kwargs)
+
+    def to_python(self, value: Any) -> str:
+        text = super().to_python(value)
+        return tax_category_parse(text) or text
+
+
+class DescriptionField(forms.CharField):
+    """料金名, checked by billing.validators.description_errors (the rule of every door)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=DESCRIPTION_MAX_LENGTH, **kwargs)  # max_length: the input's maxlength
+        self.validators = [
+            *(v for v in self.validators if not isinstance(v, MaxLengthValidator)),
+            validate_description,
+        ]
 
 
 def _date_widget() -> forms.DateInput:
@@ -101,9 +128,6 @@ class InvoiceFilterForm(forms.Form):
         ),
     )
 
-    def apply_errors(self, exc: ValidationFailed) -> None:
-        apply_form_errors(self, exc.errors)
-
 
 # --- invoice create / edit -----------------------------------------------------------------------------
 
@@ -124,9 +148,8 @@ class InvoiceForm(forms.Form):
     )
     issue_date = forms.DateField(label=_("Issue date"), widget=_date_widget())
     due_date = forms.DateField(label=_("Due date"), widget=_date_widget())
-    description = forms.CharField(
+    description = DescriptionField(
         label=_("Description shown to payers (料金名)"),
-        max_length=20,
         help_text=_("Up to 20 characters, shown on ATM screens."),
     )
     tax_inclusive = forms.BooleanField(label=_("Prices include tax"), required=False, label_suffix="")
@@ -186,7 +209,7 @@ class LineForm(forms.Form):
         required=False,
         widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 12}),
     )
-    tax_category = forms.ChoiceField(label=_("Tax rate"), choices=TAX_CATEGORY_CHOICES, initial="10")
+    tax_category = TaxCategoryField(label=_("Tax rate"), initial="10")
 
     def _value(self, name: str) -> str:
         if hasattr(self, "cleaned_data") and name in self.cleaned_data:
@@ -246,16 +269,6 @@ LineFormSet = cast(
 LINE_KEY = re.compile(r"^lines\[(\d+)\](?:\.(\w+))?$")
 
 
-def apply_form_errors(form: forms.BaseForm, errors: dict[str, list[str]]) -> None:
-    """Field errors onto their fields; the rest as the form's own errors, named."""
-    for key, errs in errors.items():
-        if key in form.fields:
-            if key not in form.errors:
-                form.add_error(key, errs)
-        else:
-            form.add_error(None, [f"{key}: {e}" if key not in {"__all__", ""} else e for e in errs])
-
-
 def apply_invoice_errors(
     exc: ValidationFailed, form: InvoiceForm, formset: BaseLineFormSet, rows: list[int]
 ) -> None:
@@ -270,12 +283,12 @@ def apply_invoice_errors(
         if match and int(match[1]) < len(rows):
             target = formset.forms[rows[int(match[1])]]
             field = match[2]
-            target.add_error(field if field in target.fields else None, errs)
+            form_errors_add(target, {field: errs})
         elif key == "lines" or (match and int(match[1]) >= len(rows)):
             formset.add_non_form_errors(errs)
         else:
             main[key] = errs
-    apply_form_errors(form, main)
+    form_errors_add(form, main, named=True)
 
 
 # --- customers -----------------------------------------------------------------------------------------
@@ -336,9 +349,8 @@ class PaymentRequestForm(forms.Form):
     """An order's pay-later numbers. The amount and the rules are checked by the service."""
 
     amount = forms.CharField(label=_("Amount (yen, tax included)"), widget=_yen_widget())
-    description = forms.CharField(
+    description = DescriptionField(
         label=_("Description shown to payers (料金名)"),
-        max_length=20,
         help_text=_("Up to 20 characters, shown on ATM screens."),
     )
     due_date = forms.DateField(label=_("Due date"), widget=_date_widget())
@@ -361,7 +373,7 @@ class PaymentRequestForm(forms.Form):
         help_text=_("Optional: one of your customers."),
         widget=forms.TextInput(attrs={"list": "customer-directory", "autocomplete": "off", "size": 20}),
     )
-    tax_category = forms.ChoiceField(label=_("Tax rate"), choices=TAX_CATEGORY_CHOICES, initial="10")
+    tax_category = TaxCategoryField(label=_("Tax rate"), initial="10")
 
     def __init__(self, *args: Any, customers: QuerySet[Customer], **kwargs: Any) -> None:
         self.customers = customers
@@ -445,7 +457,7 @@ def apply_balance_errors(
         if match and int(match[1]) < len(rows):
             target = formset.forms[rows[int(match[1])]]
             field = match[2]
-            target.add_error(field if field in target.fields else None, errs)
+            form_errors_add(target, {field: errs})
         else:
             main[key] = errs
-    apply_form_errors(form, main)
+    form_errors_add(form, main, named=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from typing import cast
 
 from django import forms
 from django.contrib import messages
@@ -83,7 +82,7 @@ class ImportDetailView(TenantConsoleView):
     model = ImportJob
 
     def get(self, request: TenantRequest, pk: int) -> HttpResponse:
-        job = cast(ImportJob, self.get_object(pk))
+        job: ImportJob = self.get_object(pk)
         progress = None
         if not job.is_finished:
             progress = cache.get(imports.progress_key(job.pk)) or {
@@ -95,7 +94,7 @@ class ImportDetailView(TenantConsoleView):
             progress["percent"] = min(99, int(100 * progress.get("bytes", 0) / size))
         imported = None
         if job.mode == ImportJob.Mode.PREVIEW:
-            imported = ImportJob.objects.filter(preview_of=job).first()
+            imported = ImportJob.objects.for_biller(self.biller).filter(preview_of=job).first()
         return render(
             request,
             "billing/console/import_detail.html",
@@ -108,7 +107,7 @@ class ImportConfirmView(TenantConsoleView):
     model = ImportJob
 
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        preview = cast(ImportJob, self.get_object(pk))
+        preview: ImportJob = self.get_object(pk)
         try:
             job = services.import_job_confirm(actor=request.user, biller=self.biller, preview_id=preview.pk)
         except (InvalidTransition, NotFound) as exc:
@@ -123,7 +122,7 @@ class ImportErrorsView(TenantConsoleView):
     model = ImportJob
 
     def get(self, request: TenantRequest, pk: int) -> HttpResponse:
-        job = cast(ImportJob, self.get_object(pk))
+        job: ImportJob = self.get_object(pk)
         out = io.StringIO()
         writer = csvsafe.writer(out)
         writer.writerow([_("Row"), _("Column"), _("Problem")])

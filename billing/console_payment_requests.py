@@ -26,9 +26,9 @@ from billing.console_forms import (
     CancelForm,
     PaymentRequestForm,
     apply_balance_errors,
-    apply_form_errors,
 )
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from billing.forms import form_errors_add
 from billing.models import BalanceAccount, Customer, Invoice
 from billing.paylater import link_expires, paylater_link
 from billing.tenancy import TenantRequest
@@ -43,11 +43,11 @@ class PaymentRequestConsoleView(TenantConsoleView):
     model = Invoice
     nav_section = "payment_requests"
 
-    def get_queryset(self) -> QuerySet:
-        return super().get_queryset().filter(kind=Invoice.Kind.PAYMENT_REQUEST).select_related("customer")
+    def scoped_queryset(self, qs: QuerySet) -> QuerySet:
+        return qs.filter(kind=Invoice.Kind.PAYMENT_REQUEST).select_related("customer")
 
     def customers(self) -> QuerySet[Customer]:
-        return Customer.objects.filter(biller=self.biller)
+        return Customer.objects.for_biller(self.biller)
 
 
 class PaymentRequestListView(PaymentRequestConsoleView):
@@ -100,7 +100,7 @@ class PaymentRequestCreateView(PaymentRequestConsoleView):
                 actor=request.user, biller=self.biller, data=form.to_input()
             )
         except ValidationFailed as exc:
-            apply_form_errors(form, exc.errors)
+            form_errors_add(form, exc, named=True)
             return self.render_form(request, form, status=400)
         except (Conflict, InvalidTransition) as exc:
             form.add_error(None, exc.message)
@@ -117,7 +117,7 @@ class PaymentRequestDetailView(PaymentRequestConsoleView):
     template_name = "billing/console/payment_request_detail.html"
 
     def get(self, request: TenantRequest, pk: int, cancel_form: CancelForm | None = None) -> HttpResponse:
-        invoice: Invoice = self.get_object(pk)  # type: ignore[assignment]
+        invoice: Invoice = self.get_object(pk)
         history = selectors.invoice_history(biller=self.biller, invoice=invoice)
         link = getattr(invoice, "balance_request", None)  # a chosen amount repays a balance
         allocations = (
@@ -141,7 +141,7 @@ class PaymentRequestDetailView(PaymentRequestConsoleView):
 
 class PaymentRequestCancelView(PaymentRequestConsoleView):
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        invoice: Invoice = self.get_object(pk)  # type: ignore[assignment]
+        invoice: Invoice = self.get_object(pk)
         form = CancelForm(request.POST)
         if not form.is_valid():
             view = PaymentRequestDetailView(request=request, membership=self.membership, biller=self.biller)
@@ -207,7 +207,7 @@ class CustomerBalanceView(TenantConsoleView):
         return {"minimum_payment": str(account.minimum_payment)}, items
 
     def get(self, request: TenantRequest, pk: int) -> HttpResponse:
-        customer: Customer = self.get_object(pk)  # type: ignore[assignment]
+        customer: Customer = self.get_object(pk)
         account = selectors.balance_account_of(biller=self.biller, customer=customer)
         main, items = self.initial(account)
         return self.render_page(
@@ -219,7 +219,7 @@ class CustomerBalanceView(TenantConsoleView):
         )
 
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        customer: Customer = self.get_object(pk)  # type: ignore[assignment]
+        customer: Customer = self.get_object(pk)
         form = BalanceForm(request.POST)
         formset = BalanceItemFormSet(request.POST, prefix="items")
         if not (form.is_valid() and formset.is_valid()):

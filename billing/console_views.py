@@ -1,168 +1,54 @@
-"""The tenant console's invoice, customer and API key pages.
+"""The tenant console's invoice pages: the list (keyset pages, ``billing.pagination``), the bulk
+actions, create and edit, detail, publish, cancel and the PDF.
 
 Every view inherits ``TenantConsoleView`` (membership, read-only operators,
-the tenant filter). Reads go through ``get_queryset()`` or the selectors;
-every write goes through a service.
+the tenant filter). Reads go through ``get_queryset()``, ``Model.objects.for_biller`` or the
+selectors; every write goes through a service.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.db.models import Model, Q, QuerySet
-from django.http import Http404, HttpResponse, QueryDict
+from django.db.models import QuerySet
+from django.http import HttpResponse, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from billing import selectors, services
 from billing.console_forms import (
-    ApiKeyForm,
     BaseLineFormSet,
     CancelForm,
-    CustomerForm,
-    CustomerSearchForm,
     InvoiceFilterForm,
     InvoiceForm,
     LineForm,
     LineFormSet,
-    apply_form_errors,
     apply_invoice_errors,
 )
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from billing.models import ApiKey, Customer, Invoice
+from billing.forms import form_errors_add
+from billing.models import Customer, Invoice
+from billing.pagination import BadCursor, KeysetPage, keyset_page, page_query
 from billing.tenancy import TenantRequest
 from billing.views import TenantConsoleView
 
 INVOICE_PAGE_SIZE = 50
-CUSTOMER_PAGE_SIZE = 50
 CUSTOMER_SUGGESTIONS = 200
 
 logger = logging.getLogger(__name__)
 
 
-def _refused_by_database(exc: IntegrityError) -> str:
+def refused_by_database(exc: IntegrityError) -> str:
     """A database rule refused a service's write (the service rolled back): logged as the bug it is."""
     logger.exception("a service write was refused by the database", exc_info=exc)
     return _("the database refused the change; nothing was changed. Please report this.")
-
-
-# --- keyset pagination ---------------------------------------------------------------------------------
-
-
-class BadCursor(ValueError):
-    pass
-
-
-@dataclass
-class KeysetPage:
-    rows: list[Any]
-    next_cursor: str | None
-    previous_cursor: str | None
-    is_first: bool
-
-
-def _field_names(ordering: tuple[str, ...]) -> list[str]:
-    return [o.lstrip("-") for o in ordering]
-
-
-def encode_cursor(sort: str, ordering: tuple[str, ...], row: Any) -> str:
-    values = [getattr(row, name) for name in _field_names(ordering)]
-    payload = json.dumps([sort, *values], separators=(",", ":"), default=str, ensure_ascii=False)
-    return base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode()
-
-
-def decode_cursor(
-    token: str, sort: str, ordering: tuple[str, ...], model: type[Model] = Invoice
-) -> list[Any]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw.decode())
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise BadCursor from exc
-    names = _field_names(ordering)
-    if not isinstance(data, list) or len(data) != len(names) + 1 or data[0] != sort:
-        raise BadCursor
-    try:
-        values = [
-            model._meta.get_field(n).to_python(v)  # type: ignore[union-attr]
-            for n, v in zip(names, data[1:], strict=True)
-        ]
-    except (ValidationError, TypeError, ValueError) as exc:
-        raise BadCursor from exc
-    # every sort key is NOT NULL, and a number must fit the BIGINT columns
-    if any(v is None or isinstance(v, bool | dict | list) for v in values) or any(
-        isinstance(v, int) and not -(2**63) <= v < 2**63 for v in values
-    ):
-        raise BadCursor
-    return values
-
-
-def _beyond(ordering: tuple[str, ...], values: list[Any], *, backwards: bool) -> Q:
-    """Rows strictly after the cursor in ``ordering`` (strictly before it when ``backwards``).
-
-    (a, b) after (x, y) is ``a > x OR (a = x AND b > y)``; the extra ``a >= x``
-    bounds the first key so the index scan starts at the cursor, not at the top.
-    """
-    names = _field_names(ordering)
-    descending = [o.startswith("-") != backwards for o in ordering]
-    equal = Q()
-    beyond: Q | None = None
-    for name, desc, value in zip(names, descending, values, strict=True):
-        step = equal & Q(**{f"{name}__{'lt' if desc else 'gt'}": value})
-        beyond = step if beyond is None else beyond | step
-        equal &= Q(**{name: value})
-    first = Q(**{f"{names[0]}__{'lte' if descending[0] else 'gte'}": values[0]})
-    return first & beyond  # type: ignore[operator]
-
-
-def keyset_page(
-    qs: QuerySet, *, sort: str, ordering: tuple[str, ...], after: str, before: str, size: int
-) -> KeysetPage:
-    """One page of ``qs`` (ordered by ``ordering``) after or before a cursor, with LIMIT size+1, no COUNT."""
-    if before:
-        values = decode_cursor(before, sort, ordering)
-        flipped = [o[1:] if o.startswith("-") else f"-{o}" for o in ordering]
-        rows = list(qs.filter(_beyond(ordering, values, backwards=True)).order_by(*flipped)[: size + 1])
-        has_previous = len(rows) > size
-        rows = rows[:size][::-1]
-        has_next = True
-    else:
-        if after:
-            qs = qs.filter(_beyond(ordering, decode_cursor(after, sort, ordering), backwards=False))
-        rows = list(qs[: size + 1])
-        has_next = len(rows) > size
-        rows = rows[:size]
-        has_previous = bool(after)
-    return KeysetPage(
-        rows=rows,
-        next_cursor=encode_cursor(sort, ordering, rows[-1]) if has_next and rows else None,
-        previous_cursor=encode_cursor(sort, ordering, rows[0]) if has_previous and rows else None,
-        is_first=not (after or before) or (bool(before) and not has_previous),
-    )
-
-
-def _query(params: QueryDict, **changes: str) -> str:
-    """``params`` without the paging cursors, plus ``changes``, as a query string."""
-    out = params.copy()
-    for name in ("after", "before"):
-        out.pop(name, None)
-    for name, value in changes.items():
-        out[name] = value
-    return out.urlencode()
 
 
 # --- invoices ------------------------------------------------------------------------------------------
@@ -172,11 +58,11 @@ class InvoiceConsoleView(TenantConsoleView):
     model = Invoice
     nav_section = "invoices"
 
-    def get_queryset(self) -> QuerySet:
-        return super().get_queryset().select_related("customer")
+    def scoped_queryset(self, qs: QuerySet) -> QuerySet:
+        return qs.select_related("customer")
 
     def customers(self) -> QuerySet[Customer]:
-        return Customer.objects.filter(biller=self.biller)
+        return Customer.objects.for_biller(self.biller)
 
 
 class InvoiceListView(InvoiceConsoleView):
@@ -192,7 +78,7 @@ class InvoiceListView(InvoiceConsoleView):
             filters = selectors.InvoiceFilters.parse(params)
         except ValidationFailed as exc:
             form.is_valid()
-            form.apply_errors(exc)
+            form_errors_add(form, exc, named=True)
             status = 400
         else:
             ordering = selectors.INVOICE_SORTS[filters.sort]
@@ -214,10 +100,12 @@ class InvoiceListView(InvoiceConsoleView):
         context = self.get_context_data(
             form=form,
             page=page,
-            first_url=f"{path}?{_query(params)}",
-            next_url=f"{path}?{_query(params, after=page.next_cursor)}" if page and page.next_cursor else "",
+            first_url=f"{path}?{page_query(params)}",
+            next_url=f"{path}?{page_query(params, after=page.next_cursor)}"
+            if page and page.next_cursor
+            else "",
             previous_url=(
-                f"{path}?{_query(params, before=page.previous_cursor)}"
+                f"{path}?{page_query(params, before=page.previous_cursor)}"
                 if page and page.previous_cursor
                 else ""
             ),
@@ -267,15 +155,13 @@ class InvoiceBulkView(InvoiceConsoleView):
                     % {"count": count},
                 )
         except (InvalidTransition, NotFound, ValidationFailed, Conflict) as exc:
-            messages.error(request, _("Nothing was changed: %(error)s") % {"error": _error_text(exc)})
+            messages.error(request, _("Nothing was changed: %(error)s") % {"error": error_text(exc)})
         except IntegrityError as exc:  # e.g. cancelling a draft: see the report on invoice_cancel
-            messages.error(
-                request, _("Nothing was changed: %(error)s") % {"error": _refused_by_database(exc)}
-            )
+            messages.error(request, _("Nothing was changed: %(error)s") % {"error": refused_by_database(exc)})
         return redirect(back)
 
 
-def _error_text(exc: Exception) -> str:
+def error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationFailed):
         return "; ".join(f"{field}: {' '.join(errs)}" for field, errs in exc.errors.items())
     return getattr(exc, "message", str(exc))
@@ -355,7 +241,7 @@ class InvoiceEditView(InvoiceFormMixin):
         return invoice.status == Invoice.Status.DRAFT and invoice.kind == Invoice.Kind.INVOICE
 
     def get(self, request: TenantRequest, pk: int) -> HttpResponse:
-        invoice: Invoice = self.get_object(pk)  # type: ignore[assignment]
+        invoice: Invoice = self.get_object(pk)
         if not self.editable(invoice):
             return self.locked(request, invoice)
         form = InvoiceForm(customers=self.customers(), initial=InvoiceForm.initial_for(invoice))
@@ -363,7 +249,7 @@ class InvoiceEditView(InvoiceFormMixin):
         return self.render_form(request, form, formset, invoice=invoice)
 
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        invoice: Invoice = self.get_object(pk)  # type: ignore[assignment]
+        invoice: Invoice = self.get_object(pk)
         if not self.editable(invoice):
             return self.locked(request, invoice)
         form, formset = self.bound(request)
@@ -392,11 +278,11 @@ class InvoiceEditView(InvoiceFormMixin):
 class InvoiceDetailView(InvoiceConsoleView):
     template_name = "billing/console/invoice_detail.html"
 
-    def get_queryset(self) -> QuerySet:
-        return super().get_queryset().select_related("original")
+    def scoped_queryset(self, qs: QuerySet) -> QuerySet:
+        return super().scoped_queryset(qs).select_related("original")
 
     def get(self, request: TenantRequest, pk: int, cancel_form: CancelForm | None = None) -> HttpResponse:
-        invoice: Invoice = self.get_object(pk)  # type: ignore[assignment]
+        invoice: Invoice = self.get_object(pk)
         history = selectors.invoice_history(biller=self.biller, invoice=invoice)
         credit_notes = (
             self.get_queryset().filter(original=invoice).order_by("issue_date", "id")
@@ -420,12 +306,12 @@ class InvoiceDetailView(InvoiceConsoleView):
 
 class InvoicePublishView(InvoiceConsoleView):
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        invoice: Invoice = self.get_object(pk)  # type: ignore[assignment]
+        invoice: Invoice = self.get_object(pk)
         try:
             invoice = services.invoice_publish(actor=request.user, biller=self.biller, invoice=invoice)
         except (InvalidTransition, ValidationFailed, NotFound, Conflict) as exc:
             messages.error(
-                request, _("The invoice was not published: %(error)s") % {"error": _error_text(exc)}
+                request, _("The invoice was not published: %(error)s") % {"error": error_text(exc)}
             )
         else:
             messages.success(
@@ -438,7 +324,7 @@ class InvoicePublishView(InvoiceConsoleView):
 
 class InvoiceCancelView(InvoiceConsoleView):
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        invoice: Invoice = self.get_object(pk)  # type: ignore[assignment]
+        invoice: Invoice = self.get_object(pk)
         form = CancelForm(request.POST)
         if not form.is_valid():
             return InvoiceDetailView(request=request, membership=self.membership, biller=self.biller).get(
@@ -450,12 +336,12 @@ class InvoiceCancelView(InvoiceConsoleView):
             )
         except (InvalidTransition, NotFound) as exc:
             messages.error(
-                request, _("The invoice was not cancelled: %(error)s") % {"error": _error_text(exc)}
+                request, _("The invoice was not cancelled: %(error)s") % {"error": error_text(exc)}
             )
         except IntegrityError as exc:  # e.g. cancelling a draft: see the report on invoice_cancel
             messages.error(
                 request,
-                _("The invoice was not cancelled: %(error)s") % {"error": _refused_by_database(exc)},
+                _("The invoice was not cancelled: %(error)s") % {"error": refused_by_database(exc)},
             )
         else:
             messages.success(request, _("Invoice %(number)s was cancelled.") % {"number": invoice.number})
@@ -464,7 +350,7 @@ class InvoiceCancelView(InvoiceConsoleView):
 
 class InvoicePdfView(InvoiceConsoleView):
     def get(self, request: TenantRequest, pk: int) -> HttpResponse:
-        invoice: Invoice = self.get_object(pk)  # type: ignore[assignment]
+        invoice: Invoice = self.get_object(pk)
         from billing.pdf import invoice_pdf, pdf_filename  # imported here: only PDF pages load reportlab
 
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
@@ -472,139 +358,3 @@ class InvoicePdfView(InvoiceConsoleView):
             as_attachment=True, filename=pdf_filename(invoice)
         )
         return response
-
-
-# --- customers -----------------------------------------------------------------------------------------
-
-
-class CustomerConsoleView(TenantConsoleView):
-    model = Customer
-    nav_section = "customers"
-
-
-class CustomerListView(CustomerConsoleView):
-    def get(self, request: TenantRequest) -> HttpResponse:
-        form = CustomerSearchForm(request.GET or None)
-        qs = self.get_queryset().order_by("code", "id")
-        if form.is_valid():
-            q = form.cleaned_data["q"].strip()
-            if q:
-                qs = qs.filter(Q(code__icontains=q) | Q(name__icontains=q) | Q(name_kana__icontains=q))
-            if form.cleaned_data["status"]:
-                qs = qs.filter(status=form.cleaned_data["status"])
-        page = Paginator(qs, CUSTOMER_PAGE_SIZE).get_page(request.GET.get("page"))
-        context = self.get_context_data(form=form, page=page)
-        return render(request, "billing/console/customer_list.html", context)
-
-
-class CustomerFormView(CustomerConsoleView):
-    template_name = "billing/console/customer_form.html"
-
-    def render_form(
-        self, request: TenantRequest, form: CustomerForm, customer: Customer | None, status: int = 200
-    ) -> HttpResponse:
-        context = self.get_context_data(form=form, customer=customer)
-        if customer is not None:  # the customer's portal accounts and registration code (billing.portal)
-            from billing.portal.console_views import customer_portal_context
-
-            context["portal"] = customer_portal_context(biller=self.biller, customer=customer)
-        return render(request, self.template_name, context, status=status)
-
-
-class CustomerCreateView(CustomerFormView):
-    def get(self, request: TenantRequest) -> HttpResponse:
-        return self.render_form(request, CustomerForm(instance=Customer(biller=self.biller)), None)
-
-    def post(self, request: TenantRequest) -> HttpResponseBase:
-        form = CustomerForm(request.POST, instance=Customer(biller=self.biller))
-        if not form.is_valid():
-            return self.render_form(request, form, None, status=400)
-        try:
-            customer = services.customer_create(actor=request.user, biller=self.biller, data=form.to_input())
-        except ValidationFailed as exc:
-            apply_form_errors(form, exc.errors)
-            return self.render_form(request, form, None, status=400)
-        messages.success(request, _("Customer %(code)s was added.") % {"code": customer.code})
-        return redirect("console:customer_list")
-
-
-class CustomerEditView(CustomerFormView):
-    def get(self, request: TenantRequest, pk: int) -> HttpResponse:
-        customer: Customer = self.get_object(pk)  # type: ignore[assignment]
-        return self.render_form(request, CustomerForm(instance=customer), customer)
-
-    def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        customer: Customer = self.get_object(pk)  # type: ignore[assignment]
-        # the form works on a copy; the service locks the row and applies the change
-        form = CustomerForm(request.POST, instance=self.get_object(pk))
-        if not form.is_valid():
-            return self.render_form(request, form, customer, status=400)
-        try:
-            customer = services.customer_update(
-                actor=request.user, biller=self.biller, customer=customer, data=form.to_input()
-            )
-        except ValidationFailed as exc:
-            apply_form_errors(form, exc.errors)
-            return self.render_form(request, form, customer, status=400)
-        except NotFound as exc:
-            raise Http404 from exc
-        messages.success(request, _("Customer %(code)s was saved.") % {"code": customer.code})
-        return redirect("console:customer_list")
-
-
-# --- API keys ------------------------------------------------------------------------------------------
-
-
-class ApiKeyListView(TenantConsoleView):
-    """The biller's API keys; a new key's secret is on the response to its creation and nowhere else."""
-
-    model = ApiKey
-    nav_section = "api_keys"
-    template_name = "billing/console/api_keys.html"
-
-    def get_queryset(self) -> QuerySet:
-        return super().get_queryset().select_related("created_by").order_by("-created_at", "-id")
-
-    def get(
-        self,
-        request: TenantRequest,
-        form: ApiKeyForm | None = None,
-        new_key: ApiKey | None = None,
-        token: str = "",
-        status: int = 200,
-    ) -> HttpResponse:
-        context = self.get_context_data(
-            keys=self.get_queryset(), form=form or ApiKeyForm(), new_key=new_key, token=token
-        )
-        response = render(request, self.template_name, context, status=status)
-        if token:
-            add_never_cache_headers(response)
-        return response
-
-    def post(self, request: TenantRequest) -> HttpResponseBase:
-        form = ApiKeyForm(request.POST)
-        if not form.is_valid():
-            return self.get(request, form=form, status=400)
-        try:
-            key, token = services.api_key_create(
-                actor=request.user, biller=self.biller, name=form.cleaned_data["name"]
-            )
-        except ValidationFailed as exc:
-            apply_form_errors(form, exc.errors)
-            return self.get(request, form=form, status=400)
-        # rendered, not redirected: the secret must not travel through the session or a later page
-        return self.get(request, new_key=key, token=token)
-
-
-class ApiKeyRevokeView(TenantConsoleView):
-    model = ApiKey
-    nav_section = "api_keys"
-
-    def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        key: ApiKey = self.get_object(pk)  # type: ignore[assignment]
-        try:
-            services.api_key_revoke(actor=request.user, biller=self.biller, key_id=key.pk)
-        except NotFound as exc:
-            raise Http404 from exc
-        messages.success(request, _("API key %(name)s was revoked.") % {"name": key.name})
-        return redirect("console:api_key_list")

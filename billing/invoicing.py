@@ -20,6 +20,20 @@ from django.utils.translation import gettext as _
 
 TAX_RATES = {"10": 10, "8": 8, "exempt": 0}
 TAX_CATEGORY_LABELS = {"10": "10%", "8": "8%※", "exempt": "非課税"}
+# what people write for a tax category → the category; letters in any case (EXEMPT)
+TAX_CATEGORY_ALIASES = {
+    "10": "10",
+    "10%": "10",
+    "8": "8",
+    "8%": "8",
+    "8%※": "8",
+    "軽減": "8",
+    "exempt": "exempt",
+    "非課税": "exempt",
+    "免税": "exempt",
+    "0": "exempt",
+    "0%": "exempt",
+}
 MAX_QUANTITY = 10_000_000
 MAX_UNIT_PRICE = 9_999_999_999
 MAX_TOTAL = 99_999_999_999  # N(11) on the MPN line
@@ -43,6 +57,13 @@ def round_div(numerator: int, denominator: int, rule: str) -> int:
         sign = -1 if numerator < 0 else 1
         return sign * ((2 * abs(numerator) + denominator) // (2 * denominator))
     raise ValueError(f"unknown rounding rule {rule!r}")
+
+
+def tax_category_parse(value: object) -> str | None:
+    """The tax category ("10", "8", "exempt") that ``value`` names, or None: the one rule of the CSV
+    import, the console and the API (``TAX_CATEGORY_ALIASES``)."""
+    text = value.strip() if isinstance(value, str) else str(value if value is not None else "").strip()
+    return TAX_CATEGORY_ALIASES.get(text) or TAX_CATEGORY_ALIASES.get(text.lower())
 
 
 def _int(value: Any, field: str, *, low: int, high: int) -> int:
@@ -75,11 +96,8 @@ def clean_line(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise LineError("description", _("must be at most 100 characters"))
     quantity = _int(raw.get("quantity", 1), "quantity", low=1, high=MAX_QUANTITY)
     unit_price = _int(raw.get("unit_price"), "unit_price", low=-MAX_UNIT_PRICE, high=MAX_UNIT_PRICE)
-    category = str(raw.get("tax_category") or "").strip()
-    category = {"10%": "10", "8%": "8", "0": "exempt", "非課税": "exempt", "免税": "exempt"}.get(
-        category, category
-    )
-    if category not in TAX_RATES:
+    category = tax_category_parse(raw.get("tax_category"))
+    if category is None:
         raise LineError(
             "tax_category", _("must be 10, 8 or exempt (got %(value)r)") % {"value": raw.get("tax_category")}
         )

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 class LoginForm(forms.Form):
     """Only the fields: the password is checked in the view, after the lockout (billing.login_views,
-    billing.portal.views). The console and the customer portal use the same two forms."""
+    billing.portal.account_views). The console and the customer portal use the same two forms."""
 
     email = forms.EmailField(
         label=_("E-mail"),

@@ -27,13 +27,13 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from billing import throttling, totp
 from billing.errors import InvalidTransition, ValidationFailed
-from billing.login_forms import LoginForm, OperatorTotpForm, RecoveryCodeForm, TotpForm
-from billing.models import ConsoleTwoFactor, Membership, User, console_login
+from billing.forms import form_errors_add
+from billing.login_forms import LoginForm, RecoveryCodeForm, TotpForm
+from billing.models import User, console_login
 from billing.qr import qr_svg
 from billing.services import two_factor
 from billing.tenancy import TenantRequest, root_reverse
 from billing.two_factor import PENDING, VERIFIED
-from billing.views import TenantConsoleView
 
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 PENDING_SECONDS = 600
@@ -240,8 +240,7 @@ def two_factor_setup_view(request: TenantRequest) -> HttpResponseBase:
         codes = two_factor.enrolment_confirm(user=user, code=form.cleaned_data["code"], ip=ip)
     except ValidationFailed as exc:
         _fail(request, login=user.login, ip=ip, user=user, via=via, step="totp_setup")
-        for field, errs in exc.errors.items():
-            form.add_error(field if field in form.fields else None, errs)
+        form_errors_add(form, exc)
         return _page(request, template, context, status=400)
     except InvalidTransition as exc:
         messages.error(request, exc.message)
@@ -277,8 +276,7 @@ def account_security_view(request: TenantRequest) -> HttpResponseBase:
         try:
             codes = two_factor.recovery_codes_regenerate(user=user, code=form.cleaned_data["code"], ip=ip)
         except ValidationFailed as exc:
-            for field, errs in exc.errors.items():
-                form.add_error(field if field in form.fields else None, errs)
+            form_errors_add(form, exc)
             return _page(request, "billing/account_security.html", context, status=400)
         return _page(
             request,
@@ -286,44 +284,3 @@ def account_security_view(request: TenantRequest) -> HttpResponseBase:
             {"codes": codes, "continue_url": reverse("account_security"), "just_enrolled": False},
         )
     return _page(request, "billing/account_security.html", context)
-
-
-# --- the biller's rule for operators (tenant console) ------------------------------------------------
-
-
-class LoginSecurityView(TenantConsoleView):
-    """Whether the biller's operators must use two-step verification (administrators always must)."""
-
-    template_name = "billing/console/login_security.html"
-    nav_section = "login_security"
-
-    def get(self, request: TenantRequest, form: OperatorTotpForm | None = None) -> HttpResponse:
-        members = list(
-            Membership.objects.filter(biller=self.biller)
-            .select_related("user")
-            .order_by("role", "user__email")
-        )
-        enrolled = set(
-            ConsoleTwoFactor.objects.filter(
-                user__in=[m.user for m in members], enabled_at__isnull=False
-            ).values_list("user_id", flat=True)
-        )
-        rows = [(m, m.user_id in enrolled) for m in members]
-        form = form or OperatorTotpForm(initial={"required": self.biller.console_totp_for_operators})
-        return render(request, self.template_name, self.get_context_data(form=form, rows=rows))
-
-    def post(self, request: TenantRequest) -> HttpResponseBase:
-        form = OperatorTotpForm(request.POST)
-        if not form.is_valid():
-            return self.get(request, form=form)
-        required = form.cleaned_data["required"]
-        self.biller = two_factor.biller_set_operator_totp(
-            actor=request.user, biller=self.biller, required=required
-        )
-        messages.success(
-            request,
-            _("Operators must now use two-step verification.")
-            if required
-            else _("Operators may now log in with their password alone."),
-        )
-        return redirect("console:login_security")

@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from billing.models import Biller, Invitation, Invoice
 from billing.numbers import ATM_CASH_LIMIT
+from billing.portal.services.access import email_numbers_visibility
+from billing.portal.services.invitations import published_invoice_link
 from billing.tenancy import root_reverse
 
 
@@ -35,8 +37,6 @@ def _send_invoice_mail(invoice: Invoice, template: str, extra: dict | None = Non
     """Send one invoice e-mail. ``numbers`` in the context says whether the payment numbers may go in
     it (billing.portal.services.email_numbers_visibility: not to a corporate customer's viewer, nor to
     its payer before the invoice is approved)."""
-    from billing.portal.services import email_numbers_visibility
-
     context = {
         "invoice": invoice,
         "biller": invoice.biller,
@@ -63,8 +63,6 @@ def invoices_published_email_send(*, invoice_ids: list[int]) -> int:
             if invoice is None:
                 continue
             # The portal link: an invitation when the customer has no account yet (kept only if sent).
-            from billing.portal.services import published_invoice_link
-
             portal_url, portal_invitation = published_invoice_link(invoice=invoice)
             _send_invoice_mail(
                 invoice,

@@ -82,3 +82,10 @@ def portal_login_attempts_prune() -> int:
 )
 def payment_request_notify(invoice_id: int) -> bool:
     return notifications.payment_request_email_send(invoice_id=invoice_id)
+
+
+@shared_task(name="billing.tasks.receipts_send", autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
+def receipts_send(payment_ids: list[int]) -> int:
+    from billing.services.receipts import receipts_send as send
+
+    return send(payment_ids=payment_ids)

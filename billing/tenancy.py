@@ -30,6 +30,9 @@ from django.urls import get_script_prefix, reverse, set_script_prefix
 
 from billing.models import Biller, User
 
+# the named cross-tenant paths, shared with the models' ``cross_tenant`` (read here by tests and callers)
+from billing.scoping import BYPASS_REASONS, CrossTenantRefused, bypass_reason_check  # noqa: F401
+
 
 class TenantRequest(HttpRequest):
     """What the views see after the middlewares: a console user and, on tenant pages, the biller."""
@@ -61,25 +64,6 @@ def biller_for_slug(slug: str) -> Biller:
     if biller is None:
         raise Http404("No such biller.")
     return biller
-
-
-# The named cross-tenant paths (``cross_tenant``): a reason not listed here is refused.
-BYPASS_REASONS = frozenset(
-    {
-        "line",  # the commserver: looks invoices up by number, of any biller (payeasy.line)
-        "worker",  # Celery tasks: take ids of any tenant (payments, notifications, webhooks, imports)
-        "staff",  # the iDC staff console
-        "accounts",  # sign-in, sign-out, invitations, the home page: a user's memberships of every biller
-        "payer",  # the payer's pages reached without a tenant (sandbox bank, 情報リンク hand-off)
-        "command",  # management commands (seed_demo, imports, the simulator, …)
-        "migrate",  # migrations, as the owner
-        "tests",  # the test suite's own fixtures (never a request: see tests/conftest.py)
-    }
-)
-
-
-class CrossTenantRefused(ValueError):
-    pass
 
 
 def _settings_swap(biller_id: str, bypass: str, *, local: bool) -> tuple[str, str]:
@@ -117,8 +101,7 @@ def cross_tenant(reason: str) -> Iterator[None]:
     named by ``reason`` (one of ``BYPASS_REASONS``). Inside a transaction the setting is local to it;
     outside one, it is the connection's until the block ends (and the connection is closed if it cannot
     be put back)."""
-    if reason not in BYPASS_REASONS:
-        raise CrossTenantRefused(f"not a named cross-tenant path: {reason!r}")
+    bypass_reason_check(reason)
     if connection.vendor != "postgresql":
         yield
         return
@@ -166,8 +149,7 @@ def bind_cross_tenant(reason: str) -> None:
     processes that are cross-tenant by nature (the commserver answers for every biller on the line; a
     worker takes ids of any tenant; a management command). Set once per connection when it opens (and
     now on the open one), nothing per query."""
-    if reason not in BYPASS_REASONS:
-        raise CrossTenantRefused(f"not a named cross-tenant path: {reason!r}")
+    bypass_reason_check(reason)
     from django.db.backends.signals import connection_created
 
     def _bypass(sender: Any, connection: Any, **kwargs: Any) -> None:

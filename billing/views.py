@@ -1,4 +1,6 @@
-"""Accounts (log in, choose a biller, accept an invitation) and the tenant admin console."""
+"""The tenant admin console's base (``TenantConsoleView``) and its own pages: home, and who and what may
+reach the tenant (members, the operators' login rule, API keys). Also the accounts pages around the
+login: choose a biller, accept an invitation, log out (the login itself is ``billing.login_views``)."""
 
 from __future__ import annotations
 
@@ -8,18 +10,23 @@ from django.contrib import messages
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 
 from billing import selectors, services
+from billing.console_forms import ApiKeyForm
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from billing.forms import InvitationAcceptForm, InviteForm
-from billing.models import Membership
+from billing.forms import InvitationAcceptForm, InviteForm, form_errors_add
+from billing.login_forms import OperatorTotpForm
+from billing.models import ApiKey, ConsoleTwoFactor, Membership
+from billing.scoping import TenantScopedMixin
+from billing.services import two_factor
 from billing.tenancy import TenantRequest, root_reverse, tenant_reverse
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -28,17 +35,16 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # --- the one base every tenant page inherits ---------------------------------------------------------
 
 
-class TenantConsoleView(LoginRequiredMixin, View):
+class TenantConsoleView(TenantScopedMixin, LoginRequiredMixin, View):
     """Base of every tenant console page.
 
     It requires a tenant request and a membership of the logged-in user at
     that biller (otherwise 404, the same as a biller that does not exist);
-    operators are read-only. ``get_queryset`` is the only way to reach rows:
-    it filters by ``request.biller``, so another tenant's object answers 404
-    exactly like a missing one.
+    operators are read-only. ``get_queryset``/``get_object`` (``TenantScopedMixin``) are the only way
+    to reach ``model``'s rows, and ``Model.objects.for_biller(self.biller)`` any other tenant rows:
+    another tenant's object answers 404 exactly like a missing one.
     """
 
-    model: type[Model] | None = None
     write_roles = frozenset({Membership.Role.ADMIN})
 
     def dispatch(self, request: TenantRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
@@ -54,17 +60,6 @@ class TenantConsoleView(LoginRequiredMixin, View):
         self.membership = membership
         self.biller = request.biller
         return super().dispatch(request, *args, **kwargs)
-
-    def get_queryset(self) -> QuerySet:
-        if self.model is None:
-            raise NotImplementedError("set model or override get_queryset")
-        return self.model._default_manager.filter(biller=self.biller)
-
-    def get_object(self, pk: Any) -> Model:
-        try:
-            return self.get_queryset().get(pk=pk)
-        except (self.model.DoesNotExist, ValueError, TypeError) as exc:  # type: ignore[union-attr]
-            raise Http404 from exc
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         kwargs.setdefault("view", self)
@@ -104,11 +99,107 @@ class MembersView(TenantConsoleView):
                 role=form.cleaned_data["role"],
             )
         except ValidationFailed as exc:
-            for field, errs in exc.errors.items():
-                form.add_error(field if field in form.fields else None, errs)
+            form_errors_add(form, exc)
             return self.get(request, form=form)
         messages.success(request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]})
         return redirect("console:members")
+
+
+# --- the biller's rule for operators (tenant console) ------------------------------------------------
+
+
+class LoginSecurityView(TenantConsoleView):
+    """Whether the biller's operators must use two-step verification (administrators always must)."""
+
+    template_name = "billing/console/login_security.html"
+    nav_section = "login_security"
+
+    def get(self, request: TenantRequest, form: OperatorTotpForm | None = None) -> HttpResponse:
+        members = list(
+            Membership.objects.for_biller(self.biller).select_related("user").order_by("role", "user__email")
+        )
+        enrolled = set(
+            ConsoleTwoFactor.objects.filter(
+                user__in=[m.user for m in members], enabled_at__isnull=False
+            ).values_list("user_id", flat=True)
+        )
+        rows = [(m, m.user_id in enrolled) for m in members]
+        form = form or OperatorTotpForm(initial={"required": self.biller.console_totp_for_operators})
+        return render(request, self.template_name, self.get_context_data(form=form, rows=rows))
+
+    def post(self, request: TenantRequest) -> HttpResponseBase:
+        form = OperatorTotpForm(request.POST)
+        if not form.is_valid():
+            return self.get(request, form=form)
+        required = form.cleaned_data["required"]
+        self.biller = two_factor.biller_set_operator_totp(
+            actor=request.user, biller=self.biller, required=required
+        )
+        messages.success(
+            request,
+            _("Operators must now use two-step verification.")
+            if required
+            else _("Operators may now log in with their password alone."),
+        )
+        return redirect("console:login_security")
+
+
+# --- API keys ------------------------------------------------------------------------------------------
+
+
+class ApiKeyListView(TenantConsoleView):
+    """The biller's API keys; a new key's secret is on the response to its creation and nowhere else."""
+
+    model = ApiKey
+    nav_section = "api_keys"
+    template_name = "billing/console/api_keys.html"
+
+    def scoped_queryset(self, qs: QuerySet) -> QuerySet:
+        return qs.select_related("created_by").order_by("-created_at", "-id")
+
+    def get(
+        self,
+        request: TenantRequest,
+        form: ApiKeyForm | None = None,
+        new_key: ApiKey | None = None,
+        token: str = "",
+        status: int = 200,
+    ) -> HttpResponse:
+        context = self.get_context_data(
+            keys=self.get_queryset(), form=form or ApiKeyForm(), new_key=new_key, token=token
+        )
+        response = render(request, self.template_name, context, status=status)
+        if token:
+            add_never_cache_headers(response)
+        return response
+
+    def post(self, request: TenantRequest) -> HttpResponseBase:
+        form = ApiKeyForm(request.POST)
+        if not form.is_valid():
+            return self.get(request, form=form, status=400)
+        try:
+            key, token = services.api_key_create(
+                actor=request.user, biller=self.biller, name=form.cleaned_data["name"]
+            )
+        except ValidationFailed as exc:
+            form_errors_add(form, exc, named=True)
+            return self.get(request, form=form, status=400)
+        # rendered, not redirected: the secret must not travel through the session or a later page
+        return self.get(request, new_key=key, token=token)
+
+
+class ApiKeyRevokeView(TenantConsoleView):
+    model = ApiKey
+    nav_section = "api_keys"
+
+    def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
+        key: ApiKey = self.get_object(pk)
+        try:
+            services.api_key_revoke(actor=request.user, biller=self.biller, key_id=key.pk)
+        except NotFound as exc:
+            raise Http404 from exc
+        messages.success(request, _("API key %(name)s was revoked.") % {"name": key.name})
+        return redirect("console:api_key_list")
 
 
 # --- accounts --------------------------------------------------------------------------------------------
@@ -162,9 +253,8 @@ def invitation_accept(request: TenantRequest, token: str) -> HttpResponseBase:
                 membership = None
         except ValidationFailed as exc:
             membership = None
-            for field, errs in exc.errors.items():
-                if form is not None:
-                    form.add_error(field if field in form.fields else None, errs)
+            if form is not None:
+                form_errors_add(form, exc)
         except (Conflict, NotFound, InvalidTransition) as exc:
             membership = None
             error = exc.message

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from billing import console_imports, console_payment_requests, console_views, login_views
+from billing import console_customers, console_imports, console_payment_requests, console_views, login_views
 from billing import views as billing_views
 from billing.portal import urls as portal_urls
 from payeasy import console_views as payeasy_console
@@ -12,7 +12,7 @@ console_patterns = (
     [
         path("", billing_views.ConsoleHomeView.as_view(), name="home"),
         path("members/", billing_views.MembersView.as_view(), name="members"),
-        path("login-security/", login_views.LoginSecurityView.as_view(), name="login_security"),
+        path("login-security/", billing_views.LoginSecurityView.as_view(), name="login_security"),
         path("invoices/", console_views.InvoiceListView.as_view(), name="invoice_list"),
         path("invoices/new/", console_views.InvoiceCreateView.as_view(), name="invoice_create"),
         path("invoices/bulk/", console_views.InvoiceBulkView.as_view(), name="invoice_bulk"),
@@ -23,9 +23,9 @@ console_patterns = (
         ),
         path("invoices/<int:pk>/cancel/", console_views.InvoiceCancelView.as_view(), name="invoice_cancel"),
         path("invoices/<int:pk>/pdf/", console_views.InvoicePdfView.as_view(), name="invoice_pdf"),
-        path("customers/", console_views.CustomerListView.as_view(), name="customer_list"),
-        path("customers/new/", console_views.CustomerCreateView.as_view(), name="customer_create"),
-        path("customers/<int:pk>/edit/", console_views.CustomerEditView.as_view(), name="customer_edit"),
+        path("customers/", console_customers.CustomerListView.as_view(), name="customer_list"),
+        path("customers/new/", console_customers.CustomerCreateView.as_view(), name="customer_create"),
+        path("customers/<int:pk>/edit/", console_customers.CustomerEditView.as_view(), name="customer_edit"),
         path(
             "customers/<int:pk>/balance/",
             console_payment_requests.CustomerBalanceView.as_view(),
@@ -56,8 +56,8 @@ console_patterns = (
         path("imports/<int:pk>/", console_imports.ImportDetailView.as_view(), name="import_detail"),
         path("imports/<int:pk>/import/", console_imports.ImportConfirmView.as_view(), name="import_confirm"),
         path("imports/<int:pk>/errors.csv", console_imports.ImportErrorsView.as_view(), name="import_errors"),
-        path("api-keys/", console_views.ApiKeyListView.as_view(), name="api_key_list"),
-        path("api-keys/<int:pk>/revoke/", console_views.ApiKeyRevokeView.as_view(), name="api_key_revoke"),
+        path("api-keys/", billing_views.ApiKeyListView.as_view(), name="api_key_list"),
+        path("api-keys/<int:pk>/revoke/", billing_views.ApiKeyRevokeView.as_view(), name="api_key_revoke"),
         path("webhooks/", payeasy_console.WebhookListView.as_view(), name="webhook_list"),
         path("webhooks/new/", payeasy_console.WebhookCreateView.as_view(), name="webhook_create"),
         path("webhooks/<int:pk>/", payeasy_console.WebhookEditView.as_view(), name="webhook_edit"),

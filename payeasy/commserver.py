@@ -33,6 +33,7 @@ import ssl
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -42,6 +43,7 @@ from payeasy import codec
 from payeasy.codec import CodecError, FrameDecoder
 from payeasy.line import Answer, LineProcessor, Received, is_unavailable, refusal
 from payeasy.peers import PeerPolicy, PeerRefused
+from payeasy.wakeup import WorkerWaker
 
 log = logging.getLogger("payeasy.commserver")
 
@@ -276,7 +278,7 @@ class CommServer:
         host: str,
         port: int,
         batch_max: int = 256,
-        on_new_notices: Any = None,
+        on_new_notices: Callable[[], None] | None = None,
         policy: PeerPolicy | None = None,
     ) -> None:
         self.host = host
@@ -422,21 +424,21 @@ def run(
     host: str,
     port: int,
     batch_max: int,
-    on_new_notices: Any = None,
-    on_ready: Any = None,
+    on_ready: Callable[[int], None] | None = None,
     policy: PeerPolicy | None = None,
 ) -> None:
-    """Run the server in this process until SIGTERM or SIGINT. ``on_ready(port)`` once listening."""
+    """Run the server in this process until SIGTERM or SIGINT, waking the workers after every commit
+    that stored new notices (:class:`payeasy.wakeup.WorkerWaker`). ``on_ready(port)`` once listening."""
     # the loop thread reads and answers sockets while a lane thread runs Python: hand the GIL over every
     # 1 ms instead of 5, or a frame waits for a whole batch's Python before it is even read
     sys.setswitchinterval(0.001)
     gc.collect()
     gc.freeze()  # Django's start-up objects stay: the collector's full passes skip them from here on
 
+    waker = WorkerWaker()
+
     async def main() -> None:
-        server = CommServer(
-            host=host, port=port, batch_max=batch_max, on_new_notices=on_new_notices, policy=policy
-        )
+        server = CommServer(host=host, port=port, batch_max=batch_max, on_new_notices=waker, policy=policy)
         server.install_signal_handlers()
         ready = asyncio.Event()
         serving = asyncio.create_task(server.serve(ready))

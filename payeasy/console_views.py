@@ -3,7 +3,8 @@ event) and the delivery log, with every attempt's request and response, and rese
 
 They live in payeasy, not billing, because billing imports nothing of payeasy. Administrators only,
 reading included: operators get 403. Every view inherits ``TenantConsoleView``, whose
-``get_queryset`` filters by the biller, so another tenant's endpoint or delivery answers 404. Every
+``get_queryset`` filters by the biller (and other rows are reached with ``for_biller``), so another
+tenant's endpoint or delivery answers 404. Every
 write goes through ``payeasy.services.webhooks``.
 """
 
@@ -24,13 +25,13 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views import View
 
-from billing.console_forms import apply_form_errors
 from billing.errors import InvalidTransition, NotFound, ValidationFailed
+from billing.forms import form_errors_add
 from billing.tenancy import TenantRequest
 from billing.views import TenantConsoleView
 from payeasy.console_forms import WebhookDeliveryFilterForm, WebhookEndpointForm
 from payeasy.models import WebhookDelivery, WebhookEndpoint
-from payeasy.services import webhooks
+from payeasy.services import webhook_endpoints, webhooks
 
 DELIVERY_PAGE_SIZE = 50
 RECENT_DELIVERIES = 10
@@ -50,7 +51,7 @@ class WebhookConsoleView(TenantConsoleView, _AdminsOnly):
     nav_section = "webhooks"
 
     def endpoints(self) -> QuerySet[WebhookEndpoint]:
-        return WebhookEndpoint.objects.filter(biller=self.biller).order_by("-created_at", "-id")
+        return WebhookEndpoint.objects.for_biller(self.biller).order_by("-created_at", "-id")
 
     def secret_page(
         self, request: TenantRequest, endpoint: WebhookEndpoint, secret: str, *, created: bool
@@ -88,13 +89,13 @@ class WebhookCreateView(WebhookConsoleView):
         if not form.is_valid():
             return self.get(request, form=form, status=400)
         try:
-            endpoint, secret = webhooks.webhook_endpoint_create(
+            endpoint, secret = webhook_endpoints.webhook_endpoint_create(
                 actor=request.user, biller=self.biller, **form.cleaned_data
             )
         except ValidationFailed as exc:
-            apply_form_errors(form, exc.errors)
+            form_errors_add(form, exc, named=True)
             return self.get(request, form=form, status=400)
-        except webhooks.SecretUnreadable as exc:  # the key-encryption key setting is broken
+        except webhook_endpoints.SecretUnreadable as exc:  # the key-encryption key setting is broken
             form.add_error(None, exc.message)
             return self.get(request, form=form, status=503)
         return self.secret_page(request, endpoint, secret, created=True)
@@ -108,28 +109,28 @@ class WebhookEditView(WebhookConsoleView):
     def get(
         self, request: TenantRequest, pk: int, form: WebhookEndpointForm | None = None, status: int = 200
     ) -> HttpResponse:
-        endpoint: WebhookEndpoint = self.get_object(pk)  # type: ignore[assignment]
-        recent = WebhookDelivery.objects.filter(biller=self.biller, endpoint=endpoint).order_by("-id")
+        endpoint: WebhookEndpoint = self.get_object(pk)
+        recent = WebhookDelivery.objects.for_biller(self.biller).filter(endpoint=endpoint).order_by("-id")
         context = self.get_context_data(
             endpoint=endpoint,
             form=form or WebhookEndpointForm(initial=WebhookEndpointForm.initial_for(endpoint)),
             recent=recent[:RECENT_DELIVERIES],
             now=timezone.now(),
-            secret_unreadable=not webhooks.secret_readable(endpoint),
+            secret_unreadable=not webhook_endpoints.secret_readable(endpoint),
         )
         return render(request, "payeasy/console/webhook_form.html", context, status=status)
 
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        endpoint: WebhookEndpoint = self.get_object(pk)  # type: ignore[assignment]
+        endpoint: WebhookEndpoint = self.get_object(pk)
         form = WebhookEndpointForm(request.POST)
         if not form.is_valid():
             return self.get(request, pk, form=form, status=400)
         try:
-            webhooks.webhook_endpoint_update(
+            webhook_endpoints.webhook_endpoint_update(
                 actor=request.user, biller=self.biller, endpoint_id=endpoint.pk, **form.cleaned_data
             )
         except ValidationFailed as exc:
-            apply_form_errors(form, exc.errors)
+            form_errors_add(form, exc, named=True)
             return self.get(request, pk, form=form, status=400)
         except NotFound as exc:
             raise Http404 from exc
@@ -141,10 +142,10 @@ class WebhookActiveView(WebhookConsoleView):
     model = WebhookEndpoint
 
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        endpoint: WebhookEndpoint = self.get_object(pk)  # type: ignore[assignment]
+        endpoint: WebhookEndpoint = self.get_object(pk)
         active = request.POST.get("active") == "1"
         try:
-            webhooks.webhook_endpoint_set_active(
+            webhook_endpoints.webhook_endpoint_set_active(
                 actor=request.user, biller=self.biller, endpoint_id=endpoint.pk, active=active
             )
         except NotFound as exc:
@@ -160,14 +161,14 @@ class WebhookRotateView(WebhookConsoleView):
     model = WebhookEndpoint
 
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        endpoint: WebhookEndpoint = self.get_object(pk)  # type: ignore[assignment]
+        endpoint: WebhookEndpoint = self.get_object(pk)
         try:
-            endpoint, secret = webhooks.webhook_secret_rotate(
+            endpoint, secret = webhook_endpoints.webhook_secret_rotate(
                 actor=request.user, biller=self.biller, endpoint_id=endpoint.pk
             )
         except NotFound as exc:
             raise Http404 from exc
-        except webhooks.SecretUnreadable as exc:
+        except webhook_endpoints.SecretUnreadable as exc:
             messages.error(request, exc.message)
             return redirect("console:webhook_edit", pk=endpoint.pk)
         return self.secret_page(request, endpoint, secret, created=False)
@@ -177,7 +178,7 @@ class WebhookTestView(WebhookConsoleView):
     model = WebhookEndpoint
 
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        endpoint: WebhookEndpoint = self.get_object(pk)  # type: ignore[assignment]
+        endpoint: WebhookEndpoint = self.get_object(pk)
         try:
             delivery = webhooks.webhook_test_send(
                 actor=request.user, biller=self.biller, endpoint_id=endpoint.pk
@@ -246,12 +247,12 @@ def _pretty(payload: str) -> str:
 class WebhookDeliveryDetailView(WebhookConsoleView):
     model = WebhookDelivery
 
-    def get_queryset(self) -> QuerySet:
-        return super().get_queryset().select_related("endpoint")
+    def scoped_queryset(self, qs: QuerySet) -> QuerySet:
+        return qs.select_related("endpoint")
 
     def get(self, request: TenantRequest, pk: int) -> HttpResponse:
-        delivery: WebhookDelivery = self.get_object(pk)  # type: ignore[assignment]
-        attempts = delivery.attempt_log.filter(biller=self.biller).order_by("id")
+        delivery: WebhookDelivery = self.get_object(pk)
+        attempts = delivery.attempt_log.for_biller(self.biller).order_by("id")
         context = self.get_context_data(
             delivery=delivery, attempts=attempts, payload_pretty=_pretty(delivery.payload)
         )
@@ -262,7 +263,7 @@ class WebhookDeliveryResendView(WebhookConsoleView):
     model = WebhookDelivery
 
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
-        delivery: WebhookDelivery = self.get_object(pk)  # type: ignore[assignment]
+        delivery: WebhookDelivery = self.get_object(pk)
         try:
             webhooks.webhook_delivery_resend(actor=request.user, biller=self.biller, delivery_id=delivery.pk)
         except NotFound as exc:

@@ -13,8 +13,7 @@ from billing import services as billing_services
 from billing.balances_demo import seed_balance_demo
 from billing.models import Biller, ConsoleTwoFactor, Customer, Invoice, Membership, User, console_login
 from billing.portal.demo import seed_portal_demo
-from payeasy import services
-from payeasy.services import ContractInput
+from payeasy.services.contracts import ContractInput, biller_onboard, contracted_bank_add
 
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - the published demo login (docs/demo.md)
 STAFF_EMAIL = "staff@idc.example"
@@ -236,7 +235,7 @@ def seed_demo() -> list[Biller]:
     for demo in DEMO_BILLERS:
         biller = Biller.objects.filter(biller_code=demo.data["biller_code"]).first()
         if biller is None:
-            biller = services.biller_onboard(actor=staff, biller_data=demo.data, contracts=demo.contracts)
+            biller = biller_onboard(actor=staff, biller_data=demo.data, contracts=demo.contracts)
             Biller.objects.filter(pk=biller.pk).update(number_key=demo_number_key(biller.biller_code))
             biller = billing_services.biller_set_status(
                 actor=staff, biller=biller, status=Biller.Status.ACTIVE
@@ -315,6 +314,6 @@ def seed_sandbox_bank(staff: User, billers: list[Biller]) -> None:
         handoff_services.handoff_key_create(actor=staff, endpoint=endpoint)  # the bank reads it from here
     for biller in billers:
         if not ContractedBank.objects.filter(biller=biller, bank_code=code).exists():
-            services.contracted_bank_add(
+            contracted_bank_add(
                 actor=staff, biller=biller, contract=ContractInput(code, SANDBOX_CHANNELS, CONTRACT_START)
             )

@@ -1,7 +1,8 @@
 """Live status of an invoice for an open browser page: server-sent events fed by Redis, or polling.
 
-A payment is applied by a worker; on commit it publishes ``invoice.paid`` (and the other events) on
-``payeasy:invoice:<id>`` (:mod:`payeasy.events`). The page's script listens:
+A payment is applied by a worker; on commit :mod:`payeasy.events` hands ``invoice.paid`` (and the other
+updates) to :func:`updates_publish`, which publishes them on ``payeasy:invoice:<id>`` and
+``payeasy:biller:<id>`` (Redis pub/sub). The page's script listens:
 
 - with Redis (``REDIS_URL``), to ``events`` — a ``text/event-stream`` that sends the invoice's status
   at once and again whenever an event for it arrives, read back from the database (the event only
@@ -19,9 +20,11 @@ members and iDC staff.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sequence
+from functools import cache
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
@@ -36,10 +39,52 @@ from django.views.decorators.http import require_GET
 
 from billing.models import Invoice, User
 from billing.portal.services import customer_of
-from payeasy.events import invoice_channel
+
+log = logging.getLogger("payeasy.events")  # the name the live publishing has always logged under
 
 STREAM_SECONDS = 300.0  # a stream ends after this; EventSource reconnects by itself
 KEEPALIVE_SECONDS = 15.0  # a comment line now and then keeps proxies from closing an idle stream
+
+
+class Update(Protocol):
+    """What an open page is told: an event of the books (``payeasy.events.Event`` is one)."""
+
+    type: str
+    biller_id: int
+    invoice_id: int | None
+    data: dict[str, Any]
+
+
+def invoice_channel(invoice_id: int) -> str:
+    return f"payeasy:invoice:{invoice_id}"
+
+
+def biller_channel(biller_id: int) -> str:
+    return f"payeasy:biller:{biller_id}"
+
+
+@cache
+def _redis() -> Any:
+    import redis
+
+    return redis.Redis.from_url(str(settings.REDIS_URL))
+
+
+def updates_publish(*, updates: Sequence[Update]) -> None:
+    """Publish ``updates`` on their invoice's and biller's channels; nothing without Redis (pages poll).
+    Never raises: a page that misses an update refreshes, and the books are committed."""
+    if not settings.REDIS_URL:
+        return
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        for update in updates:
+            payload = json.dumps({"type": update.type, "invoice": update.invoice_id, **update.data})
+            if update.invoice_id is not None:
+                pipe.publish(invoice_channel(update.invoice_id), payload)
+            pipe.publish(biller_channel(update.biller_id), payload)
+        pipe.execute()
+    except Exception:  # a page that misses an event refreshes; the books are committed
+        log.exception("live events not published")
 
 
 def can_watch(user: Any, invoice: Invoice) -> bool:

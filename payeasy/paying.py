@@ -3,17 +3,17 @@
 The customer portal mounts these pages: ``path("…", include("payeasy.paying_urls"))`` inside its own
 namespace (no app namespace of their own), in the tenant URLconf. Contract with the portal:
 
-- ``request.biller`` is the tenant (billing.tenancy); the logged-in user must pass :func:`can_pay`
-  (the portal's own rule when installed). Anything else answers 404, exactly like an invoice that does
+- ``request.biller`` is the tenant (billing.tenancy); the logged-in user must pass the portal's rule,
+  ``billing.portal.services.can_pay``. Anything else answers 404, exactly like an invoice that does
   not exist (a visitor who is not logged in is sent to the login page).
 - URL names (in the portal's namespace): ``pay`` (the chooser) and ``pay_handoff`` (the hand-off).
 - The portal has a URL named ``invoice_detail`` taking ``pk`` in the same namespace: the bank sends the
   payer back there with ``?returned=1`` (the page then says "processing"; the return changes nothing —
   only a payment from the line does). Without one, the chooser page is the return page.
 - The pages extend the portal's frame (``billing/portal/base.html``, with ``portal_account`` from
-  ``billing.portal.services.account_of``) when installed, else ``base.html``; ``base_template`` (the
-  view classes' attribute, or the keyword of :func:`bank_chooser` / :func:`handoff_page`, which take
-  an invoice the caller has already loaded and checked) chooses another.
+  ``billing.portal.services.account_of``); ``base_template`` (the view classes' attribute, or the
+  keyword of :func:`bank_chooser` / :func:`handoff_page`, which take an invoice the caller has already
+  loaded and checked) chooses another.
 
 The hand-off page POSTs one field, ``envelope`` (payeasy.handoff, docs/handoff.md), to the bank's entry
 URL: a small script (static/js/handoff.js, no inline script) submits it at once, and a visible button
@@ -22,82 +22,25 @@ does the same without JavaScript.
 
 from __future__ import annotations
 
-import functools
-import importlib
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
 from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
 from django.views import View
 
-from billing.models import Invoice, User
+from billing.models import Invoice
+from billing.portal.services import account_of, can_pay
 from payeasy import handoff, selectors
 from payeasy.csp import allow_form_action
 
 RETURN_URL_NAME = "invoice_detail"
 CHOOSER_URL_NAME = "pay"
 HANDOFF_URL_NAME = "pay_handoff"
-PORTAL_MODULE = "billing.portal.services"
-BASE_TEMPLATES = ("billing/portal/base.html", "base.html")
-
-
-def can_pay(user: Any, invoice: Invoice) -> bool:
-    """May ``user`` pay ``invoice`` through the portal? The permission hook of these pages.
-
-    The customer portal's rule decides when it is installed: ``billing.portal.services.can_pay(user,
-    invoice)`` (a payer account of the invoice's biller and customer, a payable invoice, a corporate
-    customer's approval, …). Without it, :func:`default_can_pay`.
-    """
-    rule = _portal_rule()
-    return bool(rule(user, invoice)) if rule is not None else default_can_pay(user, invoice)
-
-
-def default_can_pay(user: Any, invoice: Invoice) -> bool:
-    """The rule without the customer portal: an active customer-realm account (``User.realm ==
-    "customer"``) of the invoice's biller (``user.customer_biller_id == invoice.biller_id``) whose linked
-    customer owns the invoice, the link read as ``user.portal_customer_id`` (an account without one pays
-    nothing). Console users (tenant staff, iDC staff) never pay through the portal."""
-    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
-        return False
-    if getattr(user, "realm", None) != User.Realm.CUSTOMER:
-        return False
-    if getattr(user, "customer_biller_id", None) != invoice.biller_id:
-        return False
-    customer_id = getattr(user, "portal_customer_id", None)
-    return customer_id is not None and invoice.customer_id == customer_id
-
-
-@functools.cache
-def _portal(name: str) -> Callable[..., Any] | None:
-    """A function of the customer portal's services, when the portal is installed."""
-    try:
-        module = importlib.import_module(PORTAL_MODULE)
-    except ImportError:
-        return None
-    return getattr(module, name, None)
-
-
-def _portal_rule() -> Callable[[Any, Invoice], bool] | None:
-    return _portal("can_pay")
-
-
-@functools.cache
-def default_base_template() -> str:
-    """The portal's page frame when installed, else the site's."""
-    for name in BASE_TEMPLATES:
-        try:
-            get_template(name)
-        except TemplateDoesNotExist:
-            continue
-        return name
-    return "base.html"
+BASE_TEMPLATE = "billing/portal/base.html"
 
 
 def invoice_for(request: HttpRequest, pk: int) -> Invoice:
@@ -139,12 +82,11 @@ def entry_action(request: HttpRequest, entry_url: str) -> str:
 def _context(
     request: HttpRequest, invoice: Invoice, base_template: str | None, extra: dict[str, Any] | None
 ) -> dict:
-    account_of = _portal("account_of")
     return {
         "invoice": invoice,
         "biller": invoice.biller,
-        "base_template": base_template or default_base_template(),
-        "portal_account": account_of(request.user, invoice.biller) if account_of is not None else None,
+        "base_template": base_template or BASE_TEMPLATE,
+        "portal_account": account_of(request.user, invoice.biller),
         "view": {"nav_section": "invoices"},
         "payable": invoice.is_payable and invoice.confirmation_number is not None,
         "chooser_url": reverse(_name(request, CHOOSER_URL_NAME), kwargs={"pk": invoice.pk}),
@@ -210,7 +152,7 @@ def handoff_page(
 class PayingView(LoginRequiredMixin, View):
     """Base of the two pages: login required, then the invoice of the tenant the user may pay (404)."""
 
-    base_template: str | None = None  # None: the portal's frame when installed (default_base_template)
+    base_template: str | None = None  # None: the portal's frame (BASE_TEMPLATE)
 
     def get_login_url(self) -> str:
         """The portal's login page (``login`` in the same namespace), else settings.LOGIN_URL."""

@@ -9,9 +9,8 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from payeasy import notifications
 from payeasy.models import Notice
-from payeasy.services import payments
+from payeasy.services import payments, teller, webhooks
 
 
 @shared_task(name="payeasy.tasks.notices_apply", autoretry_for=(OperationalError,), retry_backoff=True)
@@ -35,17 +34,10 @@ def notices_sweep() -> int:
     return notices_apply.run()
 
 
-@shared_task(name="payeasy.tasks.receipts_send", autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
-def receipts_send(entry_ids: list[int]) -> int:
-    return notifications.receipts_send(entry_ids=entry_ids)
-
-
 @shared_task(name="payeasy.tasks.teller_drop_scan")
 def teller_drop_scan() -> int:
     """Run by beat: import the teller batch files dropped into ``PAYEASY_TELLER_DROP_DIR/incoming``."""
     from pathlib import Path
-
-    from payeasy.services import teller
 
     directory = settings.PAYEASY_TELLER_DROP_DIR
     if not directory:
@@ -57,8 +49,6 @@ def teller_drop_scan() -> int:
 def webhooks_deliver(delivery_ids: list[int] | None = None) -> int:
     """Post the webhook deliveries that are due (only ``delivery_ids`` when given): one batch, and
     another task for the rest, so that a slow endpoint holds a worker for one batch at most."""
-    from payeasy.services import webhooks
-
     result = webhooks.deliver_due(delivery_ids=delivery_ids)
     if delivery_ids is None and result.attempted >= webhooks.DELIVER_BATCH:
         webhooks_deliver.delay()

@@ -8,11 +8,18 @@ from typing import Any
 
 from django.utils import timezone
 
-from billing.models import Biller, ConsoleTwoFactor, Customer, Membership, User
+from billing.models import Biller, ConsoleTwoFactor, Customer, Invoice, Membership, User
 from billing.validators import corporate_check_digit
 from payeasy.models import ContractedBank
 
 _seq = itertools.count(1)
+
+# An electricity bill of both tax rates: 10,500 yen at 10 % and 4,400 yen at 8 %, 16,302 yen in all.
+MIXED_RATE_LINES: list[dict[str, Any]] = [
+    {"description": "基本料金", "quantity": 1, "unit_price": 1200, "tax_category": "10"},
+    {"description": "電力量料金", "quantity": 300, "unit_price": 31, "tax_category": "10"},
+    {"description": "定期購読 新聞", "quantity": 1, "unit_price": 4400, "tax_category": "8"},
+]
 
 
 def registration_number(base12: str) -> str:
@@ -135,3 +142,101 @@ def make_portal_account(
     user.set_password(password)
     user.save()
     return CustomerAccount.objects.create(biller=biller, user=user, customer=customer, role=role)
+
+
+def make_invoice(
+    *,
+    biller: Biller,
+    customer: Customer | None = None,
+    kind: str = Invoice.Kind.INVOICE,
+    number: str | None = None,
+    amount: int = 1000,
+    lines: list[dict[str, Any]] | None = None,
+    published: bool = True,
+    issue_date: datetime.date = datetime.date(2026, 11, 1),
+    due_date: datetime.date | None = None,
+    description: str | None = None,
+    actor: Any = None,
+    **overrides: Any,
+) -> Invoice:
+    """An invoice of ``biller`` made by the product's services, so that its totals, audit entry and
+    payment numbers (お客様番号, 確認番号) are the ones production gives it; returned as stored.
+
+    ``kind="invoice"`` (the default): ``invoice_create``, published unless ``published=False`` (a
+    draft); a new customer of the biller unless ``customer``; one line 基本料金 of ``amount`` yen plus
+    10 % tax unless ``lines``; due 2026-12-31 unless ``due_date``.
+    ``kind="payment_request"``: ``payment_request_create`` (published on creation), ``amount`` yen tax
+    included, due in 14 days unless ``due_date`` (it may not be past), e-mailed to the customer's address
+    or a new one unless ``email=`` is among ``overrides``.
+    ``overrides`` are further fields of the service's input (``external_id``, ``tax_inclusive``; ``email``,
+    ``name``, ``tax_category`` for a payment request).
+    """
+    from billing import services
+
+    if kind == Invoice.Kind.PAYMENT_REQUEST:
+        if not published or number is not None or lines is not None:
+            raise ValueError("a payment request is published on creation, numbered by it and has no lines")
+        data = {
+            "amount": amount,
+            "description": description or "カタログ通販ご注文",
+            "due_date": due_date or timezone.localdate() + datetime.timedelta(days=14),
+            **({"customer": customer} if customer is not None else {}),
+            **overrides,
+        }
+        if customer is None:
+            data.setdefault("email", f"order{next(_seq)}@example.jp")
+        invoice = services.payment_request_create(actor=actor, biller=biller, data=data)
+    elif kind == Invoice.Kind.INVOICE:
+        data = {
+            "customer": customer or make_customer(biller),
+            "number": number or f"INV-{next(_seq):05d}",
+            "issue_date": issue_date,
+            "due_date": due_date or datetime.date(2026, 12, 31),
+            "description": description or "11月分電気料金",
+            "lines": lines
+            if lines is not None
+            else [{"description": "基本料金", "quantity": 1, "unit_price": amount, "tax_category": "10"}],
+            **overrides,
+        }
+        invoice = services.invoice_create(actor=actor, biller=biller, data=data, publish=published)
+    else:
+        raise ValueError(f"make_invoice makes invoices and payment requests, not {kind!r}")
+    invoice.refresh_from_db()
+    return invoice
+
+
+def make_payment(
+    invoice: Invoice,
+    *,
+    outcome: str = "paid",
+    amount: int | None = None,
+    channel: str = "atm",
+    bank_code: str = "0001",
+    reason: str = "",
+    paid_at: datetime.datetime | None = None,
+) -> Any:
+    """A payment on ``invoice`` as billing records it, through the service payeasy's applier calls in its
+    ledger transaction (billing.services.payments): a ``paid`` one makes the bill paid. Returns the
+    ``InvoicePayment``; the receipt task is announced after commit as in production."""
+    from billing.services.payments import PaymentFact, invoice_payments_record
+
+    paid_at = paid_at or timezone.now()
+    paid: list[Invoice] = []
+    if outcome == "paid":
+        invoice.status, invoice.paid_at, invoice.updated_at = Invoice.Status.PAID, paid_at, timezone.now()
+        paid.append(invoice)
+    ref = next(_seq) + 10_000_000  # stands for the network's ledger entry
+    fact = PaymentFact(
+        biller_id=invoice.biller_id,
+        invoice_id=invoice.pk,
+        entry_ref=ref,
+        amount=invoice.total if amount is None else amount,
+        paid_at=paid_at,
+        bank_code=bank_code,
+        channel=channel,
+        outcome=outcome,
+        reason=reason,
+        payment_key=f"T{ref:025d}",
+    )
+    (payment,) = invoice_payments_record(payments=[fact], paid_invoices=paid)
+    return payment

@@ -9,7 +9,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from billing.models import ApiKey
-from billing.services import api_key_authenticate
+from billing.services.api_keys import api_key_authenticate
 
 
 class ApiKeyPrincipal:

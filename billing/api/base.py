@@ -1,21 +1,45 @@
-"""The one base every tenant API view inherits: it owns the tenant filter."""
+"""The one base every tenant API view inherits (it owns the tenant filter: ``billing.scoping``), and what
+the API's views share: the cursor pages, the error responses of the schema, the Idempotency-Key header
+and the input check."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import Http404
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import generics
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from billing import selectors
 from billing.api.auth import ApiKeyAuthentication
+from billing.api.serializers import ErrorEnvelopeDoc
 from billing.errors import ValidationFailed
-from billing.models import ApiKey, Biller
+from billing.models import ApiKey, Biller, Customer
+from billing.pagination import BadCursor, cursor_value
+from billing.scoping import TenantScopedMixin
+
+IDEMPOTENCY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="同じキーと同じ本文の再送は保存済みの応答を返します（24時間、テナントごと）。"
+    "The same key with the same body replays the stored response (24 h, per tenant).",
+)
+ERRORS = {
+    400: ErrorEnvelopeDoc,
+    401: ErrorEnvelopeDoc,
+    403: ErrorEnvelopeDoc,
+    404: ErrorEnvelopeDoc,
+    409: ErrorEnvelopeDoc,
+    422: ErrorEnvelopeDoc,
+}
 
 
 class IsTenantMember(BasePermission):
@@ -34,25 +58,15 @@ class IsTenantMember(BasePermission):
         return request.method in {"GET", "HEAD", "OPTIONS"} or membership.can_write
 
 
-class TenantAPIView(generics.GenericAPIView):
-    """``get_queryset`` filters by ``request.biller``: another tenant's id answers 404 like a missing one.
-
-    Subclasses set ``model`` (or override ``get_base_queryset``) and never
-    query tenant rows any other way.
+class TenantAPIView(TenantScopedMixin, generics.GenericAPIView):
+    """``get_queryset``/``get_object`` are ``TenantScopedMixin``'s: filtered by ``request.biller``, so
+    another tenant's id answers 404 like a missing one. Subclasses set ``model`` (and narrow with
+    ``scoped_queryset``) and never query tenant rows any other way.
     """
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [IsTenantMember]
     model: Any = None
-
-    def get_base_queryset(self) -> QuerySet:
-        return self.model._default_manager.all()
-
-    def get_queryset(self) -> QuerySet:
-        biller = getattr(self.request, "biller", None)
-        if biller is None:  # a tenant view mounted outside the tenant URLconf: fail closed
-            return self.get_base_queryset().none()
-        return self.get_base_queryset().filter(biller=biller)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -70,9 +84,78 @@ class TenantAPIView(generics.GenericAPIView):
         """The tenant of this request (the middleware resolved it; the permission checked it)."""
         return self.request._request.biller  # type: ignore[attr-defined]
 
-    def get_object_by_pk(self, pk: Any) -> Any:
-        """The tenant's object with this id; 404 for a missing one and for another tenant's alike."""
-        obj = self.get_queryset().filter(pk=pk).first()
-        if obj is None:
-            raise Http404
-        return obj
+    def customer_for(self, reference: str) -> Customer:
+        """The tenant's customer with this code (or id); a 400 on the ``customer`` field if none."""
+        qs = Customer.objects.for_biller(self.biller)
+        found = qs.filter(code=reference).first()
+        if found is None and reference.isdigit():
+            found = qs.filter(pk=int(reference)).first()
+        if found is None:
+            raise ValidationFailed(
+                {"customer": [_("no customer %(ref)r for this biller") % {"ref": reference}]}
+            )
+        return found
+
+
+def validated(serializer_class: type, data: Any, **kwargs: Any) -> dict[str, Any]:
+    """``data`` checked by the input serializer: its validated data, or the 400 of its errors."""
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class ListPagination(CursorPagination):
+    """Cursor pages. A cursor is client input: one this API did not give out (unreadable, or a position
+    that is not a value of the sort column: ``billing.pagination.cursor_value``) is a 400 in the one error
+    shape, never a query that fails."""
+
+    page_size = 50
+    max_page_size = 500
+    page_size_query_param = "page_size"
+
+    def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> tuple[str, ...]:
+        return tuple(str(field) for field in queryset.query.order_by) or ("-id",)
+
+    def get_page_size(self, request: Request) -> int:
+        """``page_size`` is 1 to 500 when given; anything else is a 400 (not silently the default)."""
+        text = request.query_params.get(self.page_size_query_param)
+        if text is None:
+            return self.page_size
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= self.max_page_size):
+            raise ValidationFailed(
+                {
+                    self.page_size_query_param: [
+                        _("must be a whole number from 1 to %(max)d") % {"max": self.max_page_size}
+                    ]
+                }
+            )
+        return int(text)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+        return parameters
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        self._model = queryset.model
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        try:
+            cursor = super().decode_cursor(request)
+        except NotFound:
+            raise bad_cursor() from None
+        if cursor is not None and cursor.position is not None:
+            try:
+                cursor_value(self._model._meta.get_field(self.ordering[0].lstrip("-")), cursor.position)
+            except BadCursor:
+                raise bad_cursor() from None
+        return cursor
+
+
+def bad_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        {"cursor": [_("this cursor was not given out by this API: start again from the first page")]}
+    )

@@ -60,11 +60,12 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
                 status=400,
             )
         biller = request._request.biller  # type: ignore[attr-defined]
+        records = IdempotencyRecord.objects.for_biller(biller)
         request_hash = _request_hash(request)
         for _attempt in range(2):
             try:
                 with transaction.atomic():
-                    record = IdempotencyRecord.objects.create(
+                    record = records.create(
                         biller=biller,
                         key=key,
                         method=request.method or "POST",
@@ -84,11 +85,11 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
             except _DoNotStore as exc:
                 return exc.response
             except IntegrityError:
-                existing = IdempotencyRecord.objects.filter(biller=biller, key=key).first()
+                existing = records.filter(key=key).first()
                 if existing is None:
                     continue
                 if existing.expires_at <= timezone.now():
-                    IdempotencyRecord.objects.filter(pk=existing.pk).delete()
+                    records.filter(pk=existing.pk).delete()
                     continue
                 if existing.request_hash != request_hash:
                     return Response(
@@ -113,5 +114,7 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
 
 
 def idempotency_purge() -> int:
-    deleted, _ = IdempotencyRecord.objects.filter(expires_at__lte=timezone.now()).delete()
+    """Delete every tenant's expired records (a worker's cleanup)."""
+    expired = IdempotencyRecord.objects.cross_tenant("worker").filter(expires_at__lte=timezone.now())
+    deleted, _ = expired.delete()
     return deleted

@@ -15,10 +15,17 @@ from rest_framework.response import Response
 
 from billing import selectors, services
 from billing.api.auth import actor_of
-from billing.api.base import TenantAPIView
+from billing.api.base import ERRORS, IDEMPOTENCY, ListPagination, TenantAPIView, validated
 from billing.api.idempotency import idempotent
-from billing.api.serializers import CancelInput, PaymentNumbersDoc, TotalsDoc, invoice_totals, payment_numbers
-from billing.api.views import ERRORS, IDEMPOTENCY, ListPagination, _customer_for, _validated
+from billing.api.serializers import (
+    CancelInput,
+    DescriptionField,
+    PaymentNumbersDoc,
+    TaxCategoryField,
+    TotalsDoc,
+    invoice_totals,
+    payment_numbers,
+)
 from billing.errors import ValidationFailed
 from billing.models import BalanceAccount, Customer, Invoice
 from billing.paylater import link_expires, paylater_link
@@ -28,7 +35,7 @@ from billing.paylater import link_expires, paylater_link
 
 class PaymentRequestInput(serializers.Serializer):
     amount = serializers.IntegerField(help_text="yen, tax included")
-    description = serializers.CharField(max_length=20, help_text="料金名: up to 20 characters, shown at ATMs")
+    description = DescriptionField(help_text="料金名: up to 20 characters, shown at ATMs")
     due_date = serializers.DateField()
     email = serializers.EmailField(
         required=False,
@@ -42,7 +49,7 @@ class PaymentRequestInput(serializers.Serializer):
     customer = serializers.CharField(
         required=False, allow_blank=True, help_text="customer id or code (optional)"
     )
-    tax_category = serializers.ChoiceField(choices=["10", "8", "exempt"], default="10")
+    tax_category = TaxCategoryField(default="10")
 
 
 class BalanceItemInput(serializers.Serializer):
@@ -192,8 +199,8 @@ BALANCE_EXAMPLE = OpenApiExample(
 class PaymentRequestApiView(TenantAPIView):
     model = Invoice
 
-    def get_base_queryset(self) -> QuerySet:
-        return Invoice.objects.filter(kind=Invoice.Kind.PAYMENT_REQUEST).select_related(
+    def scoped_queryset(self, qs: QuerySet) -> QuerySet:
+        return qs.filter(kind=Invoice.Kind.PAYMENT_REQUEST).select_related(
             "customer", "biller", "balance_request"
         )
 
@@ -235,9 +242,9 @@ class PaymentRequestListApi(PaymentRequestApiView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = _validated(PaymentRequestInput, request.data)
+        data = validated(PaymentRequestInput, request.data)
         reference = str(data.pop("customer", "") or "").strip()
-        data["customer"] = _customer_for(self.biller, reference) if reference else None
+        data["customer"] = self.customer_for(reference) if reference else None
         invoice = services.payment_request_create(actor=actor_of(request), biller=self.biller, data=data)
         return Response(payment_request_out(request, invoice), status=201)
 
@@ -247,7 +254,7 @@ class PaymentRequestDetailApi(PaymentRequestApiView):
         operation_id="payment_requests_retrieve", responses={200: PaymentRequestOutputDoc, **ERRORS}
     )
     def get(self, request: Request, pk: int) -> Response:
-        return Response(payment_request_out(request, self.get_object_by_pk(pk)))
+        return Response(payment_request_out(request, self.get_object(pk)))
 
 
 class PaymentRequestCancelApi(PaymentRequestApiView):
@@ -259,12 +266,12 @@ class PaymentRequestCancelApi(PaymentRequestApiView):
     )
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
-        invoice = self.get_object_by_pk(pk)
-        reason = _validated(CancelInput, request.data).get("reason", "")
+        invoice = self.get_object(pk)
+        reason = validated(CancelInput, request.data).get("reason", "")
         services.payment_request_cancel(
             actor=actor_of(request), biller=self.biller, invoice=invoice, reason=reason
         )
-        return Response(payment_request_out(request, self.get_object_by_pk(pk)))
+        return Response(payment_request_out(request, self.get_object(pk)))
 
 
 # --- balances ---------------------------------------------------------------------------------------------
@@ -297,7 +304,7 @@ class CustomerBalanceApi(TenantAPIView):
     )
     def put(self, request: Request, code: str) -> Response:
         customer = self.customer(code)
-        data = _validated(BalanceInput, request.data)
+        data = validated(BalanceInput, request.data)
         account = services.balance_account_set(
             actor=actor_of(request),
             biller=self.biller,

@@ -4,9 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import MaxLengthValidator
 from rest_framework import serializers
 
+from billing.invoicing import TAX_CATEGORY_ALIASES, tax_category_parse
 from billing.models import Customer, Invoice
+from billing.validators import DESCRIPTION_MAX_LENGTH, validate_description
+
+
+class TaxCategoryField(serializers.ChoiceField):
+    """A tax rate: "10", "8" or "exempt", or an alias of one (8%, 軽減, 免税, …), read as the rate
+    (billing.invoicing.tax_category_parse, the rule of the CSV import and the console too)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=list(TAX_CATEGORY_ALIASES), **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        category = (
+            tax_category_parse(data) if isinstance(data, str | int) and not isinstance(data, bool) else None
+        )
+        if category is None:
+            self.fail("invalid_choice", input=data)
+        return category
+
+
+class DescriptionField(serializers.CharField):
+    """料金名, checked by billing.validators.description_errors (the rule of every door)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=DESCRIPTION_MAX_LENGTH, **kwargs)  # max_length: the schema's maxLength
+        self.validators = [
+            *(v for v in self.validators if not isinstance(v, MaxLengthValidator)),
+            validate_description,
+        ]
 
 
 class CustomerInput(serializers.Serializer):
@@ -29,7 +59,7 @@ class LineInput(serializers.Serializer):
     description = serializers.CharField(max_length=100)
     quantity = serializers.IntegerField(min_value=1, default=1)
     unit_price = serializers.IntegerField()
-    tax_category = serializers.ChoiceField(choices=["10", "8", "exempt"])
+    tax_category = TaxCategoryField()
 
 
 class InvoiceInput(serializers.Serializer):
@@ -38,7 +68,7 @@ class InvoiceInput(serializers.Serializer):
     external_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
     issue_date = serializers.DateField()
     due_date = serializers.DateField()
-    description = serializers.CharField(max_length=20, help_text="料金名: up to 20 characters")
+    description = DescriptionField(help_text="料金名: up to 20 characters")
     lines = LineInput(many=True)
     tax_inclusive = serializers.BooleanField(default=False)
     publish = serializers.BooleanField(

@@ -4,52 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import IntegerField, QuerySet
-from django.utils.translation import gettext as _
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
-from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import selectors, services
 from billing.api.auth import actor_of
-from billing.api.base import TenantAPIView
+from billing.api.base import ERRORS, IDEMPOTENCY, ListPagination, TenantAPIView, validated
 from billing.api.idempotency import idempotent
 from billing.api.serializers import (
     CancelInput,
     CustomerInput,
     CustomerOutputDoc,
     CustomerPatch,
-    ErrorEnvelopeDoc,
     InvoiceInput,
     InvoiceOutputDoc,
     customer_out,
     invoice_out,
 )
-from billing.errors import ValidationFailed
 from billing.models import Customer, Invoice
 
 AMOUNT_PATTERN = r"^\s*[0-9,]*\s*$"  # what selectors.InvoiceFilters reads: digits and commas, or nothing
-IDEMPOTENCY = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="同じキーと同じ本文の再送は保存済みの応答を返します（24時間、テナントごと）。"
-    "The same key with the same body replays the stored response (24 h, per tenant).",
-)
-ERRORS = {
-    400: ErrorEnvelopeDoc,
-    401: ErrorEnvelopeDoc,
-    403: ErrorEnvelopeDoc,
-    404: ErrorEnvelopeDoc,
-    409: ErrorEnvelopeDoc,
-    422: ErrorEnvelopeDoc,
-}
-
 INVOICE_EXAMPLE = OpenApiExample(
     "電気料金の請求書（公開まで）",
     request_only=True,
@@ -83,73 +61,6 @@ CUSTOMER_EXAMPLE = OpenApiExample(
 )
 
 
-class ListPagination(CursorPagination):
-    """Cursor pages. A cursor is client input: one this API did not give out (unreadable, or a position
-    that is not a value of the sort column) is a 400 in the one error shape, never a query that fails."""
-
-    page_size = 50
-    max_page_size = 500
-    page_size_query_param = "page_size"
-
-    def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> tuple[str, ...]:
-        return tuple(str(field) for field in queryset.query.order_by) or ("-id",)
-
-    def get_page_size(self, request: Request) -> int:
-        """``page_size`` is 1 to 500 when given; anything else is a 400 (not silently the default)."""
-        text = request.query_params.get(self.page_size_query_param)
-        if text is None:
-            return self.page_size
-        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= self.max_page_size):
-            raise ValidationFailed(
-                {
-                    self.page_size_query_param: [
-                        _("must be a whole number from 1 to %(max)d") % {"max": self.max_page_size}
-                    ]
-                }
-            )
-        return int(text)
-
-    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        parameters = super().get_schema_operation_parameters(view)
-        for parameter in parameters:
-            if parameter["name"] == self.page_size_query_param:
-                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
-        return parameters
-
-    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
-        self._model = queryset.model
-        return super().paginate_queryset(queryset, request, view)
-
-    def decode_cursor(self, request: Request) -> Cursor | None:
-        try:
-            cursor = super().decode_cursor(request)
-        except NotFound:
-            raise _bad_cursor() from None
-        if cursor is not None and cursor.position is not None:
-            field = self._model._meta.get_field(self.ordering[0].lstrip("-"))
-            try:
-                value = field.to_python(cursor.position)
-            except (DjangoValidationError, ValueError, TypeError):
-                raise _bad_cursor() from None
-            if value is None or "\x00" in str(cursor.position):
-                raise _bad_cursor()
-            if isinstance(field, IntegerField) and not -(2**63) <= value < 2**63:
-                raise _bad_cursor()
-        return cursor
-
-
-def _bad_cursor() -> ValidationFailed:
-    return ValidationFailed(
-        {"cursor": [_("this cursor was not given out by this API: start again from the first page")]}
-    )
-
-
-def _validated(serializer_class: type, data: Any, **kwargs: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 class CustomerListApi(TenantAPIView):
     model = Customer
     pagination_class = ListPagination
@@ -176,7 +87,7 @@ class CustomerListApi(TenantAPIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = _validated(CustomerInput, request.data)
+        data = validated(CustomerInput, request.data)
         customer = services.customer_create(actor=actor_of(request), biller=self.biller, data=data)
         return Response(customer_out(customer), status=201)
 
@@ -186,28 +97,18 @@ class CustomerDetailApi(TenantAPIView):
 
     @extend_schema(operation_id="customers_retrieve", responses={200: CustomerOutputDoc, **ERRORS})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(customer_out(self.get_object_by_pk(pk)))
+        return Response(customer_out(self.get_object(pk)))
 
     @extend_schema(
         operation_id="customers_update", request=CustomerPatch, responses={200: CustomerOutputDoc, **ERRORS}
     )
     def patch(self, request: Request, pk: int) -> Response:
-        customer = self.get_object_by_pk(pk)
-        data = _validated(CustomerPatch, request.data, partial=True)
+        customer = self.get_object(pk)
+        data = validated(CustomerPatch, request.data, partial=True)
         customer = services.customer_update(
             actor=actor_of(request), biller=self.biller, customer=customer, data=data
         )
         return Response(customer_out(customer))
-
-
-def _customer_for(biller: Any, reference: str) -> Customer:
-    qs = Customer.objects.filter(biller=biller)
-    found = qs.filter(code=reference).first()
-    if found is None and reference.isdigit():
-        found = qs.filter(pk=int(reference)).first()
-    if found is None:
-        raise ValidationFailed({"customer": [_("no customer %(ref)r for this biller") % {"ref": reference}]})
-    return found
 
 
 class InvoiceListApi(TenantAPIView):
@@ -257,9 +158,9 @@ class InvoiceListApi(TenantAPIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = _validated(InvoiceInput, request.data)
+        data = validated(InvoiceInput, request.data)
         publish = data.pop("publish")
-        data["customer"] = _customer_for(self.biller, data["customer"])
+        data["customer"] = self.customer_for(data["customer"])
         data["lines"] = [dict(line) for line in data["lines"]]
         invoice = services.invoice_create(
             actor=actor_of(request), biller=self.biller, data=data, publish=publish
@@ -270,12 +171,12 @@ class InvoiceListApi(TenantAPIView):
 class InvoiceDetailApi(TenantAPIView):
     model = Invoice
 
-    def get_base_queryset(self) -> QuerySet:
-        return Invoice.objects.select_related("customer", "biller")
+    def scoped_queryset(self, qs: QuerySet) -> QuerySet:
+        return qs.select_related("customer", "biller")
 
     @extend_schema(operation_id="invoices_retrieve", responses={200: InvoiceOutputDoc, **ERRORS})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(invoice_out(self.get_object_by_pk(pk)))
+        return Response(invoice_out(self.get_object(pk)))
 
 
 class InvoicePublishApi(TenantAPIView):
@@ -289,7 +190,7 @@ class InvoicePublishApi(TenantAPIView):
     )
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
-        invoice = self.get_object_by_pk(pk)
+        invoice = self.get_object(pk)
         invoice = services.invoice_publish(actor=actor_of(request), biller=self.biller, invoice=invoice)
         return Response(invoice_out(invoice))
 
@@ -305,8 +206,8 @@ class InvoiceCancelApi(TenantAPIView):
     )
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
-        invoice = self.get_object_by_pk(pk)
-        reason = _validated(CancelInput, request.data).get("reason", "")
+        invoice = self.get_object(pk)
+        reason = validated(CancelInput, request.data).get("reason", "")
         invoice = services.invoice_cancel(
             actor=actor_of(request), biller=self.biller, invoice=invoice, reason=reason
         )
@@ -320,7 +221,7 @@ class InvoicePaymentsApi(TenantAPIView):
 
     @extend_schema(operation_id="invoices_payments", responses={200: dict, **ERRORS})
     def get(self, request: Request, pk: int) -> Response:
-        invoice = self.get_object_by_pk(pk)
+        invoice = self.get_object(pk)
         return Response({"invoice": invoice.pk, "results": selectors.invoice_payments(invoice=invoice)})
 
 

@@ -1,7 +1,7 @@
 """The tenant console's part of customer accounts: invite people to a customer's portal account,
 change their role, block them, and show or renew the registration code printed on the bill.
 
-The customer page (``billing.console_views.CustomerEditView``) shows this section; the actions
+The customer page (``billing.console_customers.CustomerEditView``) shows this section; the actions
 post here. Every view inherits ``TenantConsoleView`` (membership, admins write, the tenant filter).
 """
 
@@ -29,15 +29,16 @@ def customer_portal_context(
     """What the console's customer page shows about the customer's portal accounts."""
     accounts = [
         (account, AccountRoleForm(initial={"role": account.role}))
-        for account in CustomerAccount.objects.filter(biller=biller, customer=customer)
+        for account in CustomerAccount.objects.for_biller(biller)
+        .filter(customer=customer)
         .select_related("user")
         .order_by("id")
     ]
     return {
         "accounts": accounts,
-        "invitations": CustomerInvitation.objects.filter(biller=biller, customer=customer).select_related(
-            "created_by"
-        )[:20],
+        "invitations": CustomerInvitation.objects.for_biller(biller)
+        .filter(customer=customer)
+        .select_related("created_by")[:20],
         "invite_form": invite_form or PortalInviteForm(customer=customer),
         "registration_code": customer.registration_code_display,
         "register_url": services.portal_url(biller, "portal:register"),
@@ -45,12 +46,20 @@ def customer_portal_context(
     }
 
 
+def _error_messages(request: TenantRequest, exc: ValidationFailed) -> None:
+    """A service's errors as messages on the customer page these actions return to."""
+    for errs in exc.errors.values():
+        for message in errs:
+            messages.error(request, message)
+
+
 class CustomerPortalView(TenantConsoleView):
     model = Customer
     nav_section = "customers"
 
     def customer(self, pk: int) -> Customer:
-        return self.get_object(pk)  # type: ignore[return-value]
+        customer: Customer = self.get_object(pk)
+        return customer
 
     def back(self, pk: int) -> HttpResponseBase:
         return redirect("console:customer_edit", pk=pk)
@@ -74,9 +83,7 @@ class CustomerPortalInviteView(CustomerPortalView):
                 role=form.cleaned_data["role"],
             )
         except ValidationFailed as exc:
-            for messages_list in exc.errors.values():
-                for message in messages_list:
-                    messages.error(request, message)
+            _error_messages(request, exc)
         except (Conflict, InvalidTransition, NotFound) as exc:
             messages.error(request, exc.message)
         else:
@@ -109,7 +116,9 @@ class CustomerAccountUpdateView(CustomerPortalView):
 
     def post(self, request: TenantRequest, pk: int, account_pk: int) -> HttpResponseBase:
         customer = self.customer(pk)
-        account = CustomerAccount.objects.filter(pk=account_pk, biller=self.biller, customer=customer).first()
+        account = (
+            CustomerAccount.objects.for_biller(self.biller).filter(pk=account_pk, customer=customer).first()
+        )
         if account is None:
             raise Http404
         action = request.POST.get("action", "role")
@@ -129,9 +138,7 @@ class CustomerAccountUpdateView(CustomerPortalView):
                 )
                 messages.success(request, _("The role was changed."))
         except ValidationFailed as exc:
-            for messages_list in exc.errors.values():
-                for message in messages_list:
-                    messages.error(request, message)
+            _error_messages(request, exc)
         except NotFound as exc:
             raise Http404 from exc
         return self.back(pk)
@@ -140,9 +147,11 @@ class CustomerAccountUpdateView(CustomerPortalView):
 class CustomerInvitationRevokeView(CustomerPortalView):
     def post(self, request: TenantRequest, pk: int, invitation_pk: int) -> HttpResponseBase:
         customer = self.customer(pk)
-        invitation = CustomerInvitation.objects.filter(
-            pk=invitation_pk, biller=self.biller, customer=customer
-        ).first()
+        invitation = (
+            CustomerInvitation.objects.for_biller(self.biller)
+            .filter(pk=invitation_pk, customer=customer)
+            .first()
+        )
         if invitation is None:
             raise Http404
         try:

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from billing import services as billing_services
 from billing.models import Biller, Customer, CustomerAccount, User, customer_login
-from billing.portal.services import _create_account
+from billing.portal.services.accounts import customer_account_create
 
 PORTAL_DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - the published demo login (docs/demo.md)
 DEMO_CORPORATE = {
@@ -35,7 +35,7 @@ class DemoLogin:
 def _account(*, biller: Biller, customer: Customer, email: str, name: str, role: str) -> DemoLogin:
     user = User.objects.filter(login=customer_login(biller, email)).first()
     if user is None:
-        _create_account(
+        customer_account_create(
             biller=biller, customer=customer, email=email, name=name, password=PORTAL_DEMO_PASSWORD, role=role
         )
     else:

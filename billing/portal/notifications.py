@@ -7,7 +7,7 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
 from billing.models import CustomerInvitation, User
-from billing.portal.services import invitation_url
+from billing.portal.services.invitations import invitation_url
 
 
 def _send(template: str, context: dict, to: str) -> None:

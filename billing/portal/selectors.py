@@ -7,14 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.apps import apps
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from billing.errors import ValidationFailed
-from billing.models import Biller, Customer, Invoice, InvoiceApproval
+from billing.models import Biller, Customer, Invoice, InvoiceApproval, InvoicePayment, Receipt
 
 TABS = {
     "open": pgettext_lazy("invoices not yet paid", "Open"),
@@ -126,39 +125,28 @@ def approvals_of(*, biller: Biller, invoice: Invoice) -> QuerySet[InvoiceApprova
     )
 
 
-# --- payments: read from the payeasy ledger ------------------------------------------------------------
-# billing does not import payeasy (architecture: the arrows point from payeasy to billing); the
-# portal reads the ledger through the app registry, read-only, and works without it.
+# --- payments and receipts: billing's own record of the payments on the customer's bills -------------
 
 
-def _payeasy_model(name: str) -> Any:
-    try:
-        return apps.get_model("payeasy", name)
-    except LookupError:
-        return None
-
-
-def ledger_entries(*, biller: Biller, customer: Customer) -> QuerySet[Any] | list[Any]:
-    """The ledger entries (payments, double payments, reversals, provisional) on the customer's bills."""
-    LedgerEntry = _payeasy_model("LedgerEntry")
-    if LedgerEntry is None:
-        return []
+def payment_list(*, biller: Biller, customer: Customer) -> QuerySet[InvoicePayment]:
+    """The payments on the customer's bills (paid, double payments, provisional, reversals), newest first."""
     return (
-        LedgerEntry.objects.filter(biller=biller, invoice__biller=biller, invoice__customer=customer)
-        .select_related("invoice", "notice")
+        InvoicePayment.objects.filter(biller=biller, invoice__biller=biller, invoice__customer=customer)
+        .select_related("invoice")
         .order_by("-created_at", "-id")
     )
 
 
-def receipts(*, biller: Biller, customer: Customer) -> QuerySet[Any] | list[Any]:
-    Receipt = _payeasy_model("Receipt")
-    if Receipt is None:
-        return []
+def receipt_list(*, biller: Biller, customer: Customer) -> QuerySet[Receipt]:
+    """The receipts of the payments on the customer's bills, newest first."""
     return (
         Receipt.objects.filter(
-            entry__biller=biller, entry__invoice__biller=biller, entry__invoice__customer=customer
+            biller=biller,
+            payment__biller=biller,
+            payment__invoice__biller=biller,
+            payment__invoice__customer=customer,
         )
-        .select_related("entry", "entry__invoice", "entry__notice")
+        .select_related("payment", "payment__invoice")
         .order_by("-sent_at", "-id")
     )
 

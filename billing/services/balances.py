@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -36,7 +36,7 @@ from billing.models import (
     User,
 )
 from billing.selectors import balance_range
-from billing.services.core import audit_record
+from billing.services.audit import audit_record
 from billing.services.payment_requests import build_payment_request, clean_amount, save_published
 
 Actor = User | ApiKey | None
@@ -260,6 +260,20 @@ def _account_for(invoice: Invoice) -> BalanceAccount | None:
     )
 
 
+def _unkeyed_account(
+    invoice: Invoice, payment_key: str
+) -> tuple[BalanceAccount, QuerySet[BalanceAllocation]] | None:
+    """The locked balance account a payment request repays, with its allocations; None when it repays
+    none or ``payment_key`` was applied already (each key allocates or undoes once)."""
+    account = _account_for(invoice)
+    if account is None:
+        return None
+    allocations = BalanceAllocation.objects.filter(biller_id=account.biller_id)
+    if allocations.filter(payment_key=payment_key).exists():
+        return None
+    return account, allocations
+
+
 def balance_payment_allocate(
     *, invoice: Invoice, amount: int, paid_at: datetime.datetime, payment_key: str
 ) -> list[BalanceAllocation]:
@@ -271,12 +285,10 @@ def balance_payment_allocate(
     """
     if invoice.kind != Invoice.Kind.PAYMENT_REQUEST or amount <= 0:
         return []
-    account = _account_for(invoice)
-    if account is None:
+    found = _unkeyed_account(invoice, payment_key)
+    if found is None:
         return []
-    allocations = BalanceAllocation.objects.filter(biller_id=account.biller_id)
-    if allocations.filter(payment_key=payment_key).exists():
-        return []
+    account, allocations = found
     if (allocations.filter(invoice_id=invoice.pk).aggregate(s=Sum("amount"))["s"] or 0) > 0:
         return []  # allocated by a payment that still stands
     now = timezone.now()
@@ -319,12 +331,10 @@ def balance_payment_unallocate(*, invoice: Invoice, payment_key: str) -> list[Ba
     """
     if invoice.kind != Invoice.Kind.PAYMENT_REQUEST:
         return []
-    account = _account_for(invoice)
-    if account is None:
+    found = _unkeyed_account(invoice, payment_key)
+    if found is None:
         return []
-    allocations = BalanceAllocation.objects.filter(biller_id=account.biller_id)
-    if allocations.filter(payment_key=payment_key).exists():
-        return []
+    account, allocations = found
     standing: dict[int | None, int] = defaultdict(int)
     for item_id, total in (
         allocations.filter(invoice_id=invoice.pk).values_list("item_id").annotate(s=Sum("amount")).order_by()

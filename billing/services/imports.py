@@ -8,18 +8,17 @@ from pathlib import Path
 from typing import IO
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from billing import imports
+from billing import events, imports
 from billing.errors import InvalidTransition, NotFound, ValidationFailed
 from billing.models import ApiKey, Biller, ImportJob, Invoice, User
-from billing.services.core import audit_record
+from billing.services.audit import audit_record
 
 ENCODINGS = {"": "detect", "utf-8": "UTF-8", "utf-8-sig": "UTF-8 (BOM)", "cp932": "Shift_JIS (cp932)"}
 NOTIFY_CHUNK = 1000
-ANALYZE_AFTER = 10_000  # invoices; PostgreSQL's autovacuum would get there too, later
 
 
 def _store_upload(*, biller: Biller, upload: IO[bytes]) -> tuple[Path, int, str]:
@@ -64,8 +63,6 @@ def import_job_create(
 ) -> ImportJob:
     """Store the upload and queue its preview (or, with mode import, the import itself: it checks every
     row as it goes and writes nothing on error). ``run_now`` runs it in this process (the command line)."""
-    from billing import tasks
-
     if encoding not in ENCODINGS:
         raise ValidationFailed(
             {
@@ -91,7 +88,7 @@ def import_job_create(
             language=language or translation.get_language() or settings.LANGUAGE_CODE,
         )
         if not run_now:
-            transaction.on_commit(lambda: tasks.import_job_run.delay(job.pk))
+            events.after_commit("billing.tasks.import_job_run", job.pk)
     if run_now:
         job = import_job_run(job_id=job.pk)
     return job
@@ -101,8 +98,6 @@ def import_job_confirm(
     *, actor: User | ApiKey | None, biller: Biller, preview_id: int, run_now: bool = False
 ) -> ImportJob:
     """Import what a clean preview checked. The file is checked again as it is written."""
-    from billing import tasks
-
     with transaction.atomic():
         preview = ImportJob.objects.select_for_update().filter(pk=preview_id, biller=biller).first()
         if preview is None:
@@ -125,7 +120,7 @@ def import_job_confirm(
             preview_of=preview,
         )
         if not run_now:
-            transaction.on_commit(lambda: tasks.import_job_run.delay(job.pk))
+            events.after_commit("billing.tasks.import_job_run", job.pk)
     if run_now:
         job = import_job_run(job_id=job.pk)
     return job
@@ -152,8 +147,6 @@ def _job_message(job: ImportJob, result: imports.ImportResult, *, write: bool) -
 
 def import_job_run(*, job_id: int) -> ImportJob:
     """Run a job (safe to run twice: a finished job is left as it is)."""
-    from billing import tasks
-
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().select_related("biller").get(pk=job_id)
         if job.is_finished or job.status == ImportJob.Status.RUNNING:
@@ -216,18 +209,13 @@ def import_job_run(*, job_id: int) -> ImportJob:
                 },
             )
         if write and job.status == ImportJob.Status.SUCCEEDED and job.publish:
-            transaction.on_commit(lambda: tasks.import_notify.delay(job.pk))
-    if write and job.invoices_new >= ANALYZE_AFTER and connection.vendor == "postgresql":
-        # fresh planner statistics, or the console's first page after a large load may sort in memory
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE billing_invoice")
+            events.after_commit("billing.tasks.import_notify", job.pk)
+    # a large import refreshes the planner's statistics itself (billing.imports.flow)
     return job
 
 
 def import_notify_enqueue(*, job_id: int) -> int:
     """Queue the publication e-mails of an import's invoices, in chunks."""
-    from billing import tasks
-
     job = ImportJob.objects.get(pk=job_id)
     ids = (
         Invoice.objects.filter(
@@ -245,11 +233,11 @@ def import_notify_enqueue(*, job_id: int) -> int:
     for pk in ids.iterator(chunk_size=NOTIFY_CHUNK):
         chunk.append(pk)
         if len(chunk) == NOTIFY_CHUNK:
-            tasks.invoice_published_notify.delay(chunk)
+            events.send("billing.tasks.invoice_published_notify", chunk)
             queued += len(chunk)
             chunk = []
     if chunk:
-        tasks.invoice_published_notify.delay(chunk)
+        events.send("billing.tasks.invoice_published_notify", chunk)
         queued += len(chunk)
     return queued
 

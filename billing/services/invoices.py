@@ -10,12 +10,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from billing import events
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from billing.invoicing import MAX_LINES_PER_INVOICE as MAX_LINES
 from billing.invoicing import LineError, Totals, clean_line, compute_totals
 from billing.models import ApiKey, Biller, Customer, Invoice, User
 from billing.numbers import confirmation_numbers
-from billing.services.core import _full_clean, audit_record, reject_unknown_fields
+from billing.services.audit import audit_record
+from billing.services.validation import model_full_clean, reject_unknown_fields
+from billing.validators import description_errors
 
 Actor = User | ApiKey | None
 
@@ -31,33 +34,8 @@ INVOICE_INPUT_FIELDS = (
 )
 
 
-def _validate_description(description: str) -> list[str]:
-    errors = []
-    if not description:
-        errors.append(_("is required"))
-    elif len(description) > 20:
-        errors.append(
-            _("must be at most 20 characters (ATM screens show 20 full-width); got %(n)d")
-            % {"n": len(description)}
-        )
-    bad = [ch for ch in description if _not_cp932(ch)]
-    if bad:
-        errors.append(
-            _("has characters Shift_JIS (cp932) cannot carry: %(chars)r") % {"chars": "".join(bad[:5])}
-        )
-    return errors
-
-
 def _number_taken(number: str) -> str:
     return _("invoice number %(number)s already exists") % {"number": number}
-
-
-def _not_cp932(ch: str) -> bool:
-    try:
-        ch.encode("cp932")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def clean_lines(raw_lines: Any, *, required: bool = True) -> list[dict[str, Any]]:
@@ -106,9 +84,9 @@ def _apply_input(invoice: Invoice, *, biller: Biller, data: dict[str, Any]) -> N
             value = data[field]
             setattr(invoice, field, value.strip() if isinstance(value, str) else value)
     errors: dict[str, list[str]] = {}
-    description_errors = _validate_description(invoice.description)
-    if description_errors:
-        errors["description"] = description_errors
+    description_problems = description_errors(invoice.description)
+    if description_problems:
+        errors["description"] = description_problems
     if invoice.issue_date and invoice.due_date and invoice.due_date < invoice.issue_date:
         errors["due_date"] = ["must not be before the issue date"]
     if errors:
@@ -120,7 +98,7 @@ def _apply_input(invoice: Invoice, *, biller: Biller, data: dict[str, Any]) -> N
         _totals(invoice.lines, biller=biller, tax_inclusive=invoice.tax_inclusive).as_fields().items()
     ):
         setattr(invoice, field, value)
-    _full_clean(invoice, exclude=["biller", "customer", "original", "lines"])
+    model_full_clean(invoice, exclude=["biller", "customer", "original", "lines"])
     duplicate = Invoice.objects.filter(biller=biller, number=invoice.number).exclude(pk=invoice.pk)
     if duplicate.exists():
         raise ValidationFailed({"number": [_number_taken(invoice.number)]})
@@ -132,7 +110,8 @@ def _apply_input(invoice: Invoice, *, biller: Biller, data: dict[str, Any]) -> N
             )
 
 
-def _save(invoice: Invoice) -> None:
+def invoice_save(invoice: Invoice) -> None:
+    """Save ``invoice``; Conflict when a concurrent request took its number or external id."""
     try:
         with transaction.atomic():
             invoice.save()
@@ -147,7 +126,7 @@ def invoice_create(*, actor: Actor, biller: Biller, data: dict[str, Any], publis
     invoice = Invoice(biller=biller, kind=Invoice.Kind.INVOICE)
     _apply_input(invoice, biller=biller, data=data)
     with transaction.atomic():
-        _save(invoice)
+        invoice_save(invoice)
         audit_record(
             actor=actor,
             action="invoice.create",
@@ -170,7 +149,7 @@ def invoice_update_draft(*, actor: Actor, biller: Biller, invoice: Invoice, data
         before = {"number": locked.number, "total": locked.total, "due_date": str(locked.due_date)}
         _apply_input(locked, biller=biller, data=data)
         locked.updated_at = timezone.now()
-        _save(locked)
+        invoice_save(locked)
         audit_record(
             actor=actor,
             action="invoice.update",
@@ -200,8 +179,6 @@ def invoice_publish_many(*, actor: Actor, biller: Biller, invoice_ids: Sequence[
 
     All or nothing: one invoice that cannot be published leaves every one a draft.
     """
-    from billing import tasks
-
     if biller.is_suspended:
         raise InvalidTransition(_("A suspended biller cannot publish invoices."))
     with transaction.atomic():
@@ -241,7 +218,7 @@ def invoice_publish_many(*, actor: Actor, biller: Biller, invoice_ids: Sequence[
                 after={"customer_number": inv.customer_number},
             )
         ids = [inv.pk for inv in invoices]
-        transaction.on_commit(lambda: tasks.invoice_published_notify.delay(ids))
+        events.after_commit("billing.tasks.invoice_published_notify", ids)
     return invoices
 
 
@@ -325,7 +302,7 @@ def credit_note_issue(
         note.lines = cleaned
         if Invoice.objects.filter(biller=biller, number=number).exists():
             raise ValidationFailed({"number": [_number_taken(number)]})
-        _save(note)
+        invoice_save(note)
         audit_record(
             actor=actor,
             action="credit_note.issue",

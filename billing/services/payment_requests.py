@@ -19,12 +19,15 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from billing import events
 from billing.errors import InvalidTransition, NotFound, ValidationFailed
-from billing.invoicing import MAX_TOTAL, TAX_RATES, LineError, compute_totals
+from billing.invoicing import MAX_TOTAL, LineError, compute_totals, tax_category_parse
 from billing.models import ApiKey, Biller, Customer, Invoice, User
 from billing.numbers import confirmation_numbers
-from billing.services.core import _full_clean, audit_record, reject_unknown_fields
-from billing.services.invoices import _save, _validate_description, invoice_cancel
+from billing.services.audit import audit_record
+from billing.services.invoices import invoice_cancel, invoice_save
+from billing.services.validation import model_full_clean, reject_unknown_fields
+from billing.validators import description_errors
 
 Actor = User | ApiKey | None
 
@@ -87,16 +90,17 @@ def build_payment_request(
     """A validated, unsaved payment request. Every error names its field."""
     errors: dict[str, list[str]] = {}
     description = (description or "").strip()
-    description_errors = _validate_description(description)
-    if description_errors:
-        errors["description"] = description_errors
+    description_problems = description_errors(description)
+    if description_problems:
+        errors["description"] = description_problems
     today = timezone.localdate()
     if not isinstance(due_date, datetime.date):
         errors["due_date"] = [_("is required: a date YYYY-MM-DD")]
     elif due_date < today:
         errors["due_date"] = [_("must not be in the past")]
     tax_category = str(tax_category or DEFAULT_TAX_CATEGORY).strip()
-    if tax_category not in TAX_RATES:
+    category = tax_category_parse(tax_category)
+    if category is None:
         errors["tax_category"] = [_("must be 10, 8 or exempt (got %(value)r)") % {"value": tax_category}]
     if customer is not None:
         if customer.biller_id != biller.pk:
@@ -125,7 +129,7 @@ def build_payment_request(
         "description": description,
         "quantity": 1,
         "unit_price": amount,
-        "tax_category": tax_category,
+        "tax_category": category,
         "amount": amount,
     }
     try:
@@ -148,7 +152,7 @@ def build_payment_request(
         **totals.as_fields(),
     )
     invoice.lines = [line]
-    _full_clean(invoice, exclude=["biller", "customer", "original", "lines"])
+    model_full_clean(invoice, exclude=["biller", "customer", "original", "lines"])
     return invoice
 
 
@@ -161,7 +165,7 @@ def save_published(invoice: Invoice) -> Invoice:
     invoice.confirmation_number = confirmation_numbers(1)[0]
     invoice.status, invoice.published_at = Invoice.Status.PUBLISHED, now
     invoice.created_at = invoice.updated_at = now
-    _save(invoice)
+    invoice_save(invoice)
     return invoice
 
 
@@ -171,8 +175,6 @@ def payment_request_create(*, actor: Actor, biller: Biller, data: dict[str, Any]
     ``data``: amount, description (料金名), due_date, email, and optionally name, external_id (the
     order reference), customer (a Customer of this biller) and tax_category ("10", "8", "exempt").
     """
-    from billing import tasks
-
     reject_unknown_fields(data, PAYMENT_REQUEST_FIELDS)
     if biller.is_suspended:
         raise InvalidTransition(_("A suspended biller cannot issue payment requests."))
@@ -209,8 +211,7 @@ def payment_request_create(*, actor: Actor, biller: Biller, data: dict[str, Any]
             summary=f"{invoice.number} {invoice.total:,}円 {invoice.external_id}".strip(),
             after={"customer_number": invoice.customer_number, "email": invoice.recipient_email},
         )
-        pk = invoice.pk
-        transaction.on_commit(lambda: tasks.payment_request_notify.delay(pk))
+        events.after_commit("billing.tasks.payment_request_notify", invoice.pk)
     return invoice
 
 

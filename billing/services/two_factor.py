@@ -18,7 +18,8 @@ from django.utils.translation import gettext as _
 from billing import totp
 from billing.errors import InvalidTransition, NotFound, ValidationFailed
 from billing.models import Biller, ConsoleTwoFactor, Membership, User
-from billing.services.core import audit_record, token_hash
+from billing.services.audit import audit_field_set, audit_record
+from billing.services.tokens import token_hash
 from billing.tenancy import cross_tenant
 
 RECOVERY_CODES = 10
@@ -204,19 +205,16 @@ def biller_set_operator_totp(*, actor: User, biller: Biller, required: bool) -> 
     """A tenant admin decides whether the biller's operators need two-step verification too."""
     with transaction.atomic():
         locked = Biller.objects.select_for_update().get(pk=biller.pk)
-        if locked.console_totp_for_operators != required:
-            before = {"console_totp_for_operators": locked.console_totp_for_operators}
-            locked.console_totp_for_operators = required
-            locked.save(update_fields=["console_totp_for_operators", "updated_at"])
-            audit_record(
-                actor=actor,
-                action="biller.console_totp_for_operators",
-                biller=locked,
-                target=locked,
-                summary=f"operators need two-step verification: {'yes' if required else 'no'}",
-                before=before,
-                after={"console_totp_for_operators": required},
-            )
+        audit_field_set(
+            actor=actor,
+            action="biller.console_totp_for_operators",
+            biller=locked,
+            target=locked,
+            field="console_totp_for_operators",
+            value=required,
+            summary=f"operators need two-step verification: {'yes' if required else 'no'}",
+            update_fields=["updated_at"],
+        )
     return locked
 
 

@@ -81,7 +81,7 @@ CELERY_TASK_ROUTES = {
     ),
     **_routes(
         NOTIFICATIONS_QUEUE,
-        "payeasy.tasks.receipts_send",
+        "billing.tasks.receipts_send",
         "billing.tasks.invitation_send",
         "billing.tasks.invoice_published_notify",
         "billing.tasks.due_reminders_send",

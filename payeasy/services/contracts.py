@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from billing.errors import ValidationFailed
 from billing.models import Biller, User
-from billing.services import _full_clean, audit_record, biller_create, snapshot
+from billing.services import audit_record, biller_create, model_full_clean, snapshot
 from payeasy.models import CHANNEL_FIELDS, ContractedBank
 
 CONTRACT_FIELDS = ("bank_code", *CHANNEL_FIELDS.values(), "valid_from", "valid_to")
@@ -65,7 +65,7 @@ def contracted_bank_add(
     with transaction.atomic():
         locked = Biller.objects.select_for_update().get(pk=biller.pk)
         row = ContractedBank(biller=locked, **contract.as_fields())
-        _full_clean(row, prefix=prefix, exclude=["biller"])
+        model_full_clean(row, prefix=prefix, exclude=["biller"])
         _check_overlap(biller=locked, contract=row, prefix=prefix)
         row.save()
         audit_record(
@@ -88,7 +88,7 @@ def contracted_bank_update(
         before = snapshot(row, CONTRACT_FIELDS)
         for name, value in contract.as_fields().items():
             setattr(row, name, value)
-        _full_clean(row, exclude=["biller"])
+        model_full_clean(row, exclude=["biller"])
         _check_overlap(biller=locked, contract=row, prefix="")
         row.save()
         audit_record(

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from billing.errors import InvalidTransition, ValidationFailed
 from billing.models import User
-from billing.services import _full_clean, audit_record, snapshot
+from billing.services import audit_record, model_full_clean, snapshot
 from payeasy import handoff
 from payeasy.models import HandoffEndpoint, HandoffKey
 
@@ -40,7 +40,7 @@ def handoff_endpoint_create(
 ) -> HandoffEndpoint:
     with transaction.atomic():
         row = HandoffEndpoint(bank_code=bank_code.strip(), entry_url=entry_url.strip(), enabled=enabled)
-        _full_clean(row)
+        model_full_clean(row)
         _check_entry_url(row.entry_url)
         row.save()
         audit_record(
@@ -61,7 +61,7 @@ def handoff_endpoint_update(
         row = HandoffEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         before = snapshot(row, ENDPOINT_FIELDS)
         row.entry_url, row.enabled = entry_url.strip(), enabled
-        _full_clean(row)
+        model_full_clean(row)
         _check_entry_url(row.entry_url)
         row.save()
         audit_record(

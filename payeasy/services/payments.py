@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -30,23 +30,16 @@ from billing.models import Biller, Invoice
 from billing.numbers import issuer_for
 from billing.services.balances import balance_payment_allocate, balance_payment_unallocate
 from payeasy import codec
+from payeasy.events import Event, dispatch
 from payeasy.models import ContractedBank, LedgerEntry, Notice
 from payeasy.selectors import contract_code
+from payeasy.services.invoice_payments import invoice_payments_tell
+from payeasy.services.webhooks import events_record
 
 log = logging.getLogger("payeasy.payments")
 
 APPLY_BATCH = 200
 STANDING = (LedgerEntry.Outcome.PAID, LedgerEntry.Outcome.DOUBLE_PAYMENT)
-
-
-@dataclass
-class Event:
-    """Something that happened to the books, told to the outside after commit."""
-
-    type: str  # payment.received, payment.provisional, payment.double, payment.reversed, invoice.paid, …
-    biller_id: int
-    invoice_id: int | None
-    data: dict[str, Any]
 
 
 @dataclass
@@ -77,10 +70,8 @@ def notices_apply(*, limit: int = APPLY_BATCH, notice_ids: Sequence[int] | None 
         if result.failed:
             Notice.objects.filter(pk__in=result.failed).update(attempts=F("attempts") + 1)
     if result.events:
-        from payeasy import events as outbound
-
-        events = result.events
-        transaction.on_commit(lambda: outbound.dispatch(events))
+        announced = result.events
+        transaction.on_commit(lambda: dispatch(announced))
     return result
 
 
@@ -114,9 +105,7 @@ def _claim_and_apply(limit: int, notice_ids: Sequence[int] | None, *, isolate: b
     Notice.objects.filter(pk__in=applied_ids).update(applied_at=now, last_error="")
     for pk, error in errors.items():
         Notice.objects.filter(pk=pk).update(last_error=error)
-    from payeasy.services import webhooks
-
-    webhooks.events_record(result.events)  # the webhook outbox commits with the ledger, in either path
+    events_record(result.events)  # the webhook outbox commits with the ledger, in either path
     return result
 
 
@@ -138,16 +127,17 @@ class _Context:
             self.dirty[invoice.pk] = invoice
 
     def flush(self) -> None:
-        """Write the deferred entries and bill changes, and put the entries' ids into their events."""
-        if self.new_entries:
-            LedgerEntry.objects.bulk_create([entry for entry, _events in self.new_entries])
+        """Write the deferred entries, put their ids into their events, and tell billing (the payments
+        on its bills and the bills now paid: one INSERT and one UPDATE, in this transaction)."""
+        entries = [entry for entry, _events in self.new_entries]
+        if entries:
+            LedgerEntry.objects.bulk_create(entries)
             for entry, events in self.new_entries:
                 for event in events:
                     event.data["ledger_entry"] = entry.pk
-            self.new_entries = []
-        if self.dirty:
-            _invoices_update(list(self.dirty.values()))
-            self.dirty = {}
+        if entries or self.dirty:
+            invoice_payments_tell(entries=entries, paid_invoices=list(self.dirty.values()))
+        self.new_entries, self.dirty = [], {}
 
     @classmethod
     def load(cls, notices: list[Notice]) -> _Context:
@@ -190,32 +180,6 @@ class _Context:
         self.invoice_of.update(extra.invoice_of)
         for pk, rows in extra.contracts.items():
             self.contracts.setdefault(pk, rows)
-
-
-_INVOICE_UPDATE = """
-    UPDATE billing_invoice AS i SET status = v.status, paid_at = v.paid_at, updated_at = v.updated_at
-    FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[], %s::timestamptz[])
-        AS v(id, status, paid_at, updated_at)
-    WHERE i.id = v.id
-"""
-
-
-def _invoices_update(invoices: list[Invoice]) -> None:
-    """The bills' new status in one statement (Django's bulk_update builds a CASE per row and column,
-    which cost more than the rest of applying a batch)."""
-    if connection.vendor != "postgresql":
-        Invoice.objects.bulk_update(invoices, ["status", "paid_at", "updated_at"])
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _INVOICE_UPDATE,
-            [
-                [i.pk for i in invoices],
-                [i.status for i in invoices],
-                [i.paid_at for i in invoices],
-                [i.updated_at for i in invoices],
-            ],
-        )
 
 
 def _apply_one(notice: Notice, context: _Context, result: Applied, *, flush: bool = False) -> None:
@@ -354,6 +318,7 @@ def _apply_reversal(notice: Notice, context: _Context) -> tuple[LedgerEntry, lis
         amount=-original.amount,
         reverses=original,
     )
+    invoice_payments_tell(entries=[entry])  # billing's record of the reversal, in this transaction
     invoice = context.invoices.get(original.invoice_id) if original.invoice_id is not None else None
     if invoice is None and original.invoice_id is not None:
         invoice = Invoice.objects.select_for_update().get(pk=original.invoice_id)
@@ -401,4 +366,4 @@ def refund_due(*, biller: Biller) -> list[LedgerEntry]:
     return due
 
 
-__all__ = ["APPLY_BATCH", "Applied", "Event", "notices_apply", "refund_due"]
+__all__ = ["APPLY_BATCH", "Applied", "notices_apply", "refund_due"]

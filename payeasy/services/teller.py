@@ -27,6 +27,7 @@ from pathlib import Path, PurePath
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
+from billing import events
 from billing.models import Biller, User
 from payeasy import codec
 from payeasy.models import Channel, Notice, TellerFile
@@ -166,8 +167,8 @@ def _import(name: str, data: bytes, digest: str, common: dict[str, object]) -> T
         row.reversal_count, row.reversal_total = len(reversals), sum(n.amount for n in reversals)
         row.save(update_fields=["payment_count", "payment_total", "reversal_count", "reversal_total"])
         _audit(row)
-        if notices:
-            transaction.on_commit(_wake_workers)
+        if notices:  # wake the workers; a broker that is down is logged, and the sweeper applies them
+            events.after_commit("payeasy.tasks.notices_apply")
     log.info("teller file %s accepted: %d notices, %d already stored", name, len(notices), row.known_count)
     return TellerImport(row, stored=True)
 
@@ -258,7 +259,7 @@ def _teller_payments(
 
 
 def _audit(row: TellerFile) -> None:
-    from billing.services.core import audit_record
+    from billing.services.audit import audit_record
 
     audit_record(
         actor=row.received_by,
@@ -275,15 +276,6 @@ def _audit(row: TellerFile) -> None:
             "error": row.error,
         },
     )
-
-
-def _wake_workers() -> None:
-    from payeasy import tasks
-
-    try:
-        tasks.notices_apply.delay()
-    except Exception:  # the broker is down: the sweeper applies the notices within a minute
-        log.warning("workers not woken for a teller file; the sweeper will apply it", exc_info=True)
 
 
 @dataclass(frozen=True)

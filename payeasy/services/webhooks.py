@@ -1,9 +1,10 @@
-"""Outbound webhooks: telling a biller's own systems what happened to its books.
+"""Outbound webhooks, the deliveries: telling a biller's own systems what happened to its books.
 
 A transactional outbox. ``events_record`` writes one WebhookDelivery per event and subscribed endpoint
-inside the transaction that applied the payments (``payments._claim_and_apply``), so a crash between
+inside the transaction that applied the payments (``payeasy.services.payments``), so a crash between
 commit and delivery loses nothing and a batch that rolls back sends nothing; after commit it wakes a
-task. Beat runs the same delivery every 15 s for the retries and for anything a lost wake-up left.
+task (by name, ``billing.events``). Beat runs the same delivery every 15 s for the retries and for
+anything a lost wake-up left.
 
 ``deliver_due`` claims due deliveries (``SELECT … FOR UPDATE SKIP LOCKED``), leases them by moving
 ``next_attempt_at`` ahead, and commits; then it posts them, a few at a time, with no transaction open;
@@ -13,19 +14,16 @@ event, with a last attempt at the three-day mark; then the delivery has failed. 
 while posting leaves its lease to expire and the delivery is posted again: at least once, with the
 same event id, which the receiver uses to drop duplicates.
 
-Where a request may go is ``payeasy.outbound``'s to decide: public internet addresses only, checked
-when the URL is saved and again, resolved once, right before every request, which then connects to the
-addresses that were checked. The delivery log keeps the status, a few response headers and, of a 2xx
-answer only, the first 200 characters of the body: never what an arbitrary host answered to a failure.
-
-Signing secrets are stored wrapped (AES-256-GCM under the key-encryption keys, ``payeasy.keywrap``,
-bound to the endpoint's id); they are unwrapped only to sign, and shown once, when made.
+The endpoints, their secrets and the rules of where a request may go are
+``payeasy.services.webhook_endpoints``'; every request is checked again right before it is made and
+connects to the addresses that were checked (``payeasy.outbound``). The delivery log keeps the status,
+a few response headers and, of a 2xx answer only, the first 200 characters of the body: never what an
+arbitrary host answered to a failure.
 """
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import json
 import logging
 import secrets
@@ -36,38 +34,35 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import httpx
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing.errors import InvalidTransition, NotFound, ProductError, ValidationFailed
+from billing import events
+from billing.errors import InvalidTransition, NotFound
 from billing.models import Biller, User
-from billing.services import audit_record, snapshot
-from payeasy import keywrap, outbound
-from payeasy.models import (
-    WEBHOOK_TEST_EVENT,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-    WebhookEventType,
+from billing.services import audit_record
+from payeasy import outbound
+from payeasy.models import WEBHOOK_TEST_EVENT, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from payeasy.services.webhook_endpoints import (
+    SecretUnreadable,
+    signing_secrets,
+    url_form_problem,
+    webhook_endpoint_lock,
 )
 from payeasy.webhook_signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
 
 if TYPE_CHECKING:
-    from payeasy.services.payments import Event
+    from payeasy.events import Event
 
 log = logging.getLogger("payeasy.webhooks")
 
 RETRY_FOR = datetime.timedelta(days=3)
 FIRST_RETRY_SECONDS = 30
 MAX_BACKOFF_SECONDS = 4 * 3600
-SECRET_OVERLAP = datetime.timedelta(hours=24)
 LEASE = datetime.timedelta(minutes=5)  # longer than a batch can take to post (batch / parallel × timeout)
 TIMEOUT_SECONDS = 10.0
 DELIVER_BATCH = 32
@@ -85,236 +80,6 @@ KEPT_HEADERS = (  # the response headers kept in the log, each value cut at 200 
     "x-correlation-id",
 )
 USER_AGENT = "Payeasy-Webhooks/1"
-SECRET_PREFIX = "whsec_"  # noqa: S105  (the prefix of every secret, not a secret)
-ENDPOINT_FIELDS = ("url", "description", "event_types", "active")
-
-
-# --- endpoints -----------------------------------------------------------------------------------------
-
-
-def _new_secret() -> str:
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
-
-
-class SecretUnreadable(ProductError):
-    """A stored signing secret cannot be unwrapped, or none can be stored: the key-encryption keys
-    (PAYEASY_HANDOFF_KEK) are missing, wrong or not keys. Nothing is signed or sent with it."""
-
-    code = "secret_unreadable"
-
-
-def secret_wrap(endpoint_id: int, secret: str) -> str:
-    """The stored form of a signing secret of endpoint ``endpoint_id``."""
-    try:
-        return keywrap.wrap(secret.encode("utf-8"), keywrap.webhook_secret_aad(endpoint_id))
-    except ImproperlyConfigured as exc:
-        raise SecretUnreadable(
-            _("Signing secrets cannot be stored: %(reason)s. Ask the operator to fix the setting.")
-            % {"reason": str(exc)}
-        ) from None
-
-
-def secret_unwrap(endpoint_id: int, stored: str) -> str:
-    try:
-        return keywrap.unwrap(stored, keywrap.webhook_secret_aad(endpoint_id)).decode("utf-8")
-    except (keywrap.Unreadable, ImproperlyConfigured, UnicodeDecodeError):
-        raise SecretUnreadable(
-            _(
-                "The signing secret cannot be decrypted with the configured key-encryption keys "
-                "(PAYEASY_HANDOFF_KEK): the key was changed without re-wrapping the secrets. "
-                "Ask the operator to configure the previous key-encryption key again."
-            )
-        ) from None
-
-
-def signing_secrets(endpoint: WebhookEndpoint, now: datetime.datetime) -> list[str]:
-    """The secrets that sign a request sent at ``now``: the current one, and the previous one while it
-    is still valid. SecretUnreadable when the key-encryption keys do not open them."""
-    wrapped = [endpoint.secret]
-    expires = endpoint.previous_secret_expires_at
-    if endpoint.previous_secret and expires and now < expires:
-        wrapped.append(endpoint.previous_secret)
-    return [secret_unwrap(endpoint.pk, w) for w in wrapped]
-
-
-def secret_readable(endpoint: WebhookEndpoint) -> bool:
-    try:
-        secret_unwrap(endpoint.pk, endpoint.secret)
-    except SecretUnreadable:
-        return False
-    return True
-
-
-def _form_problem(url: str) -> tuple[str, str, int]:
-    """What is wrong with ``url`` itself (scheme, https, user name): ``(problem, host, port)``."""
-    https_only = settings.PAYEASY_WEBHOOK_REQUIRE_HTTPS
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        host = None
-    if host is None or parts.scheme not in {"http", "https"}:
-        if https_only:
-            return _("Enter a URL that starts with https://."), "", 0
-        return _("Enter a URL that starts with https:// or http://."), "", 0
-    if https_only and parts.scheme != "https":
-        return _("The URL must start with https://: events carry payment data."), host, port
-    if parts.username is not None or parts.password is not None:
-        return _("Leave the user name and password out of the URL; check the signature instead."), host, port
-    return "", host, port
-
-
-def _host_problem(host: str, port: int) -> str:
-    """Why webhooks may not go to ``host`` (as the URL names it), or "". A name is resolved and every
-    address must pass. A name that does not resolve now passes: it is resolved and checked again
-    before every request."""
-    if outbound.local_name(host) and not settings.PAYEASY_WEBHOOK_ALLOW_PRIVATE:
-        return _("The URL must not name this server.")
-    ip = outbound.literal(host)
-    try:
-        addresses = (
-            [ip] if ip is not None else [ipaddress.ip_address(a) for a in outbound.resolve(host, port)]
-        )
-    except (OSError, UnicodeError):
-        return ""
-    for address in addresses:
-        problem = outbound.address_problem(address, host if ip is None else "")
-        if problem is not None:
-            return problem.message()
-    return ""
-
-
-def url_problem(url: str) -> str:
-    """Why ``url`` may not receive webhooks, or "" when it may."""
-    problem, host, port = _form_problem(url)
-    return problem or _host_problem(host, port)
-
-
-def _endpoint_input(url: str, description: str, event_types: Sequence[str]) -> dict[str, Any]:
-    errors: dict[str, list[str]] = {}
-    url = (url or "").strip()
-    if not url:
-        errors["url"] = [_("Enter the URL.")]
-    elif len(url) > 500:
-        errors["url"] = [_("The URL is longer than 500 characters.")]
-    elif problem := url_problem(url):
-        errors["url"] = [problem]
-    description = (description or "").strip()
-    if len(description) > 200:
-        errors["description"] = [_("Keep the description to 200 characters.")]
-    wanted = set(event_types)
-    unknown = sorted(wanted - set(WebhookEventType.values))
-    if unknown:
-        errors["event_types"] = [_("Unknown event: %(type)s") % {"type": ", ".join(unknown)}]
-    elif not wanted:
-        errors["event_types"] = [_("Choose at least one event.")]
-    if errors:
-        raise ValidationFailed(errors)
-    return {
-        "url": url,
-        "description": description,
-        "event_types": [t for t in WebhookEventType.values if t in wanted],
-    }
-
-
-def _locked_endpoint(biller: Biller, endpoint_id: int) -> WebhookEndpoint:
-    endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id, biller=biller).first()
-    if endpoint is None:
-        raise NotFound(_("No such webhook endpoint."))
-    return endpoint
-
-
-def webhook_endpoint_create(
-    *, actor: User | None, biller: Biller, url: str, description: str = "", event_types: Sequence[str]
-) -> tuple[WebhookEndpoint, str]:
-    """Add an endpoint; returns it with its signing secret, for the console to show once."""
-    data = _endpoint_input(url, description, event_types)
-    secret = _new_secret()
-    with transaction.atomic():
-        endpoint = WebhookEndpoint.objects.create(biller=biller, secret="", **data)
-        endpoint.secret = secret_wrap(endpoint.pk, secret)  # bound to the id, known only now
-        endpoint.save(update_fields=["secret"])
-        audit_record(
-            actor=actor,
-            action="webhook_endpoint.create",
-            biller=biller,
-            target=endpoint,
-            summary=endpoint.url,
-            after=snapshot(endpoint, ENDPOINT_FIELDS),
-        )
-    return endpoint, secret
-
-
-def webhook_endpoint_update(
-    *,
-    actor: User | None,
-    biller: Biller,
-    endpoint_id: int,
-    url: str,
-    description: str = "",
-    event_types: Sequence[str],
-) -> WebhookEndpoint:
-    data = _endpoint_input(url, description, event_types)
-    with transaction.atomic():
-        endpoint = _locked_endpoint(biller, endpoint_id)
-        before = snapshot(endpoint, ENDPOINT_FIELDS)
-        for name, value in data.items():
-            setattr(endpoint, name, value)
-        endpoint.save(update_fields=[*data, "updated_at"])
-        audit_record(
-            actor=actor,
-            action="webhook_endpoint.update",
-            biller=biller,
-            target=endpoint,
-            summary=endpoint.url,
-            before=before,
-            after=snapshot(endpoint, ENDPOINT_FIELDS),
-        )
-    return endpoint
-
-
-def webhook_endpoint_set_active(
-    *, actor: User | None, biller: Biller, endpoint_id: int, active: bool
-) -> WebhookEndpoint:
-    """Deactivate (nothing more is recorded or sent; what was waiting fails) or activate again."""
-    with transaction.atomic():
-        endpoint = _locked_endpoint(biller, endpoint_id)
-        if endpoint.active != active:
-            endpoint.active = active
-            endpoint.save(update_fields=["active", "updated_at"])
-            audit_record(
-                actor=actor,
-                action="webhook_endpoint.activate" if active else "webhook_endpoint.deactivate",
-                biller=biller,
-                target=endpoint,
-                summary=endpoint.url,
-            )
-    return endpoint
-
-
-def webhook_secret_rotate(
-    *, actor: User | None, biller: Biller, endpoint_id: int
-) -> tuple[WebhookEndpoint, str]:
-    """A new signing secret; the one it replaces keeps signing too for 24 hours (two signatures per
-    request), so the receiver can switch without refusing anything. Returns the new secret. The
-    current one becomes the previous one still wrapped: both are bound to the endpoint, not the field."""
-    secret = _new_secret()
-    with transaction.atomic():
-        endpoint = _locked_endpoint(biller, endpoint_id)
-        overlap = secret_readable(endpoint)  # one the key-encryption keys do not open cannot sign on
-        endpoint.previous_secret = endpoint.secret if overlap else ""
-        endpoint.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP if overlap else None
-        endpoint.secret = secret_wrap(endpoint.pk, secret)
-        endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
-        audit_record(
-            actor=actor,
-            action="webhook_endpoint.rotate_secret",
-            biller=biller,
-            target=endpoint,
-            summary=endpoint.url,
-        )
-    return endpoint, secret
 
 
 # --- deliveries: the outbox ------------------------------------------------------------------------------
@@ -334,34 +99,24 @@ def _payload(
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _wake(delivery_ids: list[int] | None = None) -> None:
-    """After commit: post now. A lost wake-up loses nothing; beat posts what is due within 15 s."""
-    from payeasy import tasks
-
-    try:
-        tasks.webhooks_deliver.delay(delivery_ids)
-    except Exception:  # the broker is away: the rows are committed, beat finds them
-        log.exception("webhook delivery not woken; the periodic retry will send it")
-
-
-def events_record(events: Sequence[Event]) -> int:
-    """Write the deliveries of ``events``: one per event and active endpoint of its biller subscribed to
+def events_record(announced: Sequence[Event]) -> int:
+    """Write the deliveries of ``announced``: one per event and active endpoint of its biller subscribed to
     its type. Call inside the transaction that wrote the ledger entries behind the events.
 
     One query when no biller of the batch has an endpoint; two when one has (load, bulk insert).
     """
-    if not events:
+    if not announced:
         return 0
     endpoints: dict[int, list[WebhookEndpoint]] = defaultdict(list)
     for endpoint in WebhookEndpoint.objects.filter(
-        biller_id__in={e.biller_id for e in events}, active=True
+        biller_id__in={e.biller_id for e in announced}, active=True
     ).select_related("biller"):
         endpoints[endpoint.biller_id].append(endpoint)
     if not endpoints:
         return 0
     now = timezone.now()
     rows: list[WebhookDelivery] = []
-    for event in events:
+    for event in announced:
         subscribed = [e for e in endpoints.get(event.biller_id, ()) if event.type in e.event_types]
         if not subscribed:
             continue
@@ -383,14 +138,15 @@ def events_record(events: Sequence[Event]) -> int:
         ]
     if rows:
         WebhookDelivery.objects.bulk_create(rows, batch_size=1000)
-        transaction.on_commit(_wake)
+        # after commit: post now. A lost wake-up loses nothing: beat posts what is due within 15 s
+        events.after_commit("payeasy.tasks.webhooks_deliver", None)
     return len(rows)
 
 
 def webhook_test_send(*, actor: User | None, biller: Biller, endpoint_id: int) -> WebhookDelivery:
     """Send a ``webhook.test`` event to one endpoint now: one attempt, no retries."""
     with transaction.atomic():
-        endpoint = _locked_endpoint(biller, endpoint_id)
+        endpoint = webhook_endpoint_lock(biller=biller, endpoint_id=endpoint_id)
         if not endpoint.active:
             raise InvalidTransition(_("The endpoint is inactive. Activate it first."))
         now = timezone.now()
@@ -409,7 +165,7 @@ def webhook_test_send(*, actor: User | None, biller: Biller, endpoint_id: int) -
         audit_record(
             actor=actor, action="webhook_endpoint.test", biller=biller, target=endpoint, summary=endpoint.url
         )
-        transaction.on_commit(lambda: _wake([delivery.pk]))
+        events.after_commit("payeasy.tasks.webhooks_deliver", [delivery.pk])
     return delivery
 
 
@@ -439,7 +195,7 @@ def webhook_delivery_resend(*, actor: User | None, biller: Biller, delivery_id: 
             target=delivery,
             summary=f"{delivery.event_type} {delivery.event_id}",
         )
-        transaction.on_commit(lambda: _wake([delivery.pk]))
+        events.after_commit("payeasy.tasks.webhooks_deliver", [delivery.pk])
     return delivery
 
 
@@ -534,7 +290,7 @@ def _post(delivery: WebhookDelivery, timeout: httpx.Timeout) -> _Outcome:
     }
     outcome = _Outcome(started_at=started, url=endpoint.url, request_headers=headers)
     try:
-        if _form_problem(endpoint.url)[0]:  # the rules may have tightened since it was saved
+        if url_form_problem(endpoint.url):  # the rules may have tightened since it was saved
             raise outbound.Refused("refused: the URL is not allowed (https only, no user name or password)")
         client = outbound.client(endpoint.url, timeout=timeout)  # resolved and checked once, here
         headers[SIGNATURE_HEADER] = sign(signing_secrets(endpoint, started), body, int(time.time()))
@@ -634,17 +390,9 @@ def deliver_due(*, limit: int = DELIVER_BATCH, delivery_ids: Sequence[int] | Non
 __all__ = [
     "DELIVER_BATCH",
     "Delivered",
-    "SecretUnreadable",
     "backoff",
     "deliver_due",
     "events_record",
-    "secret_readable",
-    "signing_secrets",
-    "url_problem",
     "webhook_delivery_resend",
-    "webhook_endpoint_create",
-    "webhook_endpoint_set_active",
-    "webhook_endpoint_update",
-    "webhook_secret_rotate",
     "webhook_test_send",
 ]

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from billing.models import Biller
 from payeasy import selectors
 from payeasy.models import Channel, ContractedBank, Message, validate_known_bank
-from payeasy.services import ContractInput
+from payeasy.services.contracts import ContractInput
 from payeasy.staff.frames import MESSAGE_TYPE_LABELS
 
 

@@ -10,13 +10,14 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 
 from billing.errors import InvalidTransition, ValidationFailed
+from billing.forms import form_errors_add
 from billing.tenancy import TenantRequest
 from payeasy import handoff
 from payeasy.banks import bank_all
 from payeasy.models import HandoffEndpoint, HandoffKey
 from payeasy.services import handoff as services
 from payeasy.staff.forms import HandoffEndpointForm
-from payeasy.staff.views import StaffView, _apply_errors
+from payeasy.staff.views import StaffView
 
 
 class HandoffListView(StaffView):
@@ -41,7 +42,7 @@ class HandoffCreateView(StaffView):
         try:
             endpoint = services.handoff_endpoint_create(actor=request.user, **form.cleaned_data)
         except ValidationFailed as exc:
-            _apply_errors(exc, form)
+            form_errors_add(form, exc)
             return self.get(request, form, status=400)
         messages.success(
             request,
@@ -72,7 +73,7 @@ class HandoffEditView(StaffView):
         try:
             services.handoff_endpoint_update(actor=request.user, endpoint=endpoint, **form.cleaned_data)
         except ValidationFailed as exc:
-            _apply_errors(exc, form)
+            form_errors_add(form, exc)
             return self.get(request, pk, form, status=400)
         messages.success(request, _("Saved."))
         return redirect("staff:handoff_edit", pk=pk)

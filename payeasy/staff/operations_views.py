@@ -8,14 +8,15 @@ import datetime
 from dataclasses import dataclass
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, Q, QuerySet, Sum
-from django.http import HttpResponse, QueryDict
+from django.db.models import Count, Sum
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing.models import Biller
+from billing.pagination import BadCursor, KeysetPage, keyset_page, page_query
 from billing.tenancy import TenantRequest
 from payeasy import selectors
 from payeasy.models import LedgerEntry, Message
@@ -27,7 +28,6 @@ STALE_SECONDS = 30  # a notice waiting longer than this is shown as a problem
 REFRESH_SECONDS = 10
 MESSAGE_PAGE_SIZE = 50
 PROVISIONAL_LIST_SIZE = 20
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def provisional_today(
     reason, and the newest ``size`` of them."""
     day = day or selectors.jst_today()
     start = selectors.jst_day_start(day)
-    entries = LedgerEntry.objects.filter(
+    entries = LedgerEntry.objects.cross_tenant("staff").filter(
         biller_id__in=list(Biller.objects.values_list("pk", flat=True)),
         created_at__gte=start,
         created_at__lt=start + datetime.timedelta(days=1),
@@ -95,68 +95,9 @@ class OperationsView(StaffView):
         )
 
 
-def _cursor(message: Message) -> str:
-    return f"{(message.received_at - _EPOCH) // datetime.timedelta(microseconds=1)}.{message.pk}"
-
-
-def _parse_cursor(token: str) -> tuple[datetime.datetime, int]:
-    micros, _dot, pk = token.partition(".")
-    try:
-        at, number = _EPOCH + datetime.timedelta(microseconds=int(micros)), int(pk)
-    except (ValueError, OverflowError) as exc:
-        raise BadCursor from exc
-    if not 0 < number < 2**63:
-        raise BadCursor
-    return at, number
-
-
-class BadCursor(ValueError):
-    pass
-
-
-@dataclass
-class MessagePage:
-    rows: list[Message]
-    older: str | None  # cursor for the next page (older messages)
-    newer: str | None  # cursor for the previous page (newer messages)
-
-
-def message_page(qs: QuerySet[Message], *, after: str, before: str, size: int) -> MessagePage:
-    """One page of a search ordered by ``-received_at, -id``, after (older) or before (newer) a cursor.
-
-    Keyset paging: LIMIT size + 1 on the index, no COUNT and no OFFSET over millions of rows.
-    """
-    if before:
-        at, pk = _parse_cursor(before)
-        newer = qs.filter(Q(received_at__gt=at) | Q(received_at=at, pk__gt=pk), received_at__gte=at)
-        rows = list(newer.order_by("received_at", "id")[: size + 1])
-        has_newer = len(rows) > size
-        rows = rows[:size][::-1]
-        return MessagePage(
-            rows=rows,
-            older=_cursor(rows[-1]) if rows else None,
-            newer=_cursor(rows[0]) if has_newer and rows else None,
-        )
-    if after:
-        at, pk = _parse_cursor(after)
-        qs = qs.filter(Q(received_at__lt=at) | Q(received_at=at, pk__lt=pk), received_at__lte=at)
-    rows = list(qs[: size + 1])
-    has_older = len(rows) > size
-    rows = rows[:size]
-    return MessagePage(
-        rows=rows,
-        older=_cursor(rows[-1]) if has_older and rows else None,
-        newer=_cursor(rows[0]) if after and rows else None,
-    )
-
-
-def _query(params: QueryDict, **changes: str) -> str:
-    out = params.copy()
-    for name in ("after", "before"):
-        out.pop(name, None)
-    for name, value in changes.items():
-        out[name] = value
-    return out.urlencode()
+# the message history's keyset: ``payeasy.selectors.message_search`` orders by it (index message_received)
+MESSAGE_SORT = "received"
+MESSAGE_ORDERING = ("-received_at", "-id")
 
 
 class MessageSearchView(StaffView):
@@ -164,13 +105,15 @@ class MessageSearchView(StaffView):
 
     def get(self, request: TenantRequest) -> HttpResponse:
         form = MessageSearchForm(request.GET)
-        page: MessagePage | None = None
+        page: KeysetPage | None = None
         days = None
         if form.is_valid():
             days = form.date_range(form.cleaned_data)
             try:
-                page = message_page(
+                page = keyset_page(
                     form.search(),
+                    sort=MESSAGE_SORT,
+                    ordering=MESSAGE_ORDERING,
                     after=request.GET.get("after", ""),
                     before=request.GET.get("before", ""),
                     size=MESSAGE_PAGE_SIZE,
@@ -186,10 +129,12 @@ class MessageSearchView(StaffView):
                 "page": page,
                 "days": days,
                 "billers": Biller.objects.order_by("biller_code").values_list("biller_code", "legal_name"),
-                "first_url": f"{path}?{_query(request.GET)}",
-                "older_url": f"{path}?{_query(request.GET, after=page.older)}" if page and page.older else "",
-                "newer_url": f"{path}?{_query(request.GET, before=page.newer)}"
-                if page and page.newer
+                "first_url": f"{path}?{page_query(request.GET)}",
+                "older_url": f"{path}?{page_query(request.GET, after=page.next_cursor)}"
+                if page and page.next_cursor
+                else "",
+                "newer_url": f"{path}?{page_query(request.GET, before=page.previous_cursor)}"
+                if page and page.previous_cursor
                 else "",
             },
             status=200 if page is not None else 400,
@@ -200,7 +145,7 @@ class MessageDetailView(StaffView):
     """One stored frame and the response sent for it: hex dump, fields, and the notice it made."""
 
     def get(self, request: TenantRequest, pk: int) -> HttpResponse:
-        message = get_object_or_404(Message.objects.select_related("biller"), pk=pk)
+        message = get_object_or_404(Message.objects.cross_tenant("staff").select_related("biller"), pk=pk)
         notice = selectors.message_notice(message=message)
         entry = None
         if notice is not None:

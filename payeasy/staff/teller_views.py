@@ -22,7 +22,7 @@ class TellerFileListView(StaffView):
 
     def get(self, request: TenantRequest) -> HttpResponse:
         status = request.GET.get("status", "")
-        files = TellerFile.objects.select_related("biller").defer("content")
+        files = TellerFile.objects.cross_tenant("staff").select_related("biller").defer("content")
         if status in TellerFile.Status.values:
             files = files.filter(status=status)
         query = request.GET.get("q", "").strip()
@@ -60,10 +60,15 @@ class TellerFileListView(StaffView):
 
 class TellerFileDetailView(StaffView):
     def get(self, request: TenantRequest, pk: int) -> HttpResponse:
-        f = get_object_or_404(TellerFile.objects.select_related("biller", "received_by"), pk=pk)
-        notices = Notice.objects.filter(teller_file=f).order_by("id")
+        f = get_object_or_404(
+            TellerFile.objects.cross_tenant("staff").select_related("biller", "received_by"), pk=pk
+        )
+        notices = Notice.objects.cross_tenant("staff").filter(teller_file=f).order_by("id")
         entries = {
-            e.notice_id: e for e in LedgerEntry.objects.filter(notice__in=notices).select_related("invoice")
+            e.notice_id: e
+            for e in LedgerEntry.objects.cross_tenant("staff")
+            .filter(notice__in=notices)
+            .select_related("invoice")
         }
         rows = [(n, entries.get(n.pk)) for n in notices]
         return render(request, "payeasy/staff/teller_detail.html", {"file": f, "rows": rows})

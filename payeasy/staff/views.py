@@ -19,11 +19,12 @@ from django.views import View
 from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing.errors import InvalidTransition, ValidationFailed
-from billing.forms import BillerForm, InviteForm
+from billing.forms import BillerForm, InviteForm, form_errors_add
 from billing.models import Biller
 from billing.tenancy import TenantRequest, tenant_reverse
-from payeasy import selectors, services
+from payeasy import selectors
 from payeasy.banks import bank_all
+from payeasy.services.contracts import biller_onboard, contracted_bank_add, contracted_bank_update
 from payeasy.staff.forms import ContractForm, ContractFormSet, StatusForm
 
 
@@ -34,15 +35,17 @@ class StaffView(LoginRequiredMixin, View):
         return super().dispatch(request, *args, **kwargs)
 
 
-def _apply_errors(exc: ValidationFailed, form: BaseForm, formset: BaseFormSet | None = None) -> None:
-    """Put a service's field errors back on the form or the formset row they name."""
-    for key, errs in exc.errors.items():
-        if key.startswith("contracts.") and formset is not None:
+def _contract_errors_add(errors: dict[str, list[str]], form: BaseForm, formset: BaseFormSet) -> None:
+    """A service's errors onto the contract formset rows they name (``contracts.<row>.<field>``), the
+    rest onto the form (``form_errors_add``)."""
+    main: dict[str, list[str]] = {}
+    for key, errs in errors.items():
+        if key.startswith("contracts."):
             index, field = key.split(".", 2)[1:]
-            target = formset.forms[int(index)]
-            target.add_error(field if field in target.fields else None, errs)
+            form_errors_add(formset.forms[int(index)], {field: errs})
         else:
-            form.add_error(key if key in form.fields else None, errs)
+            main[key] = errs
+    form_errors_add(form, main)
 
 
 def _changed_forms(formset: BaseFormSet) -> list[tuple[int, ContractForm]]:
@@ -85,7 +88,7 @@ class BillerOnboardView(StaffView):
             return self.render(request, form, formset, status=400)
         rows = _changed_forms(formset)
         try:
-            biller = services.biller_onboard(
+            biller = biller_onboard(
                 actor=request.user,
                 biller_data={k: form.cleaned_data[k] for k in billing_services.BILLER_FIELDS},
                 contracts=[f.to_input() for _i, f in rows],
@@ -98,7 +101,7 @@ class BillerOnboardView(StaffView):
                     n, field = key.split(".", 2)[1:]
                     key = f"contracts.{rows[int(n)][0]}.{field}"
                 remapped[key] = errs
-            _apply_errors(ValidationFailed(remapped), form, formset)
+            _contract_errors_add(remapped, form, formset)
             return self.render(request, form, formset, status=400)
         messages.success(
             request, _("Biller %(name)s was created (status: onboarding).") % {"name": biller.legal_name}
@@ -143,7 +146,7 @@ class BillerEditView(StaffView):
                     data={k: form.cleaned_data[k] for k in billing_services.BILLER_FIELDS},
                 )
             except ValidationFailed as exc:
-                _apply_errors(exc, form)
+                form_errors_add(form, exc)
             else:
                 messages.success(request, _("Saved."))
                 return redirect("staff:biller_detail", pk=pk)
@@ -172,14 +175,14 @@ class ContractsEditView(StaffView):
                     for i, form in _changed_forms(formset):
                         contract_id = form.cleaned_data.get("contract_id")
                         if contract_id:
-                            services.contracted_bank_update(
+                            contracted_bank_update(
                                 actor=request.user,
                                 biller=biller,
                                 contract_id=contract_id,
                                 contract=form.to_input(),
                             )
                         else:
-                            services.contracted_bank_add(
+                            contracted_bank_add(
                                 actor=request.user,
                                 biller=biller,
                                 contract=form.to_input(),
@@ -190,7 +193,7 @@ class ContractsEditView(StaffView):
                     k if k.startswith("contracts.") else f"contracts.{i}.{k}": v
                     for k, v in exc.errors.items()
                 }
-                _apply_errors(ValidationFailed(errors), Form(), formset)
+                _contract_errors_add(errors, Form(), formset)
             else:
                 messages.success(request, _("Contracted banks saved."))
                 return redirect("staff:biller_detail", pk=pk)
@@ -238,7 +241,7 @@ class BillerInviteView(StaffView):
                 )
             except (ValidationFailed, InvalidTransition) as exc:
                 if isinstance(exc, ValidationFailed):
-                    _apply_errors(exc, form)
+                    form_errors_add(form, exc)
                 else:
                     form.add_error(None, exc.message)
             else:

@@ -145,7 +145,8 @@ def _app_role() -> str:
 def _row_level_security_floor(owner: Any, rows_file: Path, columns: str, biller: Biller) -> float:
     """The floor for the application role under row-level security: PostgreSQL takes no COPY FROM into a
     table with a policy, so the cheapest load it allows is a COPY into a temporary table and one
-    INSERT … SELECT under the tenant policy — the path the import takes (billing.imports._Writer)."""
+    INSERT … SELECT under the tenant policy — the path the import takes
+    (billing.imports.storing.InvoiceWriter)."""
     import psycopg
 
     from billing import dbsecurity

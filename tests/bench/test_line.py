@@ -37,9 +37,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from billing.models import Biller, Invoice
+from billing.models import Biller, Invoice, Receipt
 from payeasy import simulator
-from payeasy.models import LedgerEntry, Notice, Receipt
+from payeasy.models import LedgerEntry, Notice
 from tests.bench.conftest import ROOT, owner_execute, production_env, report, run_measured
 from tests.bench.generate import write_invoices_csv
 from tests.bench.test_invoice_import import load_customers

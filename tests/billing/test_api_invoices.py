@@ -10,7 +10,7 @@ from django.test import Client
 
 from billing import services
 from billing.models import AuditEntry, Biller, Customer, Invoice
-from tests.factories import make_biller, make_customer
+from tests.factories import make_biller, make_customer, make_invoice
 from tests.tenancy import assert_cross_tenant_hidden
 
 pytestmark = pytest.mark.django_db
@@ -179,18 +179,7 @@ def test_customers_create_update_and_duplicates(api: Api, biller: Biller) -> Non
 def test_every_endpoint_hides_other_tenants_objects(api: Api, biller: Biller) -> None:
     other = make_biller()
     theirs_customer = make_customer(other)
-    theirs = services.invoice_create(
-        actor=None,
-        biller=other,
-        data={
-            "customer": theirs_customer,
-            "number": "T-1",
-            "issue_date": "2026-11-01",
-            "due_date": "2026-11-30",
-            "description": "料金",
-            "lines": [{"description": "x", "quantity": 1, "unit_price": 100, "tax_category": "10"}],
-        },
-    )
+    theirs = make_invoice(biller=other, customer=theirs_customer, number="T-1", published=False)
     c, h = api.client, api.headers
     b = api.base
     assert_cross_tenant_hidden(c, lambda pk: f"{b}/customers/{pk}/", theirs_customer.pk, **h)

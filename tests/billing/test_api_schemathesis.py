@@ -38,7 +38,7 @@ from schemathesis.checks import (
 
 from billing import services
 from billing.models import Biller, Customer, Invoice
-from tests.factories import make_biller, make_customer
+from tests.factories import make_biller, make_customer, make_invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -74,38 +74,32 @@ def seed(prefix: str) -> Tenant:
     ]
     issue = timezone.localdate() - datetime.timedelta(days=10)
     for i in range(6):
-        invoice = services.invoice_create(
-            actor=None,
+        invoice = make_invoice(
             biller=biller,
-            data={
-                "customer": customers[i % 3],
-                "number": f"{prefix}-INV-{i}",
-                "external_id": f"{prefix.lower()}-ext-{i}",
-                "issue_date": issue,
-                "due_date": issue + datetime.timedelta(days=20 + i),
-                "description": "11月分電気料金",
-                "lines": [
-                    {"description": "基本料金", "quantity": 1 + i, "unit_price": 1200, "tax_category": "10"},
-                    {"description": "食料品", "quantity": 2, "unit_price": 300, "tax_category": "8"},
-                ],
-                "tax_inclusive": i % 2 == 1,
-            },
-            publish=i % 3 != 0,
+            customer=customers[i % 3],
+            number=f"{prefix}-INV-{i}",
+            external_id=f"{prefix.lower()}-ext-{i}",
+            issue_date=issue,
+            due_date=issue + datetime.timedelta(days=20 + i),
+            lines=[
+                {"description": "基本料金", "quantity": 1 + i, "unit_price": 1200, "tax_category": "10"},
+                {"description": "食料品", "quantity": 2, "unit_price": 300, "tax_category": "8"},
+            ],
+            tax_inclusive=i % 2 == 1,
+            published=i % 3 != 0,
         )
         if i == 4:
             services.invoice_cancel(actor=None, biller=biller, invoice=invoice, reason="誤請求")
-    services.payment_request_create(
-        actor=None,
+    make_invoice(
         biller=biller,
-        data={
-            "amount": 12800,
-            "description": "通販ご注文",
-            "due_date": issue + datetime.timedelta(days=30),
-            "email": f"{prefix.lower()}-buyer@example.jp",
-            "name": "佐藤 花子",
-            "external_id": f"{prefix.lower()}-order-1",
-            "customer": customers[0],
-        },
+        kind=Invoice.Kind.PAYMENT_REQUEST,
+        customer=customers[0],
+        amount=12800,
+        description="通販ご注文",
+        due_date=issue + datetime.timedelta(days=30),
+        email=f"{prefix.lower()}-buyer@example.jp",
+        name="佐藤 花子",
+        external_id=f"{prefix.lower()}-order-1",
     )
     services.balance_account_set(
         actor=None,

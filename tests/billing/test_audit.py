@@ -2,7 +2,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from billing.models import AuditEntry
-from billing.services import audit_record
+from billing.services.audit import audit_record
 
 pytestmark = pytest.mark.django_db
 

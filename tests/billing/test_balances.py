@@ -23,8 +23,8 @@ from billing.models import (
     Invoice,
 )
 from billing.portal.services import can_pay
-from payeasy.services import notices_apply, refund_due
-from tests.factories import make_biller, make_customer, make_member, make_portal_account
+from payeasy.services.payments import notices_apply, refund_due
+from tests.factories import make_biller, make_customer, make_invoice, make_member, make_portal_account
 from tests.payeasy import line_helpers as h
 from tests.tenancy import assert_cross_tenant_hidden
 
@@ -405,17 +405,7 @@ def test_allocations_are_append_only(
 
 
 def test_pay_later_request_without_a_balance_is_untouched(biller: Biller) -> None:
-    invoice = services.payment_request_create(
-        actor=None,
-        biller=biller,
-        data={
-            "amount": 3_000,
-            "description": "注文",
-            "due_date": TODAY + datetime.timedelta(days=3),
-            "email": "a@example.jp",
-        },
-    )
-    invoice.refresh_from_db()
+    invoice = make_invoice(biller=biller, kind=Invoice.Kind.PAYMENT_REQUEST, amount=3_000)
     pay(biller, invoice)
     invoice.refresh_from_db()
     assert invoice.status == "paid" and not BalanceAllocation.objects.exists()

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from billing import selectors, services
 from billing.models import ApiKey, AuditEntry, Biller, Customer, Invoice, Membership
-from tests.factories import make_biller, make_customer, make_member
+from tests.factories import make_biller, make_customer, make_invoice, make_member
 from tests.tenancy import assert_cross_tenant_hidden
 
 pytestmark = pytest.mark.django_db
@@ -54,16 +54,9 @@ def form_data(customer: Customer, lines: list[dict[str, str] | None], rows: int 
 
 
 def draft(biller: Biller, customer: Customer | None = None, number: str = "INV-001", **data: Any) -> Invoice:
-    body = {
-        "customer": customer or make_customer(biller),
-        "number": number,
-        "issue_date": D(2026, 11, 1),
-        "due_date": D(2026, 11, 30),
-        "description": "11月分電気料金",
-        "lines": [{"description": "基本料金", "quantity": 1, "unit_price": 1200, "tax_category": "10"}],
-    }
-    body.update(data)
-    return services.invoice_create(actor=None, biller=biller, data=body)
+    """A draft of one 1,200 yen line, due 2026-11-30 (tests.factories.make_invoice)."""
+    data = {"due_date": D(2026, 11, 30)} | data
+    return make_invoice(biller=biller, customer=customer, number=number, amount=1200, published=False, **data)
 
 
 def bulk_invoices(biller: Biller, customer: Customer, count: int, *, start: int = 0) -> None:

@@ -25,6 +25,8 @@ APPEND_ONLY = {
     "billing_auditentry",
     "billing_invoiceapproval",
     "billing_balanceallocation",
+    "billing_invoicepayment",
+    "billing_receipt",
     "payeasy_ledgerentry",
     "payeasy_message",
 }
@@ -211,6 +213,8 @@ def test_every_tenant_table_has_its_policy(postgres: None, db: None) -> None:
         "billing.Customer",
         "billing.Invoice",
         "billing.AuditEntry",
+        "billing.InvoicePayment",
+        "billing.Receipt",
         "payeasy.LedgerEntry",
         "payeasy.Message",
     } <= names
@@ -394,7 +398,7 @@ def test_a_large_import_refreshes_the_planners_statistics_as_the_application_rol
     from tests.billing.test_imports import HEADER, run
 
     factories.make_customer(biller, code="D-1")
-    monkeypatch.setattr(imports, "ANALYZE_AFTER_INVOICES", 3)
+    monkeypatch.setattr(imports.limits, "ANALYZE_AFTER_INVOICES", 3)
     rows = "".join(
         f"2026-12-{n:04d},,D-1,2026-12-01,2026-12-31,12月分,基本料金,1,{1000 + n},10,\n" for n in range(1, 5)
     )

@@ -45,8 +45,8 @@ def test_repeats_in_an_import_are_named_and_nothing_is_written(
 ) -> None:
     from billing import imports
 
-    monkeypatch.setattr(imports, "COPY_CHUNK", chunk)
-    monkeypatch.setattr(imports, "LOOKUP_BATCH", 3)
+    monkeypatch.setattr(imports.limits, "COPY_CHUNK", chunk)
+    monkeypatch.setattr(imports.limits, "LOOKUP_BATCH", 3)
     if stored:
         assert import_now(biller, HEADER + line("S-1", "s1")).status == "succeeded"
     before = Invoice.objects.count()

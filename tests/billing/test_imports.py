@@ -222,8 +222,8 @@ def test_many_copy_chunks_and_confirmation_blocks(biller: Biller, customers: Non
     from billing import imports
     from billing.numbers import NumberIssuer
 
-    monkeypatch.setattr(imports, "CONFIRMATION_BLOCK", 3)
-    monkeypatch.setattr(imports, "COPY_CHUNK", 200)
+    monkeypatch.setattr(imports.limits, "CONFIRMATION_BLOCK", 3)
+    monkeypatch.setattr(imports.limits, "COPY_CHUNK", 200)
     rows = "".join(f"M-{i},m{i},D-1,2026-11-01,2026-11-30,料金,x,1,{100 + i},10,\n" for i in range(11))
     job = run(biller, HEADER + rows)
     assert job.status == "succeeded" and job.invoices_new == 11
@@ -243,7 +243,7 @@ def test_overlapping_file_is_decided_in_batches_against_what_is_stored(
     ones are counted, conflicts are named by row, and one conflict stores nothing of the file."""
     from billing import imports
 
-    monkeypatch.setattr(imports, "LOOKUP_BATCH", 2)
+    monkeypatch.setattr(imports.limits, "LOOKUP_BATCH", 2)
 
     def line(i: int, price: int = 100) -> str:
         return f"O-{i},o{i},D-1,2026-11-01,2026-11-30,料金,x,1,{price},10,\n"
@@ -270,8 +270,8 @@ def test_new_invoices_after_stored_ones_with_the_copy_open(
     lookup on the connection of an open COPY waited for ever (the import hung)."""
     from billing import imports
 
-    monkeypatch.setattr(imports, "LOOKUP_BATCH", 3)
-    monkeypatch.setattr(imports, "COPY_CHUNK", 200)  # a COPY is open after a row or two
+    monkeypatch.setattr(imports.limits, "LOOKUP_BATCH", 3)
+    monkeypatch.setattr(imports.limits, "COPY_CHUNK", 200)  # a COPY is open after a row or two
 
     def line(i: int) -> str:
         return f"P-{i},p{i},D-1,2026-11-01,2026-11-30,料金,x,1,{100 + i},10,\n"

@@ -9,7 +9,7 @@ from billing import services
 from billing.errors import InvalidTransition, ValidationFailed
 from billing.models import AuditEntry, Biller, Invoice
 from billing.numbers import NumberIssuer, check_digits_valid
-from tests.factories import make_biller, make_customer
+from tests.factories import MIXED_RATE_LINES, make_biller, make_customer
 
 pytestmark = pytest.mark.django_db
 D = datetime.date
@@ -22,11 +22,7 @@ def invoice_data(customer, **overrides):  # type: ignore[no-untyped-def]
         "issue_date": D(2026, 11, 1),
         "due_date": D(2026, 11, 30),
         "description": "11月分電気料金",
-        "lines": [
-            {"description": "基本料金", "quantity": 1, "unit_price": 1200, "tax_category": "10"},
-            {"description": "電力量料金", "quantity": 300, "unit_price": 31, "tax_category": "10"},
-            {"description": "定期購読 新聞", "quantity": 1, "unit_price": 4400, "tax_category": "8"},
-        ],
+        "lines": MIXED_RATE_LINES,
     }
     data.update(overrides)
     return data

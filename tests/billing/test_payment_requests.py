@@ -15,7 +15,7 @@ from django.utils import timezone
 from billing import services
 from billing.models import AuditEntry, Biller, Invoice, Membership
 from billing.paylater import token_for
-from tests.factories import make_biller, make_customer, make_member
+from tests.factories import make_biller, make_customer, make_invoice, make_member
 from tests.tenancy import assert_cross_tenant_hidden
 
 pytestmark = pytest.mark.django_db
@@ -177,11 +177,7 @@ def test_api_cancel(api: Api) -> None:
 
 def test_api_is_tenant_scoped_and_only_payment_requests(api: Api, biller: Biller) -> None:
     other = make_biller()
-    theirs = services.payment_request_create(
-        actor=None,
-        biller=other,
-        data={"amount": 500, "description": "注文", "due_date": DUE, "email": "a@example.jp"},
-    )
+    theirs = make_invoice(biller=other, kind=Invoice.Kind.PAYMENT_REQUEST, amount=500)
     assert_cross_tenant_hidden(
         api.client, lambda pk: f"{api.base}/payment-requests/{pk}/", theirs.pk, **api.headers
     )
@@ -196,20 +192,7 @@ def test_api_is_tenant_scoped_and_only_payment_requests(api: Api, biller: Biller
     theirs.refresh_from_db()
     assert theirs.status == "published"
     # an ordinary invoice is not a payment request
-    customer = make_customer(biller)
-    plain = services.invoice_create(
-        actor=None,
-        biller=biller,
-        publish=True,
-        data={
-            "customer": customer,
-            "number": "INV-1",
-            "issue_date": TODAY,
-            "due_date": DUE,
-            "description": "請求",
-            "lines": [{"description": "x", "quantity": 1, "unit_price": 100, "tax_category": "10"}],
-        },
-    )
+    plain = make_invoice(biller=biller, number="INV-1", amount=100)
     assert api.get(f"/payment-requests/{plain.pk}/").status_code == 404
     assert api.get("/payment-requests/").json()["results"] == []
 
@@ -295,18 +278,10 @@ def test_console_operator_reads_only_and_other_tenants_are_404(client: Client, b
     assert client.get(console(biller)).status_code == 200
     assert client.post(console(biller, "new/"), form()).status_code == 403
     other = make_biller()
-    theirs = services.payment_request_create(
-        actor=None,
-        biller=other,
-        data={"amount": 500, "description": "注文", "due_date": DUE, "email": "a@example.jp"},
-    )
+    theirs = make_invoice(biller=other, kind=Invoice.Kind.PAYMENT_REQUEST, amount=500)
     assert_cross_tenant_hidden(client, lambda pk: console(biller, f"{pk}/"), theirs.pk)
     # a member of the other biller only: this biller's console does not exist for them
     stranger = Client()
     stranger.force_login(make_member(other))
-    mine = services.payment_request_create(
-        actor=None,
-        biller=biller,
-        data={"amount": 500, "description": "注文", "due_date": DUE, "email": "a@example.jp"},
-    )
+    mine = make_invoice(biller=biller, kind=Invoice.Kind.PAYMENT_REQUEST, amount=500)
     assert stranger.get(console(biller, f"{mine.pk}/")).status_code == 404

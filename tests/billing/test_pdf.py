@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -21,22 +22,15 @@ from billing import services
 from billing.models import Biller, Invoice
 from billing.pdf import find_font, invoice_pdf
 from tests.conftest import need
-from tests.factories import make_biller, make_customer, registration_number
+from tests.factories import MIXED_RATE_LINES, make_biller, make_customer, make_invoice, registration_number
 
 pytestmark = pytest.mark.django_db
 D = datetime.date
 PDFTOTEXT = shutil.which("pdftotext")
 
-LINES = [
-    {"description": "基本料金", "quantity": 1, "unit_price": 1200, "tax_category": "10"},
-    {"description": "電力量料金", "quantity": 300, "unit_price": 31, "tax_category": "10"},
-    {"description": "定期購読 新聞", "quantity": 1, "unit_price": 4400, "tax_category": "8"},
-]
 
-
-def make_invoice(
-    biller: Biller, *, customer_kind: str = "corporate", publish: bool = True, **overrides
-) -> Invoice:  # type: ignore[no-untyped-def]
+def sample_invoice(biller: Biller, *, customer_kind: str = "corporate", **overrides: Any) -> Invoice:
+    """INV-0001 of 株式会社サンプル商事 (with its address), 2026-11-01 to 11-30, both tax rates, published."""
     customer = overrides.pop("customer", None) or make_customer(
         biller,
         name="株式会社サンプル商事",
@@ -44,16 +38,8 @@ def make_invoice(
         postal_code="100-0005",
         address="東京都千代田区丸の内1-1-1",
     )
-    data = {
-        "customer": customer,
-        "number": "INV-0001",
-        "issue_date": D(2026, 11, 1),
-        "due_date": D(2026, 11, 30),
-        "description": "11月分電気料金",
-        "lines": LINES,
-    }
-    data.update(overrides)
-    return services.invoice_create(actor=None, biller=biller, data=data, publish=publish)
+    defaults = {"number": "INV-0001", "due_date": D(2026, 11, 30), "lines": MIXED_RATE_LINES}
+    return make_invoice(biller=biller, customer=customer, **{**defaults, **overrides})
 
 
 def pdf_text(pdf: bytes, tmp_path: Path, *, first: int | None = None, last: int | None = None) -> str:
@@ -76,7 +62,7 @@ def page_count(pdf: bytes) -> int:
 
 
 def test_same_invoice_renders_the_same_bytes_with_the_font_embedded(biller: Biller) -> None:
-    invoice = make_invoice(biller)
+    invoice = sample_invoice(biller)
     first = invoice_pdf(invoice)
     again = invoice_pdf(Invoice.objects.select_related("biller", "customer").get(pk=invoice.pk))
     assert first.startswith(b"%PDF-") and first.rstrip().endswith(b"%%EOF")
@@ -87,7 +73,7 @@ def test_same_invoice_renders_the_same_bytes_with_the_font_embedded(biller: Bill
 
 
 def test_qualified_invoice_content(biller: Biller, tmp_path: Path) -> None:
-    invoice = make_invoice(biller)
+    invoice = sample_invoice(biller)
     text = pdf_text(invoice_pdf(invoice), tmp_path)
     assert "請求書" in text and "（適格請求書）" in text
     assert f"登録番号 {biller.registration_number}" in text
@@ -119,7 +105,7 @@ def test_consumer_inclusive_prices_rounding_and_the_atm_cash_limit(tmp_path: Pat
         {"description": "お弁当", "quantity": 3, "unit_price": 541, "tax_category": "8"},
         {"description": "収入印紙代", "quantity": 1, "unit_price": 200, "tax_category": "exempt"},
     ]
-    invoice = make_invoice(biller, customer_kind="consumer", lines=lines, tax_inclusive=True)
+    invoice = sample_invoice(biller, customer_kind="consumer", lines=lines, tax_inclusive=True)
     assert invoice.total == 165_001 + 1623 + 200
     text = pdf_text(invoice_pdf(invoice), tmp_path)
     assert "株式会社サンプル商事 様" in text
@@ -132,7 +118,7 @@ def test_consumer_inclusive_prices_rounding_and_the_atm_cash_limit(tmp_path: Pat
 
 def test_without_a_registration_number_it_is_no_qualified_invoice(tmp_path: Path) -> None:
     biller = make_biller(registration_number="")
-    text = pdf_text(invoice_pdf(make_invoice(biller)), tmp_path)
+    text = pdf_text(invoice_pdf(sample_invoice(biller)), tmp_path)
     assert "請求書" in text and "登録番号" not in text and "適格" not in text
 
 
@@ -148,7 +134,7 @@ def test_long_invoices_continue_on_further_pages_with_the_header_repeated(
         }
         for i in range(1, 61)
     ]
-    pdf = invoice_pdf(make_invoice(biller, lines=lines))
+    pdf = invoice_pdf(sample_invoice(biller, lines=lines))
     assert page_count(pdf) >= 2
     if PDFTOTEXT:
         last = pdf_text(pdf, tmp_path, first=2, last=2)
@@ -159,7 +145,7 @@ def test_long_invoices_continue_on_further_pages_with_the_header_repeated(
 
 
 def test_credit_note_names_the_original_and_has_no_payment_box(biller: Biller, tmp_path: Path) -> None:
-    invoice = make_invoice(biller)
+    invoice = sample_invoice(biller)
     Invoice.objects.filter(pk=invoice.pk).update(status="paid")
     invoice.refresh_from_db()
     note = services.credit_note_issue(
@@ -210,13 +196,13 @@ def test_markup_in_names_is_printed_as_text(biller: Biller, tmp_path: Path) -> N
             "tax_category": "10",
         }
     ]
-    text = pdf_text(invoice_pdf(make_invoice(biller, customer=customer, lines=lines)), tmp_path)
+    text = pdf_text(invoice_pdf(sample_invoice(biller, customer=customer, lines=lines)), tmp_path)
     assert "<b>A&B</b> 商会 御中" in text and "<font size=40>x</font> & 部品" in text
 
 
 def test_cancelled_invoice_offers_no_payment(biller: Biller, tmp_path: Path) -> None:
     invoice = services.invoice_cancel(
-        actor=None, biller=biller, invoice=make_invoice(biller), reason="誤請求"
+        actor=None, biller=biller, invoice=sample_invoice(biller), reason="誤請求"
     )
     text = pdf_text(invoice_pdf(invoice), tmp_path)
     assert "取消済" in text and "ペイジー" not in text
@@ -267,7 +253,7 @@ def test_sample_document(tmp_path: Path) -> None:
         {"description": "業務用飲料水（12L × 4本）", "quantity": 4, "unit_price": 1_080, "tax_category": "8"},
         {"description": "収入印紙代（立替金）", "quantity": 1, "unit_price": 200, "tax_category": "exempt"},
     ]
-    invoice = make_invoice(biller, customer=customer, number="INV-2026-11-0042", lines=lines)
+    invoice = sample_invoice(biller, customer=customer, number="INV-2026-11-0042", lines=lines)
     pdf = invoice_pdf(invoice)
     assert page_count(pdf) == 1
     target = os.environ.get("INVOICE_PDF_SAMPLE")

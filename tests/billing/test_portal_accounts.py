@@ -12,7 +12,6 @@ from django.core import mail
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
-from billing import services
 from billing.models import (
     AuditEntry,
     Biller,
@@ -26,7 +25,7 @@ from billing.models import (
 )
 from billing.portal import services as portal_services
 from billing.portal.throttling import client_ip
-from tests.factories import make_biller, make_customer, make_member, make_portal_account
+from tests.factories import make_biller, make_customer, make_invoice, make_member, make_portal_account
 
 pytestmark = pytest.mark.django_db
 D = datetime.date
@@ -37,17 +36,11 @@ def my(biller: Biller, path: str = "") -> str:
     return f"/b/{biller.slug}/my/{path}"
 
 
-def publish(biller: Biller, customer: Customer, number: str = "INV-1", **data: Any) -> Invoice:
-    body = {
-        "customer": customer,
-        "number": number,
-        "issue_date": D(2026, 11, 1),
-        "due_date": D(2099, 11, 30),
-        "description": "11月分電気料金",
-        "lines": [{"description": "基本料金", "quantity": 1, "unit_price": 1200, "tax_category": "10"}],
-    }
-    body.update(data)
-    return services.invoice_create(actor=None, biller=biller, data=body, publish=True)
+def publish(biller: Biller, customer: Customer, number: str = "INV-1") -> Invoice:
+    """A published invoice of 1,200 yen plus tax, due 2099-11-30 (tests.factories.make_invoice)."""
+    return make_invoice(
+        biller=biller, customer=customer, number=number, amount=1200, due_date=D(2099, 11, 30)
+    )
 
 
 def link_in(message: Any, pattern: str) -> str:

@@ -30,7 +30,7 @@ from billing.pdf import pdf_filename
 from billing.portal import services as portal
 from tests.billing.test_pdf import pdf_text
 from tests.conftest import need
-from tests.factories import make_customer, make_member, make_portal_account
+from tests.factories import make_customer, make_invoice, make_member, make_portal_account
 
 pytestmark = pytest.mark.django_db
 TODAY = timezone.localdate()
@@ -61,23 +61,20 @@ def accounts(biller: Biller, company: Customer) -> dict[str, CustomerAccount]:
     }
 
 
-def make_invoice(biller: Biller, customer: Customer, number: str, **extra: Any) -> Invoice:
-    data = {
-        "customer": customer,
-        "number": number,
+def bill(biller: Biller, customer: Customer, number: str, **extra: Any) -> Invoice:
+    """A published 保守契約 invoice issued today, due in 3 days (tests.factories.make_invoice)."""
+    defaults = {
         "issue_date": TODAY,
         "due_date": TODAY + datetime.timedelta(days=3),
         "description": "保守契約 11月分",
-        "lines": LINES,
-        **extra,
     }
-    return services.invoice_create(actor=None, biller=biller, data=data, publish=True)
+    return make_invoice(biller=biller, customer=customer, number=number, lines=LINES, **defaults | extra)
 
 
 def twin(biller: Biller, customer: Customer, number: str) -> Invoice:
     """An invoice and its twin ``<number>-2``, so the ZIP is a real one of several documents."""
-    make_invoice(biller, customer, f"{number}-2")
-    return make_invoice(biller, customer, number)
+    bill(biller, customer, f"{number}-2")
+    return bill(biller, customer, number)
 
 
 def decide(approver: CustomerAccount, invoice: Invoice, decision: str, comment: str = "") -> None:
@@ -237,7 +234,7 @@ def test_an_email_to_an_address_without_an_account_of_a_portal_company_carries_n
     biller: Biller, company: Customer
 ) -> None:
     people = accounts(biller, company)
-    invoice = make_invoice(biller, company, "INV-CORP-3")
+    invoice = bill(biller, company, "INV-CORP-3")
     portal.invoice_decide(actor=people["approver"].user, biller=biller, invoice=invoice, decision="approved")
     Invoice.objects.filter(pk=invoice.pk).update(recipient_email="ap@aoba.example")  # no account
     assert notifications.invoices_published_email_send(invoice_ids=[invoice.pk]) == 1
@@ -255,7 +252,7 @@ def test_consumers_and_the_console_are_unchanged(biller: Biller, company: Custom
         assert "customer number" in leaked(text, invoice), where
 
     accounts(biller, company)
-    corporate = make_invoice(biller, company, "INV-CORP-4")  # not approved
+    corporate = bill(biller, company, "INV-CORP-4")  # not approved
     console_client = Client()
     console_client.force_login(make_member(biller, role=Membership.Role.OPERATOR))  # read-only member
     console = console_client.get(f"/b/{biller.slug}/console/invoices/{corporate.pk}/pdf/")
@@ -267,7 +264,7 @@ def test_consumers_and_the_console_are_unchanged(biller: Biller, company: Custom
 def test_paid_and_cancelled_invoices_say_why_there_are_no_numbers(biller: Biller, company: Customer) -> None:
     person = make_portal_account(biller, make_customer(biller), email="hanako@example.jp")
     cancelled = services.invoice_cancel(
-        actor=None, biller=biller, invoice=make_invoice(biller, person.customer, "INV-X"), reason="誤請求"
+        actor=None, biller=biller, invoice=bill(biller, person.customer, "INV-X"), reason="誤請求"
     )
     assert portal.numbers_visibility(person.user, cancelled).reason == "cancelled"
     client = Client()
@@ -281,13 +278,13 @@ def test_can_pay_implies_may_see_numbers(biller: Biller, company: Customer) -> N
     people = accounts(biller, company)
     consumer = make_portal_account(biller, make_customer(biller))
     invoices = [
-        make_invoice(biller, company, "INV-R1"),
-        make_invoice(biller, consumer.customer, "INV-R2"),
+        bill(biller, company, "INV-R1"),
+        bill(biller, consumer.customer, "INV-R2"),
     ]
     portal.invoice_decide(
         actor=people["approver"].user, biller=biller, invoice=invoices[0], decision="approved"
     )
-    late = make_invoice(
+    late = bill(
         biller,
         consumer.customer,
         "INV-R3",
@@ -311,7 +308,7 @@ def test_can_pay_implies_may_see_numbers(biller: Biller, company: Customer) -> N
 
 def test_portal_users_have_no_api(biller: Biller, company: Customer) -> None:
     people = accounts(biller, company)
-    invoice = make_invoice(biller, company, "INV-API")
+    invoice = bill(biller, company, "INV-API")
     for account in people.values():
         client = Client()
         client.force_login(account.user)

@@ -18,48 +18,31 @@ from django.utils import timezone
 from billing import services
 from billing.models import Biller, Customer, CustomerAccount, Invoice, InvoiceApproval
 from billing.portal.services import can_pay
-from tests.factories import make_biller, make_contract, make_customer, make_portal_account
+from tests.factories import (
+    MIXED_RATE_LINES,
+    make_biller,
+    make_contract,
+    make_customer,
+    make_invoice,
+    make_payment,
+    make_portal_account,
+)
 from tests.tenancy import assert_cross_tenant_hidden
 
 pytestmark = pytest.mark.django_db
 D = datetime.date
 TODAY = timezone.localdate()
-
-LINES = [
-    {"description": "基本料金", "quantity": 1, "unit_price": 1200, "tax_category": "10"},
-    {"description": "電力量料金", "quantity": 300, "unit_price": 31, "tax_category": "10"},
-    {"description": "定期購読 新聞", "quantity": 1, "unit_price": 4400, "tax_category": "8"},
-]
+LINES = MIXED_RATE_LINES
 
 
 def my(biller: Biller, path: str = "") -> str:
     return f"/b/{biller.slug}/my/{path}"
 
 
-def invoice(
-    biller: Biller,
-    customer: Customer,
-    number: str,
-    *,
-    publish: bool = True,
-    issue_date: datetime.date = datetime.date(2026, 11, 1),
-    due_date: datetime.date | None = None,
-    description: str = "11月分電気料金",
-    lines: list[dict[str, Any]] | None = None,
-) -> Invoice:
-    return services.invoice_create(
-        actor=None,
-        biller=biller,
-        publish=publish,
-        data={
-            "customer": customer,
-            "number": number,
-            "issue_date": issue_date,
-            "due_date": due_date or TODAY + datetime.timedelta(days=30),
-            "description": description,
-            "lines": lines or LINES,
-        },
-    )
+def invoice(biller: Biller, customer: Customer, number: str, *, publish: bool = True, **data: Any) -> Invoice:
+    """An invoice of both tax rates (tests.factories.make_invoice), due in 30 days unless ``due_date``."""
+    defaults = {"due_date": TODAY + datetime.timedelta(days=30), "lines": LINES}
+    return make_invoice(biller=biller, customer=customer, number=number, published=publish, **defaults | data)
 
 
 @pytest.fixture
@@ -181,28 +164,36 @@ def test_receipts_and_payments_of_others_are_hidden(
 
 
 def pay(biller: Biller, inv: Invoice, key: str) -> Any:
-    """A payment as the ledger records it (payeasy's models, written directly for the page test)."""
-    from payeasy.models import LedgerEntry, Notice, Receipt
+    """A payment as billing records it (the service payeasy's applier calls), and its receipt."""
+    from billing.models import Receipt
 
-    notice = Notice.objects.create(
-        transaction_key=f"{key:0<26}"[:26],
-        kind=Notice.Kind.PAYMENT,
-        biller=biller,
-        key_date=TODAY,
-        customer_number=inv.customer_number,
-        confirmation_number=inv.confirmation_number,
-        amount=inv.total,
-        bank_code="0001",
-        branch_code="001",
-        channel="02",
-        paid_at=timezone.now(),
-        applied_at=timezone.now(),
-    )
-    entry = LedgerEntry.objects.create(
-        biller=biller, notice=notice, invoice=inv, outcome=LedgerEntry.Outcome.PAID, amount=inv.total
-    )
-    Invoice.objects.filter(pk=inv.pk).update(status=Invoice.Status.PAID, paid_at=timezone.now())
-    return Receipt.objects.create(entry=entry)
+    payment = make_payment(inv, bank_code="0001", channel="atm")
+    assert payment.biller_id == biller.pk
+    return Receipt.objects.create(biller=biller, payment=payment)
+
+
+def test_payments_and_receipts_of_another_biller_are_404(
+    portal: Client, biller: Biller, consumer: CustomerAccount, other_biller: Biller
+) -> None:
+    foreign = invoice(other_biller, make_customer(other_biller), "INV-FOREIGN", lines=[LINES[0]])
+    foreign_receipt = pay(other_biller, foreign, "K3")
+    assert "INV-FOREIGN" not in portal.get(my(biller, "payments/")).content.decode()
+    assert "INV-FOREIGN" not in portal.get(my(biller, "receipts/")).content.decode()
+    assert_cross_tenant_hidden(portal, lambda pk: my(biller, f"receipts/{pk}/"), foreign_receipt.pk)
+
+
+def test_payment_history_shows_billings_record_in_the_customers_terms(
+    portal: Client, biller: Biller, consumer: CustomerAccount
+) -> None:
+    """Channel, outcome and a provisional payment's reason as billing stores them (the network's own
+    仮消込 reasons, e.g. a bank without a contract, are not shown: "being checked by the biller")."""
+    mine = invoice(biller, consumer.customer, "INV-HELD", lines=[LINES[0]])
+    make_payment(mine, outcome="provisional", reason="checking", channel="info_link")
+    page = portal.get(my(biller, "payments/")).content.decode()
+    assert "INV-HELD" in page and "1,320円" in page
+    assert "Information link (情報リンク)" in page or "情報リンク" in page
+    assert "Being checked by the biller" in page or "確認中" in page
+    assert "contract" not in page.lower()
 
 
 # --- detail: the qualified invoice and the numbers -----------------------------------------------------

@@ -26,8 +26,7 @@ from django.conf import settings
 from django.test import Client, override_settings
 from playwright.sync_api import expect
 
-from billing import services
-from billing.models import Biller, Membership, User
+from billing.models import Biller, Invoice, Membership, User
 from billing.paylater import paylater_url
 from payeasy.models import Message
 from payeasy.sandbox.forms import DEMO_LOGIN, DEMO_PASSWORD
@@ -297,17 +296,15 @@ def test_handoff_on_a_tenant_host_allows_the_other_origin(watched: Any, live_ser
 def test_pay_later_page_under_the_policy(watched: Any, live_server: Any) -> None:
     base = live_server.url
     biller = biller_with_sandbox_bank()
-    order = services.payment_request_create(
-        actor=None,
+    order = factories.make_invoice(
         biller=biller,
-        data={
-            "amount": 5_500,
-            "description": "ご注文",
-            "due_date": TODAY + datetime.timedelta(days=14),
-            "email": "order@example.jp",
-            "name": "購買 三郎",
-            "external_id": "ORDER-CSP",
-        },
+        kind=Invoice.Kind.PAYMENT_REQUEST,
+        amount=5_500,
+        description="ご注文",
+        due_date=TODAY + datetime.timedelta(days=14),
+        email="order@example.jp",
+        name="購買 三郎",
+        external_id="ORDER-CSP",
     )
     page, watch = watched()
     page.goto(base + urlsplit(paylater_url(order)).path)
@@ -325,17 +322,14 @@ def tenant(transactional_db: None) -> Biller:
     biller = biller_with_sandbox_bank(legal_name="テスト電力株式会社")
     customer = factories.make_customer(biller, name="山田 太郎")
     invoice(biller, customer, "INV-CSP-2001")
-    services.invoice_create(
-        actor=None,
+    factories.make_invoice(
         biller=biller,
-        data={
-            "customer": customer,
-            "number": "INV-CSP-DRAFT",
-            "issue_date": TODAY,
-            "due_date": TODAY,
-            "description": "下書き",
-            "lines": [{"description": "基本料金", "quantity": 1, "unit_price": 1000, "tax_category": "10"}],
-        },
+        customer=customer,
+        number="INV-CSP-DRAFT",
+        published=False,
+        issue_date=TODAY,
+        due_date=TODAY,
+        description="下書き",
     )
     return biller
 

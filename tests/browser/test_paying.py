@@ -298,20 +298,15 @@ def account(
 
 
 def invoice(biller: Biller, customer: Customer, number: str, description: str = "11月分電気料金") -> Invoice:
-    created = services.invoice_create(
-        actor=None,
+    created = factories.make_invoice(
         biller=biller,
-        publish=True,
-        data={
-            "customer": customer,
-            "number": number,
-            "issue_date": TODAY - datetime.timedelta(days=5),
-            "due_date": TODAY + datetime.timedelta(days=25),
-            "description": description,
-            "lines": LINES,
-        },
+        customer=customer,
+        number=number,
+        issue_date=TODAY - datetime.timedelta(days=5),
+        due_date=TODAY + datetime.timedelta(days=25),
+        description=description,
+        lines=LINES,
     )
-    created.refresh_from_db()
     assert created.status == Invoice.Status.PUBLISHED and created.confirmation_number
     return created
 
@@ -538,19 +533,16 @@ def test_pay_later_link_works_without_an_account_and_turns_paid(
 ) -> None:
     base = live_server.url
     biller = biller_with_sandbox_bank(legal_name="テスト通販株式会社")
-    order = services.payment_request_create(
-        actor=None,
+    order = factories.make_invoice(
         biller=biller,
-        data={
-            "amount": 12_800,
-            "description": "カタログ通販ご注文",
-            "due_date": TODAY + datetime.timedelta(days=14),
-            "email": "order@example.jp",
-            "name": "購買 三郎",
-            "external_id": "ORDER-0001",
-        },
+        kind=Invoice.Kind.PAYMENT_REQUEST,
+        amount=12_800,
+        description="カタログ通販ご注文",
+        due_date=TODAY + datetime.timedelta(days=14),
+        email="order@example.jp",
+        name="購買 三郎",
+        external_id="ORDER-0001",
     )
-    order.refresh_from_db()
     [mail] = mailoutbox
     assert mail.to == ["order@example.jp"]
     link = re.search(rf"{re.escape(settings.PORTAL_BASE_URL)}(/b/{biller.slug}/pay/\S+/)", mail.body)

@@ -60,7 +60,7 @@ def test_nothing_but_money_runs_on_the_payments_queue() -> None:
 
 def test_email_goes_to_notifications() -> None:
     for name in (
-        "payeasy.tasks.receipts_send",
+        "billing.tasks.receipts_send",
         "billing.tasks.invitation_send",
         "billing.tasks.invoice_published_notify",
         "billing.tasks.due_reminders_send",

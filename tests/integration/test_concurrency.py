@@ -12,7 +12,7 @@ from django.test import Client
 
 from billing import services
 from billing.models import Invoice
-from tests.factories import make_biller, make_customer
+from tests.factories import make_biller, make_customer, make_invoice
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -69,18 +69,7 @@ def test_concurrent_publications_never_share_a_number(postgres: None) -> None:
     biller = make_biller()
     customer = make_customer(biller)
     drafts = [
-        services.invoice_create(
-            actor=None,
-            biller=biller,
-            data={
-                "customer": customer,
-                "number": f"P-{i}",
-                "issue_date": "2026-11-01",
-                "due_date": "2026-11-30",
-                "description": "料金",
-                "lines": [{"description": "x", "quantity": 1, "unit_price": 100, "tax_category": "10"}],
-            },
-        )
+        make_invoice(biller=biller, customer=customer, number=f"P-{i}", amount=100, published=False)
         for i in range(THREADS * 5)
     ]
     barrier = threading.Barrier(THREADS)
@@ -101,7 +90,7 @@ def test_concurrent_publications_never_share_a_number(postgres: None) -> None:
 def test_one_teller_file_imported_at_once_by_many_is_stored_once(postgres: None) -> None:
     from payeasy import codec
     from payeasy.models import Notice, TellerFile
-    from payeasy.services import teller_file_import
+    from payeasy.services.teller import teller_file_import
     from tests.payeasy import line_helpers as h
 
     biller = h.line_biller()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
 import itertools
 from typing import Any
 
-from billing import services
 from billing.models import Biller, Invoice
 from payeasy import codec
 from payeasy.codec import Message
-from tests.factories import make_biller, make_contract, make_customer
+from tests.factories import make_biller, make_contract, make_invoice
 
 CENTRE = "MPNC000001"
 DAY = "20261126"
@@ -23,26 +21,9 @@ def line_biller(**overrides: Any) -> Biller:
     return biller
 
 
-def published_invoice(
-    biller: Biller, *, number: str | None = None, price: int = 1000, **data: Any
-) -> Invoice:
-    customer = data.pop("customer", None) or make_customer(biller)
-    invoice = services.invoice_create(
-        actor=None,
-        biller=biller,
-        data={
-            "customer": customer,
-            "number": number or f"L-{next(_serial)}",
-            "issue_date": datetime.date(2026, 11, 1),
-            "due_date": data.pop("due_date", datetime.date(2026, 12, 31)),
-            "description": "11月分電気料金",
-            "lines": [{"description": "基本料金", "quantity": 1, "unit_price": price, "tax_category": "10"}],
-            **data,
-        },
-        publish=True,
-    )
-    invoice.refresh_from_db()
-    return invoice
+def published_invoice(biller: Biller, *, price: int = 1000, **data: Any) -> Invoice:
+    """A published invoice of one line of ``price`` yen plus 10 % tax, due 2026-12-31 (make_invoice)."""
+    return make_invoice(biller=biller, amount=price, **data)
 
 
 def request(

@@ -4,9 +4,14 @@ import pytest
 
 from billing.errors import ValidationFailed
 from billing.models import AuditEntry, Biller, User
-from payeasy import selectors, services
+from payeasy import selectors
 from payeasy.models import ContractedBank
-from payeasy.services import ContractInput
+from payeasy.services.contracts import (
+    ContractInput,
+    biller_onboard,
+    contracted_bank_add,
+    contracted_bank_update,
+)
 from tests.factories import biller_data, make_biller
 
 pytestmark = pytest.mark.django_db
@@ -14,7 +19,7 @@ D = datetime.date
 
 
 def test_onboard_creates_biller_and_banks_atomically(staff_user: User) -> None:
-    biller = services.biller_onboard(
+    biller = biller_onboard(
         actor=staff_user,
         biller_data=biller_data(),
         contracts=[
@@ -31,7 +36,7 @@ def test_onboard_creates_biller_and_banks_atomically(staff_user: User) -> None:
 
 def test_onboard_with_a_bad_bank_creates_nothing_and_names_the_row(staff_user: User) -> None:
     with pytest.raises(ValidationFailed) as exc:
-        services.biller_onboard(
+        biller_onboard(
             actor=staff_user,
             biller_data=biller_data(),
             contracts=[
@@ -60,49 +65,43 @@ def test_overlapping_periods_for_the_same_bank_are_refused(
     staff_user: User, start: D, end: D | None, overlaps: bool
 ) -> None:
     biller = make_biller()
-    services.contracted_bank_add(
+    contracted_bank_add(
         actor=staff_user, biller=biller, contract=ContractInput("0001", ["02"], D(2026, 4, 1), D(2026, 9, 30))
     )
     contract = ContractInput("0001", ["03"], start, end)
     if overlaps:
         with pytest.raises(ValidationFailed, match="overlaps"):
-            services.contracted_bank_add(actor=staff_user, biller=biller, contract=contract)
+            contracted_bank_add(actor=staff_user, biller=biller, contract=contract)
         assert ContractedBank.objects.filter(biller=biller).count() == 1
     else:
-        services.contracted_bank_add(actor=staff_user, biller=biller, contract=contract)
+        contracted_bank_add(actor=staff_user, biller=biller, contract=contract)
         assert ContractedBank.objects.filter(biller=biller).count() == 2
 
 
 def test_other_banks_and_other_billers_do_not_overlap(staff_user: User) -> None:
     a, b = make_biller(), make_biller()
-    services.contracted_bank_add(
-        actor=staff_user, biller=a, contract=ContractInput("0001", ["02"], D(2026, 4, 1))
-    )
-    services.contracted_bank_add(
-        actor=staff_user, biller=a, contract=ContractInput("0005", ["02"], D(2026, 4, 1))
-    )
-    services.contracted_bank_add(
-        actor=staff_user, biller=b, contract=ContractInput("0001", ["02"], D(2026, 4, 1))
-    )
+    contracted_bank_add(actor=staff_user, biller=a, contract=ContractInput("0001", ["02"], D(2026, 4, 1)))
+    contracted_bank_add(actor=staff_user, biller=a, contract=ContractInput("0005", ["02"], D(2026, 4, 1)))
+    contracted_bank_add(actor=staff_user, biller=b, contract=ContractInput("0001", ["02"], D(2026, 4, 1)))
 
 
 def test_end_before_start_and_no_channel_are_refused(staff_user: User) -> None:
     biller = make_biller()
     with pytest.raises(ValidationFailed, match="must not be before"):
-        services.contracted_bank_add(
+        contracted_bank_add(
             actor=staff_user,
             biller=biller,
             contract=ContractInput("0001", ["02"], D(2026, 4, 1), D(2026, 3, 1)),
         )
     with pytest.raises(ValidationFailed, match="at least one channel"):
-        services.contracted_bank_add(
+        contracted_bank_add(
             actor=staff_user, biller=biller, contract=ContractInput("0001", [], D(2026, 4, 1))
         )
 
 
 def test_contract_check_answers_mpn_codes(staff_user: User) -> None:
     biller = make_biller()
-    services.contracted_bank_add(
+    contracted_bank_add(
         actor=staff_user,
         biller=biller,
         contract=ContractInput("0001", ["02", "05"], D(2026, 4, 1), D(2027, 3, 31)),
@@ -117,10 +116,10 @@ def test_contract_check_answers_mpn_codes(staff_user: User) -> None:
 
 def test_update_keeps_history_in_the_audit(staff_user: User) -> None:
     biller = make_biller()
-    row = services.contracted_bank_add(
+    row = contracted_bank_add(
         actor=staff_user, biller=biller, contract=ContractInput("0001", ["02"], D(2026, 4, 1))
     )
-    services.contracted_bank_update(
+    contracted_bank_update(
         actor=staff_user,
         biller=biller,
         contract_id=row.pk,

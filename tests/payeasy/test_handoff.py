@@ -469,30 +469,19 @@ def test_a_paid_invoice_has_no_hand_off(portal: dict[str, Any]) -> None:
     assert "envelope" not in response.content.decode()
 
 
-def test_default_permission_rule_without_the_portal(biller: Biller, other_biller: Biller) -> None:
-    """The documented contract of paying.default_can_pay, with stand-ins for the user."""
-    from types import SimpleNamespace
+def test_the_permission_rule_and_frame_are_the_portals() -> None:
+    """The pages ask the customer portal's own rule and use its frame, imported directly (payeasy may
+    import billing): no lookup by name, no fallback rule, no probing for templates."""
+    import inspect
 
-    customer = make_customer(biller)
-    invoice = published_invoice(biller, customer=customer)
+    from billing.portal import services as portal_services
 
-    def user(**overrides: Any) -> SimpleNamespace:
-        fields = {
-            "is_authenticated": True,
-            "is_active": True,
-            "realm": "customer",
-            "customer_biller_id": biller.pk,
-            "portal_customer_id": customer.pk,
-        }
-        return SimpleNamespace(**{**fields, **overrides})
-
-    assert paying.default_can_pay(user(), invoice)
-    assert not paying.default_can_pay(user(portal_customer_id=customer.pk + 1000), invoice)
-    assert not paying.default_can_pay(user(portal_customer_id=None), invoice)
-    assert not paying.default_can_pay(user(customer_biller_id=other_biller.pk), invoice)
-    assert not paying.default_can_pay(user(realm="console", customer_biller_id=None), invoice)
-    assert not paying.default_can_pay(user(is_active=False), invoice)
-    assert not paying.default_can_pay(user(is_authenticated=False), invoice)
+    assert paying.can_pay is portal_services.can_pay
+    assert paying.account_of is portal_services.account_of
+    assert paying.BASE_TEMPLATE == "billing/portal/base.html"
+    source = inspect.getsource(paying)
+    for word in ("importlib", "import_module", "default_can_pay", "TemplateDoesNotExist"):
+        assert word not in source, word
 
 
 # --- the staff console --------------------------------------------------------------------------------

@@ -12,10 +12,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from billing import services
 from billing.models import Biller, Customer, Invoice
-from payeasy import events
-from tests.factories import make_biller, make_customer, make_member, make_portal_account
+from payeasy import live
+from tests.factories import make_biller, make_customer, make_invoice, make_member, make_portal_account
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery"
@@ -26,18 +25,15 @@ def my(biller: Biller, path: str) -> str:
 
 
 def published(biller: Biller, customer: Customer, number: str) -> Invoice:
-    return services.invoice_create(
-        actor=None,
+    """Issued today, due in 20 days, 1,200 yen plus tax (tests.factories.make_invoice)."""
+    today = timezone.localdate()
+    return make_invoice(
         biller=biller,
-        publish=True,
-        data={
-            "customer": customer,
-            "number": number,
-            "issue_date": timezone.localdate(),
-            "due_date": timezone.localdate() + datetime.timedelta(days=20),
-            "description": "11月分電気料金",
-            "lines": [{"description": "基本料金", "quantity": 1, "unit_price": 1200, "tax_category": "10"}],
-        },
+        customer=customer,
+        number=number,
+        amount=1200,
+        issue_date=today,
+        due_date=today + datetime.timedelta(days=20),
     )
 
 
@@ -115,7 +111,7 @@ def test_events_need_redis(settings: Any) -> None:
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="server-sent events need Redis (REDIS_URL)")
 def test_events_stream_the_status_and_end_when_paid(settings: Any) -> None:
     settings.REDIS_URL = os.environ["REDIS_URL"]
-    events._redis.cache_clear()
+    live._redis.cache_clear()
     biller = make_biller()
     customer = make_customer(biller)
     invoice = published(biller, customer, "LIVE-5")
@@ -137,11 +133,11 @@ def test_events_stream_the_status_and_end_when_paid(settings: Any) -> None:
 
     # an event for another invoice wakes nobody here; the paid one does, read back from the database
     mark_paid(other)
-    events._redis().publish(events.invoice_channel(other.pk), json.dumps({"type": "invoice.paid"}))
+    live._redis().publish(live.invoice_channel(other.pk), json.dumps({"type": "invoice.paid"}))
     mark_paid(invoice)
-    events._redis().publish(events.invoice_channel(invoice.pk), json.dumps({"type": "invoice.paid"}))
+    live._redis().publish(live.invoice_channel(invoice.pk), json.dumps({"type": "invoice.paid"}))
     paid = next_event()
     assert paid["invoice"] == invoice.pk and paid["status"] == "paid"
     with pytest.raises(StopIteration):  # the stream ends once the invoice is paid
         next(stream)
-    events._redis.cache_clear()
+    live._redis.cache_clear()

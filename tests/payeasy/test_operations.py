@@ -13,7 +13,7 @@ from billing.models import Biller, Invoice
 from payeasy import codec, selectors
 from payeasy.line import LineProcessor, Received
 from payeasy.models import LineState, Message, Notice
-from payeasy.services import notices_apply
+from payeasy.services.payments import notices_apply
 from tests.factories import make_member
 from tests.payeasy import line_helpers as h
 

@@ -17,8 +17,8 @@ from billing.paylater import GRACE_DAYS, token_for
 from payeasy import codec
 from payeasy.line import LineProcessor, Received
 from payeasy.models import LedgerEntry
-from payeasy.services import notices_apply
-from tests.factories import make_biller, make_customer
+from payeasy.services.payments import notices_apply
+from tests.factories import make_biller, make_invoice
 from tests.payeasy import line_helpers as h
 
 pytestmark = pytest.mark.django_db
@@ -27,20 +27,10 @@ TODAY = timezone.localdate()
 
 
 def pay_later(biller: Biller, amount: int = 12_800, **data: Any) -> Invoice:
-    invoice = services.payment_request_create(
-        actor=None,
-        biller=biller,
-        data={
-            "amount": amount,
-            "description": "カタログ通販ご注文",
-            "due_date": TODAY + datetime.timedelta(days=14),
-            "email": "hanako@example.jp",
-            "name": "佐藤 花子",
-            **data,
-        },
-    )
-    invoice.refresh_from_db()
-    return invoice
+    """A payment request of 佐藤 花子, due in 14 days (tests.factories.make_invoice)."""
+    data = {"description": "カタログ通販ご注文", "email": "hanako@example.jp", "name": "佐藤 花子"} | data
+    due = TODAY + datetime.timedelta(days=14)
+    return make_invoice(biller=biller, kind=Invoice.Kind.PAYMENT_REQUEST, amount=amount, due_date=due, **data)
 
 
 def page_url(biller: Biller, token: str, suffix: str = "") -> str:
@@ -105,20 +95,7 @@ def test_tampered_or_made_up_tokens_are_404(client: Client, biller: Biller) -> N
 
 
 def test_a_token_for_another_invoice_kind_is_refused(client: Client, biller: Biller) -> None:
-    customer = make_customer(biller)
-    plain = services.invoice_create(
-        actor=None,
-        biller=biller,
-        publish=True,
-        data={
-            "customer": customer,
-            "number": "INV-1",
-            "issue_date": TODAY,
-            "due_date": TODAY + datetime.timedelta(days=10),
-            "description": "請求",
-            "lines": [{"description": "x", "quantity": 1, "unit_price": 100, "tax_category": "10"}],
-        },
-    )
+    plain = make_invoice(biller=biller, number="INV-1", amount=100)
     assert client.get(page_url(biller, token_for(plain))).status_code == 404
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from billing.models import Biller, Invoice
+from billing.models import Biller, Invoice, InvoicePayment, Receipt
 from payeasy.models import LedgerEntry, Notice
-from payeasy.services import notices_apply, refund_due
+from payeasy.services.payments import notices_apply, refund_due
 from tests.payeasy import line_helpers as h
 
 pytestmark = pytest.mark.django_db
@@ -46,12 +46,16 @@ def test_payment_pays_the_bill_once(  # type: ignore[no-untyped-def]
     assert entries(invoice) == [("paid", "", 3300)]
     with django_capture_on_commit_callbacks(execute=True):
         assert notices_apply().applied == 0  # nothing waits any more
-    from payeasy import tasks
+    from billing import tasks
 
-    assert tasks.receipts_send.run([LedgerEntry.objects.get().pk]) == 0  # run twice: sent once
+    payment = InvoicePayment.objects.get()  # billing's record of it, written with the ledger entry
+    assert (payment.invoice_id, payment.outcome, payment.amount) == (invoice.pk, "paid", 3300)
+    assert payment.entry_ref == LedgerEntry.objects.get().pk
+    assert tasks.receipts_send.run([payment.pk]) == 0  # run twice: sent once
+    assert Receipt.objects.get().payment == payment
     assert Notice.objects.get().applied_at is not None
     assert [m.to for m in mailoutbox] == [[invoice.recipient_email]]  # the receipt, once
-    assert "3,300" in mailoutbox[0].body
+    assert "3,300" in mailoutbox[0].body and Notice.objects.get().transaction_key in mailoutbox[0].body
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from billing.models import Biller, Invoice
 from payeasy import codec
 from payeasy.line import LineProcessor, Received
 from payeasy.models import LedgerEntry, Message, Notice
-from payeasy.services import notices_apply, teller_file_import
-from payeasy.services.payments import Applied
+from payeasy.services.payments import Applied, notices_apply
+from payeasy.services.teller import teller_file_import
 from tests.payeasy import line_helpers as h
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,8 @@ from django.core.management.base import CommandError
 from billing.models import Biller, Invoice
 from payeasy import codec
 from payeasy.models import LedgerEntry, Notice, TellerFile
-from payeasy.services import notices_apply, teller_drop_scan, teller_file_import
+from payeasy.services.payments import notices_apply
+from payeasy.services.teller import teller_drop_scan, teller_file_import
 from tests.factories import make_user
 from tests.payeasy import line_helpers as h
 

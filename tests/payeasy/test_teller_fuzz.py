@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from billing.models import Invoice
 from payeasy import codec
 from payeasy.models import LedgerEntry, Notice, TellerFile
-from payeasy.services import teller_file_import
+from payeasy.services.teller import teller_file_import
 from tests.payeasy import line_helpers as h
 from tests.payeasy.fuzzing import mutated
 

@@ -20,9 +20,10 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import AuditEntry, Biller, Invoice, Membership
+from payeasy.events import Event
 from payeasy.models import LedgerEntry, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from payeasy.services import notices_apply, payments, webhooks
-from payeasy.services.payments import Event
+from payeasy.services import payments, webhook_endpoints, webhooks
+from payeasy.services.payments import notices_apply
 from payeasy.webhook_signing import sign, verify_signature
 from tests import factories
 from tests.payeasy import line_helpers as h
@@ -109,7 +110,7 @@ def invoice(biller: Biller) -> Invoice:
 
 
 def endpoint_for(biller: Biller, url: str, events: list[str] | None = None) -> tuple[WebhookEndpoint, str]:
-    return webhooks.webhook_endpoint_create(
+    return webhook_endpoints.webhook_endpoint_create(
         actor=None, biller=biller, url=url, description="accounting", event_types=events or ALL_EVENTS
     )
 
@@ -206,7 +207,9 @@ def test_recording_costs_one_query_without_endpoints_and_two_with(
 
 def test_an_inactive_endpoint_records_nothing(biller: Biller, invoice: Invoice) -> None:
     endpoint, _secret = endpoint_for(biller, "https://mine.example.jp/hook")
-    webhooks.webhook_endpoint_set_active(actor=None, biller=biller, endpoint_id=endpoint.pk, active=False)
+    webhook_endpoints.webhook_endpoint_set_active(
+        actor=None, biller=biller, endpoint_id=endpoint.pk, active=False
+    )
     pay(biller, invoice)
     assert not WebhookDelivery.objects.exists()
 
@@ -253,8 +256,10 @@ def test_signature_fails_when_tampered_or_too_old() -> None:
 
 def test_during_rotation_both_secrets_sign_then_only_the_new_one(biller: Biller, receiver: Receiver) -> None:
     endpoint, old = endpoint_for(biller, receiver.url)
-    endpoint, new = webhooks.webhook_secret_rotate(actor=None, biller=biller, endpoint_id=endpoint.pk)
-    assert new != old and webhooks.signing_secrets(endpoint, timezone.now()) == [new, old]
+    endpoint, new = webhook_endpoints.webhook_secret_rotate(
+        actor=None, biller=biller, endpoint_id=endpoint.pk
+    )
+    assert new != old and webhook_endpoints.signing_secrets(endpoint, timezone.now()) == [new, old]
     webhooks.events_record([Event("payment.received", biller.pk, None, {"amount": 1})])
     webhooks.deliver_due()
     header = receiver.requests[0].headers["Payeasy-Signature"]
@@ -351,7 +356,9 @@ def test_gives_up_after_three_days(biller: Biller, receiver: Receiver) -> None:
 def test_deliveries_of_a_deactivated_endpoint_fail_unsent(biller: Biller, receiver: Receiver) -> None:
     endpoint, _secret = endpoint_for(biller, receiver.url)
     webhooks.events_record([Event("payment.received", biller.pk, None, {"amount": 1})])
-    webhooks.webhook_endpoint_set_active(actor=None, biller=biller, endpoint_id=endpoint.pk, active=False)
+    webhook_endpoints.webhook_endpoint_set_active(
+        actor=None, biller=biller, endpoint_id=endpoint.pk, active=False
+    )
     assert webhooks.deliver_due().attempted == 0
     assert WebhookDelivery.objects.get().status == "failed" and receiver.requests == []
 
@@ -370,22 +377,22 @@ def test_beat_task_posts_what_is_due(biller: Biller, receiver: Receiver) -> None
 
 
 def test_url_rules(settings: Any) -> None:
-    assert webhooks.url_problem("http://127.0.0.1:8080/hook") == ""  # development
-    assert webhooks.url_problem("ftp://example.jp/hook")
-    assert webhooks.url_problem("https://user:pw@example.jp/hook")
+    assert webhook_endpoints.url_problem("http://127.0.0.1:8080/hook") == ""  # development
+    assert webhook_endpoints.url_problem("ftp://example.jp/hook")
+    assert webhook_endpoints.url_problem("https://user:pw@example.jp/hook")
     settings.PAYEASY_WEBHOOK_REQUIRE_HTTPS = True
     settings.PAYEASY_WEBHOOK_ALLOW_PRIVATE = False
-    assert webhooks.url_problem("https://erp.example.jp/payeasy") == ""
-    assert webhooks.url_problem("https://8.8.8.8/hook") == ""
-    assert "public" in webhooks.url_problem("https://10.0.0.5/hook")  # the internal network: never
-    assert "https://" in webhooks.url_problem("http://erp.example.jp/payeasy")
+    assert webhook_endpoints.url_problem("https://erp.example.jp/payeasy") == ""
+    assert webhook_endpoints.url_problem("https://8.8.8.8/hook") == ""
+    assert "public" in webhook_endpoints.url_problem("https://10.0.0.5/hook")  # the internal network: never
+    assert "https://" in webhook_endpoints.url_problem("http://erp.example.jp/payeasy")
     for local in (
         "https://localhost/x",
         "https://127.0.0.1/x",
         "https://[::1]/x",
         "https://169.254.169.254/x",
     ):
-        assert webhooks.url_problem(local), local
+        assert webhook_endpoints.url_problem(local), local
 
 
 def test_a_url_that_became_refused_is_not_posted(biller: Biller, receiver: Receiver, settings: Any) -> None:
@@ -416,7 +423,7 @@ def test_admin_adds_an_endpoint_and_sees_its_secret_once(admin_client: Client, b
     endpoint = WebhookEndpoint.objects.get(biller=biller)
     secret = response.context["secret"]
     assert secret.startswith("whsec_") and secret.encode() in response.content
-    assert webhooks.signing_secrets(endpoint, timezone.now()) == [secret]
+    assert webhook_endpoints.signing_secrets(endpoint, timezone.now()) == [secret]
     assert "no-cache" in response["Cache-Control"]
     assert (endpoint.url, endpoint.event_types, endpoint.active) == (
         "https://erp.example.jp/payeasy",
@@ -452,7 +459,7 @@ def test_admin_rotates_the_secret(admin_client: Client, biller: Biller) -> None:
     assert response.status_code == 200
     endpoint.refresh_from_db()
     new = response.context["secret"]
-    assert webhooks.signing_secrets(endpoint, timezone.now()) == [new, old] and new != old
+    assert webhook_endpoints.signing_secrets(endpoint, timezone.now()) == [new, old] and new != old
     assert new.encode() in response.content and old.encode() not in response.content
     assert endpoint.previous_secret_expires_at is not None
     left = endpoint.previous_secret_expires_at - timezone.now()
@@ -588,7 +595,7 @@ def test_another_tenants_endpoints_and_deliveries_answer_404(
     assert admin_client.get(console(biller, "deliveries/"), {"endpoint": theirs.pk}).status_code == 400
     assert admin_client.get(console(biller)).context["endpoints"].count() == 0
     theirs.refresh_from_db()
-    assert webhooks.signing_secrets(theirs, timezone.now()) == [secret] and receiver.requests == []
+    assert webhook_endpoints.signing_secrets(theirs, timezone.now()) == [secret] and receiver.requests == []
     delivery.refresh_from_db()
     assert delivery.attempts == 0 and delivery.status == "pending"
 

@@ -34,9 +34,9 @@ from django.db import connection
 from django.test import Client
 
 from billing.models import Biller
+from payeasy.events import Event
 from payeasy.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from payeasy.services import webhooks
-from payeasy.services.payments import Event
+from payeasy.services import webhook_endpoints, webhooks
 from payeasy.webhook_signing import verify_signature
 from tests import factories
 from tests.payeasy.test_webhooks import Receiver
@@ -168,12 +168,12 @@ def _url(address: str) -> str:
 
 @pytest.mark.parametrize("address", REFUSED)
 def test_a_non_global_address_is_refused_at_save(production: Any, address: str) -> None:
-    assert webhooks.url_problem(_url(address)), address
+    assert webhook_endpoints.url_problem(_url(address)), address
 
 
 @pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700::1111", "64:ff9b::808:808"])
 def test_a_public_address_is_accepted(production: Any, address: str) -> None:
-    assert webhooks.url_problem(_url(address)) == ""
+    assert webhook_endpoints.url_problem(_url(address)) == ""
 
 
 def test_the_form_says_why_a_url_is_refused(
@@ -198,7 +198,7 @@ def test_a_private_address_is_refused_when_sending_too(
 ) -> None:
     """Saved when it was allowed (or written by hand): refused on every attempt, never connected to."""
     net.answers["moved.tenant.test"] = [[PUBLIC]]
-    endpoint, _secret = webhooks.webhook_endpoint_create(
+    endpoint, _secret = webhook_endpoints.webhook_endpoint_create(
         actor=None, biller=biller, url="https://moved.tenant.test/hook", event_types=["payment.received"]
     )
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=_url(address))
@@ -222,7 +222,7 @@ def test_dns_rebinding_never_reaches_loopback(
     url = f"http://rebind.tenant.test:{port}/hooks/payeasy"
     production.PAYEASY_WEBHOOK_REQUIRE_HTTPS = False
     net.answers["rebind.tenant.test"] = [[PUBLIC]]
-    endpoint, _secret = webhooks.webhook_endpoint_create(
+    endpoint, _secret = webhook_endpoints.webhook_endpoint_create(
         actor=None, biller=biller, url=url, event_types=["payment.received"]
     )
     for _ in range(3):
@@ -322,7 +322,7 @@ def test_host_header_sni_and_certificate_are_for_the_host_name(
         monkeypatch.setattr(outbound, "tls_context", lambda: ssl.create_default_context(cafile=ca))
         net.answers["hooks.tenant.test"] = [["127.0.0.1"]]
         net.answers["other.tenant.test"] = [["127.0.0.1"]]
-        _endpoint, secret = webhooks.webhook_endpoint_create(
+        _endpoint, secret = webhook_endpoints.webhook_endpoint_create(
             actor=None,
             biller=biller,
             url=f"https://hooks.tenant.test:{port}/hooks/payeasy",
@@ -338,10 +338,10 @@ def test_host_header_sni_and_certificate_are_for_the_host_name(
         assert server.sni == ["hooks.tenant.test"]
         assert verify_signature(secret, request.headers["Payeasy-Signature"], request.body)
         # a certificate for another name is refused, though the address is the same and allowed
-        webhooks.webhook_endpoint_set_active(
+        webhook_endpoints.webhook_endpoint_set_active(
             actor=None, biller=biller, endpoint_id=_endpoint.pk, active=False
         )
-        webhooks.webhook_endpoint_create(
+        webhook_endpoints.webhook_endpoint_create(
             actor=None,
             biller=biller,
             url=f"https://other.tenant.test:{port}/hooks/payeasy",
@@ -384,7 +384,7 @@ def test_a_proxy_from_the_environment_is_ignored(
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     try:
-        webhooks.webhook_endpoint_create(
+        webhook_endpoints.webhook_endpoint_create(
             actor=None, biller=biller, url=receiver.url, event_types=["payment.received"]
         )
         delivery = deliver_one(biller)
@@ -408,7 +408,7 @@ def test_a_redirect_is_not_followed(biller: Biller, settings: Any, receiver: Rec
                 original(handler, "Location", target.url)
 
         redirecting.server.RequestHandlerClass.send_header = send_header  # type: ignore[method-assign]
-        webhooks.webhook_endpoint_create(
+        webhook_endpoints.webhook_endpoint_create(
             actor=None, biller=biller, url=redirecting.url, event_types=["payment.received"]
         )
         delivery = deliver_one(biller)
@@ -458,7 +458,7 @@ def test_the_log_keeps_no_body_of_a_failed_answer(
     settings.PAYEASY_WEBHOOK_ALLOW_PRIVATE = True
     server = TalkativeReceiver(SECRET_BODY + b" " + b"x" * 1000)
     try:
-        webhooks.webhook_endpoint_create(
+        webhook_endpoints.webhook_endpoint_create(
             actor=None, biller=biller, url=server.url, event_types=["payment.received"]
         )
         server.answers = [500, 200]
@@ -616,7 +616,7 @@ def test_the_migration_encrypts_existing_secrets_and_blanks_failed_bodies(
     column, previous = stored(plain.pk)
     assert column.startswith("w1.") and "whsec_" not in column and "whsec_" not in previous
     endpoint = WebhookEndpoint.objects.get(pk=plain.pk)
-    assert webhooks.signing_secrets(endpoint, now) == [plain.secret, plain.previous_secret]
+    assert webhook_endpoints.signing_secrets(endpoint, now) == [plain.secret, plain.previous_secret]
     failed, ok = WebhookAttempt.objects.order_by("response_status").reverse()
     assert failed.response_body == "" and WebhookDelivery.objects.get().last_response_body == ""
     assert len(ok.response_body) <= 220 and ok.response_body.startswith("aws_secret")
@@ -641,12 +641,14 @@ def test_rewrapping_under_a_new_kek_while_deliveries_continue(
     biller = factories.make_biller()
     plain: dict[int, list[str]] = {}
     for n in range(8):
-        endpoint, secret = webhooks.webhook_endpoint_create(
+        endpoint, secret = webhook_endpoints.webhook_endpoint_create(
             actor=None, biller=biller, url=f"{receiver.url}?n={n}", event_types=["payment.received"]
         )
         plain[endpoint.pk] = [secret]
         if n % 3 == 0:
-            _e, new = webhooks.webhook_secret_rotate(actor=None, biller=biller, endpoint_id=endpoint.pk)
+            _e, new = webhook_endpoints.webhook_secret_rotate(
+                actor=None, biller=biller, endpoint_id=endpoint.pk
+            )
             plain[endpoint.pk] = [new, secret]
     bank = handoff_services.handoff_endpoint_create(
         actor=None, bank_code="0001", entry_url="https://bank.example/in"
@@ -690,7 +692,7 @@ def test_rewrapping_under_a_new_kek_while_deliveries_continue(
     settings.PAYEASY_HANDOFF_KEK = K2  # step 3: the old KEK is gone; everything still opens
     now = datetime.datetime.now(datetime.UTC)
     for endpoint in WebhookEndpoint.objects.all():
-        assert webhooks.signing_secrets(endpoint, now) == plain[endpoint.pk]
+        assert webhook_endpoints.signing_secrets(endpoint, now) == plain[endpoint.pk]
     from payeasy import handoff
 
     key.refresh_from_db()
@@ -708,7 +710,7 @@ def test_a_wrong_kek_gives_a_clear_error_not_a_500(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     settings.PAYEASY_HANDOFF_KEK = K1
-    endpoint, _secret = webhooks.webhook_endpoint_create(
+    endpoint, _secret = webhook_endpoints.webhook_endpoint_create(
         actor=None, biller=biller, url=receiver.url, event_types=["payment.received"]
     )
     settings.PAYEASY_HANDOFF_KEK = K3  # the KEK was changed without rewrapping

@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--encoding",
             default="",
-            choices=["", "utf-8", "utf-8-sig", "cp932"],
+            choices=list(services.ENCODINGS),
             help="default: detect (UTF-8 with or without BOM, else cp932)",
         )
         parser.add_argument("--preview", action="store_true", help="check only; write nothing")

@@ -1,126 +1,17 @@
-"""Pay-easy: the contracts of a biller (which banks may take its bills, through which channels, when) and
-the line — online state, message history (電文履歴), notices from the network and the payment ledger."""
+"""The line (spec §5): online state, message history (電文履歴), notices, the payment ledger, teller files."""
 
 from __future__ import annotations
 
 import datetime
 
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Biller
-from billing.validators import validate_bank_code
-
-
-class Channel(models.TextChoices):
-    """チャネル区分 (spec §2, element 7)."""
-
-    TELLER = "01", _("Teller (窓口)")
-    ATM = "02", _("ATM")
-    INTERNET_BANKING = "03", _("Internet banking (number entry)")
-    MOBILE = "04", _("Mobile banking")
-    INFO_LINK = "05", _("Information link (情報リンク)")
-    TELEPHONE = "06", _("Telephone banking")
-
-
-CHANNEL_FIELDS: dict[str, str] = {
-    Channel.TELLER: "allows_teller",
-    Channel.ATM: "allows_atm",
-    Channel.INTERNET_BANKING: "allows_internet_banking",
-    Channel.MOBILE: "allows_mobile",
-    Channel.INFO_LINK: "allows_info_link",
-    Channel.TELEPHONE: "allows_telephone",
-}
-
-
-def validate_known_bank(value: str) -> None:
-    from payeasy.banks import bank_get
-
-    validate_bank_code(value)
-    if bank_get(value) is None:
-        raise ValidationError(
-            _("Bank code %(value)s is not in the 全銀 bank master."),
-            code="unknown_bank",
-            params={"value": value},
-        )
-
-
-class ContractedBank(models.Model):
-    """A bank with which the biller has a Pay-easy collection contract for a period.
-
-    Periods of the same biller and bank never overlap (checked by the service
-    under a lock on the biller row). ``valid_to`` is inclusive; empty means open-ended.
-    """
-
-    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="contracted_banks")
-    bank_code = models.CharField(_("bank code"), max_length=4, validators=[validate_known_bank])
-    allows_teller = models.BooleanField(_("teller (窓口)"), default=False)
-    allows_atm = models.BooleanField(_("ATM"), default=False)
-    allows_internet_banking = models.BooleanField(_("internet banking"), default=False)
-    allows_mobile = models.BooleanField(_("mobile banking"), default=False)
-    allows_info_link = models.BooleanField(_("information link (情報リンク)"), default=False)
-    allows_telephone = models.BooleanField(_("telephone banking"), default=False)
-    valid_from = models.DateField(_("contract start"))
-    valid_to = models.DateField(_("contract end"), null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["bank_code", "valid_from"]
-        indexes = [models.Index(fields=["biller", "bank_code"], name="contract_biller_bank")]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(valid_to__isnull=True) | Q(valid_to__gte=models.F("valid_from")),
-                name="contract_period_ordered",
-                violation_error_message=_("The contract end must not be before its start."),
-            ),
-            models.CheckConstraint(
-                condition=Q(allows_teller=True)
-                | Q(allows_atm=True)
-                | Q(allows_internet_banking=True)
-                | Q(allows_mobile=True)
-                | Q(allows_info_link=True)
-                | Q(allows_telephone=True),
-                name="contract_has_a_channel",
-                violation_error_message=_("Choose at least one channel."),
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.biller.slug} {self.bank_code} {self.valid_from}–{self.valid_to or ''}"
-
-    @property
-    def bank(self):
-        from payeasy.banks import bank_get
-
-        return bank_get(self.bank_code)
-
-    @property
-    def channels(self) -> list[str]:
-        return [code for code, field in CHANNEL_FIELDS.items() if getattr(self, field)]
-
-    def get_channel_labels(self) -> list[str]:
-        return [str(Channel(code).label) for code in self.channels]
-
-    def allows(self, channel: str) -> bool:
-        field = CHANNEL_FIELDS.get(channel)
-        return bool(field and getattr(self, field))
-
-    def covers(self, day: datetime.date) -> bool:
-        return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
-
-    def overlaps(self, start: datetime.date, end: datetime.date | None) -> bool:
-        my_end = self.valid_to or datetime.date.max
-        other_end = end or datetime.date.max
-        return self.valid_from <= other_end and start <= my_end
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The line (spec §5): online state, message history, what the network reported, and the ledger
-# ---------------------------------------------------------------------------------------------------------
+from billing.scoping import TenantManager
+from payeasy.models.contracts import Channel
 
 
 class LineState(models.Model):
@@ -172,6 +63,8 @@ class Message(models.Model):
     error = models.CharField(_("error"), max_length=300, blank=True)
     raw = models.BinaryField(_("frame as received"))
     response_raw = models.BinaryField(_("response as sent"), default=b"", blank=True)
+
+    objects = TenantManager()
 
     class Meta:
         ordering = ["-id"]
@@ -265,6 +158,8 @@ class Notice(models.Model):
     suspect = models.CharField(
         _("suspect on receipt"), max_length=24, choices=Suspect, blank=True, default="", db_default=""
     )
+
+    objects = TenantManager()
 
     class Meta:
         ordering = ["id"]
@@ -365,6 +260,8 @@ class LedgerEntry(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = TenantManager()
+
     class Meta:
         ordering = ["id"]
         constraints = [
@@ -381,16 +278,6 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} {self.amount:,}"
-
-
-class Receipt(models.Model):
-    """A receipt e-mail sent for a ledger entry that paid a bill: the unique link makes sending it once."""
-
-    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="receipt")
-    sent_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return f"receipt for {self.entry_id}"
 
 
 class TellerFile(models.Model):
@@ -435,6 +322,8 @@ class TellerFile(models.Model):
     error = models.CharField(_("error"), max_length=500, blank=True)
     content = models.BinaryField(_("file as received"))
 
+    objects = TenantManager()
+
     class Meta:
         ordering = ["-received_at", "-id"]
         constraints = [
@@ -446,232 +335,3 @@ class TellerFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Outbound webhooks (payeasy.services.webhooks): the biller's own systems told what happened to its books
-# ---------------------------------------------------------------------------------------------------------
-
-
-class WebhookEventType(models.TextChoices):
-    """The events an endpoint may subscribe to: those of payeasy.services.payments."""
-
-    PAYMENT_RECEIVED = "payment.received", _("Payment received")
-    PAYMENT_PROVISIONAL = "payment.provisional", _("Payment held as provisional (仮消込)")
-    PAYMENT_DOUBLE = "payment.double", _("Double payment (二重支払)")
-    PAYMENT_REVERSED = "payment.reversed", _("Payment reversed (取消)")
-    INVOICE_PAID = "invoice.paid", _("Invoice paid")
-    INVOICE_PAYABLE_AGAIN = "invoice.payable_again", _("Invoice payable again")
-
-
-WEBHOOK_TEST_EVENT = "webhook.test"  # sent on demand from the console; nobody subscribes to it
-
-
-class WebhookEndpoint(models.Model):
-    """A URL of the biller's own system, sent the events it subscribes to, signed with HMAC-SHA256.
-
-    After a rotation the previous secret signs too, until ``previous_secret_expires_at``, so the
-    receiver can switch over without refusing a request. Both secrets are stored wrapped (AES-256-GCM
-    under the key-encryption keys, bound to the endpoint's id: ``payeasy.keywrap``); signing unwraps
-    them (``payeasy.services.webhooks.signing_secrets``); the console shows a new one once.
-    """
-
-    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="webhook_endpoints")
-    url = models.URLField(_("URL"), max_length=500)
-    description = models.CharField(_("description"), max_length=200, blank=True)
-    event_types = models.JSONField(_("events"), default=list)  # WebhookEventType values
-    active = models.BooleanField(_("active"), default=True)
-    secret = models.CharField(max_length=200)  # wrapped: "w1.<iv>.<ciphertext>"
-    previous_secret = models.CharField(max_length=200, blank=True)  # wrapped too
-    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return self.url
-
-    def get_event_type_labels(self) -> list[str]:
-        labels = dict(WebhookEventType.choices)
-        return [str(labels.get(t, t)) for t in self.event_types]
-
-
-class WebhookDelivery(models.Model):
-    """One event for one endpoint: the outbox row, written in the transaction that changed the books,
-    then posted until the endpoint answers 2xx or ``give_up_at`` (three days) has passed.
-
-    ``payload`` is the JSON body exactly as sent on every attempt (text, not jsonb, which would reorder
-    its keys); ``event_id`` is in it and in a header, the same on every attempt and resend, so the
-    receiver can drop duplicates. The ``last_*`` fields repeat the latest attempt; every attempt is a
-    WebhookAttempt.
-    """
-
-    class Status(models.TextChoices):
-        PENDING = "pending", _("Pending")
-        SUCCEEDED = "succeeded", _("Succeeded")
-        FAILED = "failed", _("Failed (gave up)")
-
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries")
-    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
-    event_id = models.UUIDField(_("event id"))
-    event_type = models.CharField(_("event"), max_length=40)
-    payload = models.TextField(_("payload (JSON)"))
-    status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(_("attempts"), default=0)
-    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
-    give_up_at = models.DateTimeField(_("retried until"))
-    created_at = models.DateTimeField(_("created"), default=timezone.now)
-    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
-    last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
-    last_request_headers = models.JSONField(default=dict, blank=True)
-    last_response_status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
-    last_response_headers = models.JSONField(default=dict, blank=True)
-    last_response_body = models.TextField(blank=True)
-    last_error = models.CharField(_("error"), max_length=500, blank=True)
-    last_duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
-        indexes = [
-            models.Index(
-                fields=["next_attempt_at"], condition=Q(status="pending"), name="webhook_delivery_due"
-            ),
-            models.Index(fields=["biller", "-id"], name="webhook_delivery_biller"),
-            models.Index(fields=["biller", "status", "-id"], name="webhook_delivery_biller_status"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.event_type} {self.event_id} → {self.endpoint_id} ({self.status})"
-
-    @property
-    def request_body(self) -> str:
-        return self.payload
-
-
-class WebhookAttempt(models.Model):
-    """The delivery log: one HTTP request of a delivery and what came back (or why nothing did)."""
-
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.PROTECT, related_name="attempt_log")
-    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
-    started_at = models.DateTimeField(_("sent at"))
-    duration_ms = models.PositiveIntegerField(_("duration (ms)"))
-    url = models.CharField(_("URL"), max_length=500)
-    request_headers = models.JSONField(default=dict)
-    response_status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
-    response_headers = models.JSONField(default=dict, blank=True)
-    response_body = models.TextField(blank=True)  # of a 2xx answer only: its first 200 characters
-    error = models.CharField(_("error"), max_length=500, blank=True)
-    succeeded = models.BooleanField(_("succeeded"), default=False)
-
-    class Meta:
-        ordering = ["id"]
-
-    def __str__(self) -> str:
-        outcome = self.response_status or self.error
-        return f"{self.delivery_id} at {self.started_at:%Y-%m-%d %H:%M:%S}: {outcome}"
-
-    @property
-    def body_excerpt(self) -> str:
-        """What the log shows of the answer's body: nothing unless the answer was 2xx."""
-        if self.response_status is None or not 200 <= self.response_status < 300:
-            return ""
-        return self.response_body
-
-
-# ---------------------------------------------------------------------------------------------------------
-# 情報リンク hand-off (payeasy.handoff, docs/handoff.md): the banks' entry URLs, their keys, used nonces
-# ---------------------------------------------------------------------------------------------------------
-
-
-def validate_entry_url(value: str) -> None:
-    """An absolute http(s) URL, or a path on this site starting with "/" (the sandbox bank). Whether
-    plain http and paths are allowed is a deployment rule, checked by the service."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(value)
-    if value.startswith("/") and not value.startswith("//") and not parts.scheme:
-        return
-    if parts.scheme in {"http", "https"} and parts.netloc and not parts.username and not parts.password:
-        return
-    raise ValidationError(
-        _("Give an https:// URL of the bank (or a path on this site starting with /)."), code="entry_url"
-    )
-
-
-class HandoffEndpoint(models.Model):
-    """A bank's 情報リンク entry: where the hand-off page POSTs the envelope. Configured by iDC staff.
-
-    A bank supports 情報リンク when it has an enabled endpoint (and an active key to seal with).
-    """
-
-    bank_code = models.CharField(
-        _("bank code"),
-        max_length=4,
-        unique=True,
-        validators=[validate_known_bank],
-        error_messages={"unique": _("This bank already has a 情報リンク endpoint.")},
-    )
-    entry_url = models.CharField(_("entry URL"), max_length=500, validators=[validate_entry_url])
-    enabled = models.BooleanField(_("enabled"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["bank_code"]
-
-    def __str__(self) -> str:
-        return f"{self.bank_code} {self.entry_url}"
-
-    @property
-    def bank(self):
-        from payeasy.banks import bank_get
-
-        return bank_get(self.bank_code)
-
-
-class HandoffKey(models.Model):
-    """An AES-256 key shared with one bank, named by ``kid``. One key per bank is active (it seals new
-    envelopes); retiring ones still open envelopes; retired ones open nothing. The key material is kept
-    encrypted (``payeasy.handoff.key_wrap``) and shown once, when it is created."""
-
-    class Status(models.TextChoices):
-        ACTIVE = "active", _("Active (seals and opens)")
-        RETIRING = "retiring", _("Retiring (opens only)")
-        RETIRED = "retired", _("Retired")
-
-    endpoint = models.ForeignKey(HandoffEndpoint, on_delete=models.PROTECT, related_name="keys")
-    kid = models.CharField(_("key id"), max_length=40, unique=True)
-    wrapped_key = models.CharField(max_length=200)
-    status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.ACTIVE)
-    created_at = models.DateTimeField(_("created"), default=timezone.now)
-    retired_at = models.DateTimeField(_("retired"), null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["endpoint"], condition=Q(status="active"), name="handoff_key_one_active"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kid} ({self.status})"
-
-
-class HandoffNonce(models.Model):
-    """A hand-off nonce already opened: the unique constraint makes an envelope single-use. Rows are
-    pruned once their envelope has expired (an expired envelope is refused anyway)."""
-
-    nonce = models.CharField(max_length=64, unique=True)
-    bank_code = models.CharField(max_length=4)
-    kid = models.CharField(max_length=40)
-    expires_at = models.DateTimeField()
-    used_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        indexes = [models.Index(fields=["expires_at"], name="handoff_nonce_expiry")]
-
-    def __str__(self) -> str:
-        return self.nonce

@@ -1,0 +1,109 @@
+"""The payment facts billing shows: payments on bills and their receipts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from billing.models.audit import AppendOnlyQuerySet
+from billing.models.invoices import Invoice
+from billing.models.tenants import Biller
+
+
+class InvoicePayment(models.Model):
+    """A payment on a bill as the biller and the customer see it: paid at, amount, bank, channel, what it
+    did. Recorded by the payment network's app (payeasy) through ``billing.services.payments`` in the
+    transaction of its own ledger entry; billing's pages read these rows, never the network's models.
+
+    Append-only like the ledger it mirrors: a reversal is a new row with a negative amount. ``entry_ref``
+    is the network's reference of its ledger entry, opaque here (no foreign key out of billing);
+    ``payment_key`` is the reference the payer sees (the transaction key, 受付番号).
+    """
+
+    class Outcome(models.TextChoices):
+        PAID = "paid", _("Paid")
+        DOUBLE_PAYMENT = "double_payment", _("Double payment (二重支払)")
+        PROVISIONAL = "provisional", _("Provisional (仮消込)")
+        REVERSAL = "reversal", _("Reversal (取消)")
+
+    class Reason(models.TextChoices):
+        """Why a payment is provisional, in the customer's terms (the network's own reasons are its own)."""
+
+        NONE = "", _("—")
+        AMOUNT_DIFFERS = "amount_differs", _("The amount differs from the bill")
+        BILL_CANCELLED = "bill_cancelled", _("The bill was cancelled")
+        PAID_LATE = "paid_late", _("Paid after the due date")
+        CHECKING = "checking", _("Being checked by the biller")
+
+    class Channel(models.TextChoices):
+        TELLER = "teller", _("Teller (窓口)")
+        ATM = "atm", _("ATM")
+        INTERNET_BANKING = "internet_banking", _("Internet banking (number entry)")
+        MOBILE = "mobile", _("Mobile banking")
+        INFO_LINK = "info_link", _("Information link (情報リンク)")
+        TELEPHONE = "telephone", _("Telephone banking")
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    amount = models.BigIntegerField(_("amount"))  # yen: positive for payments, negative for reversals
+    paid_at = models.DateTimeField(_("paid at"))
+    bank_code = models.CharField(_("bank code"), max_length=4)
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome)
+    reason = models.CharField(_("reason"), max_length=16, choices=Reason, blank=True, default="")
+    payment_key = models.CharField(_("payment reference"), max_length=40)
+    entry_ref = models.BigIntegerField()  # the network's ledger entry: opaque, unique per biller
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppendOnlyQuerySet.as_manager()
+    rows_locked_by_workers = True  # the receipt sender locks them (billing.dbsecurity)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["biller", "entry_ref"], name="invoice_payment_once_per_entry"),
+            models.CheckConstraint(
+                condition=Q(outcome="reversal", amount__lt=0) | ~Q(outcome="reversal") & Q(amount__gt=0),
+                name="invoice_payment_sign_matches_outcome",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.amount:,}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise TypeError("InvoicePayment is append-only: a payment is never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("InvoicePayment is append-only: a payment is never deleted.")
+
+
+class Receipt(models.Model):
+    """The receipt of a payment that paid a bill, e-mailed once: the one-to-one link makes sending it
+    once. Its id is the receipt number the customer sees."""
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
+    payment = models.OneToOneField(InvoicePayment, on_delete=models.PROTECT, related_name="receipt")
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"receipt {self.pk} for payment {self.payment_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise TypeError("Receipt is append-only: a receipt is never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("Receipt is append-only: a receipt is never deleted.")
