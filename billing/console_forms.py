@@ -249,9 +249,6 @@ class BaseLineFormSet(forms.BaseFormSet):
         """(row index, form) of the rows with something in them; blank rows are ignored."""
         return [(i, f) for i, f in enumerate(self.forms) if not f.is_blank()]  # type: ignore[attr-defined]
 
-    def add_non_form_errors(self, errors: list[str]) -> None:
-        self.non_form_errors().extend(errors)
-
 
 LineFormSet = cast(
     type[BaseLineFormSet],
@@ -266,26 +263,29 @@ LineFormSet = cast(
 )
 
 
-LINE_KEY = re.compile(r"^lines\[(\d+)\](?:\.(\w+))?$")
-
-
-def apply_invoice_errors(
-    exc: ValidationFailed, form: InvoiceForm, formset: BaseLineFormSet, rows: list[int]
+def formset_errors_apply(
+    exc: ValidationFailed,
+    *,
+    form: forms.Form,
+    formset: forms.BaseFormSet,
+    rows: list[int],
+    list_name: str,
+    stray_to_formset: bool,
 ) -> None:
-    """Put an invoice service's errors on the form and the formset rows they name.
+    """Put a service's errors on the form and on the formset rows they name.
 
-    The service numbers the lines it was given (only the filled rows), so
-    ``lines[n]`` is the formset row ``rows[n]``.
+    The service numbers only the rows it was given (the filled ones), so ``<list_name>[n]`` is the
+    formset row ``rows[n]``. An error on the list itself or on a row past those goes above the
+    formset when ``stray_to_formset`` (the invoice lines), otherwise to the form (the balance items).
     """
+    row_key = re.compile(rf"^{re.escape(list_name)}\[(\d+)\](?:\.(\w+))?$")
     main: dict[str, list[str]] = {}
     for key, errs in exc.errors.items():
-        match = LINE_KEY.match(key)
+        match = row_key.match(key)
         if match and int(match[1]) < len(rows):
-            target = formset.forms[rows[int(match[1])]]
-            field = match[2]
-            form_errors_add(target, {field: errs})
-        elif key == "lines" or (match and int(match[1]) >= len(rows)):
-            formset.add_non_form_errors(errs)
+            form_errors_add(formset.forms[rows[int(match[1])]], {match[2]: errs})
+        elif stray_to_formset and (key == list_name or match):
+            formset.non_form_errors().extend(errs)
         else:
             main[key] = errs
     form_errors_add(form, main, named=True)
@@ -442,22 +442,3 @@ BalanceItemFormSet = cast(
         absolute_max=200,
     ),
 )
-
-ITEM_KEY = re.compile(r"^items\[(\d+)\](?:\.(\w+))?$")
-
-
-def apply_balance_errors(
-    exc: ValidationFailed, form: BalanceForm, formset: BaseBalanceItemFormSet, rows: list[int]
-) -> None:
-    """The balance service's errors onto the form and the item rows they name (``items[n]`` is row
-    ``rows[n]``: the service numbers only the filled rows)."""
-    main: dict[str, list[str]] = {}
-    for key, errs in exc.errors.items():
-        match = ITEM_KEY.match(key)
-        if match and int(match[1]) < len(rows):
-            target = formset.forms[rows[int(match[1])]]
-            field = match[2]
-            form_errors_add(target, {field: errs})
-        else:
-            main[key] = errs
-    form_errors_add(form, main, named=True)

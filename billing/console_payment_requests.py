@@ -25,7 +25,7 @@ from billing.console_forms import (
     BaseBalanceItemFormSet,
     CancelForm,
     PaymentRequestForm,
-    apply_balance_errors,
+    formset_errors_apply,
 )
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from billing.forms import form_errors_add
@@ -218,19 +218,19 @@ class CustomerBalanceView(TenantConsoleView):
             BalanceItemFormSet(prefix="items", initial=items),
         )
 
+    def invalid(
+        self, request: TenantRequest, customer: Customer, form: BalanceForm, formset: BaseBalanceItemFormSet
+    ) -> HttpResponse:
+        """The page again with the errors, answered 400."""
+        account = selectors.balance_account_of(biller=self.biller, customer=customer)
+        return self.render_page(request, customer, account, form, formset, status=400)
+
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
         customer: Customer = self.get_object(pk)
         form = BalanceForm(request.POST)
         formset = BalanceItemFormSet(request.POST, prefix="items")
         if not (form.is_valid() and formset.is_valid()):
-            return self.render_page(
-                request,
-                customer,
-                selectors.balance_account_of(biller=self.biller, customer=customer),
-                form,
-                formset,
-                status=400,
-            )
+            return self.invalid(request, customer, form, formset)
         filled = formset.filled()
         try:
             services.balance_account_set(
@@ -241,14 +241,10 @@ class CustomerBalanceView(TenantConsoleView):
                 items=[f.to_item() for _i, f in filled],
             )
         except ValidationFailed as exc:
-            apply_balance_errors(exc, form, formset, [i for i, _f in filled])
-            return self.render_page(
-                request,
-                customer,
-                selectors.balance_account_of(biller=self.biller, customer=customer),
-                form,
-                formset,
-                status=400,
+            rows = [i for i, _f in filled]
+            formset_errors_apply(
+                exc, form=form, formset=formset, rows=rows, list_name="items", stray_to_formset=False
             )
+            return self.invalid(request, customer, form, formset)
         messages.success(request, _("The balance of %(code)s was saved.") % {"code": customer.code})
         return redirect("console:customer_balance", pk=customer.pk)

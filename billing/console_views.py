@@ -30,7 +30,7 @@ from billing.console_forms import (
     InvoiceForm,
     LineForm,
     LineFormSet,
-    apply_invoice_errors,
+    formset_errors_apply,
 )
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from billing.forms import form_errors_add
@@ -219,7 +219,9 @@ class InvoiceCreateView(InvoiceFormMixin):
                 publish=publish,
             )
         except ValidationFailed as exc:
-            apply_invoice_errors(exc, form, formset, rows)
+            formset_errors_apply(
+                exc, form=form, formset=formset, rows=rows, list_name="lines", stray_to_formset=True
+            )
             return self.render_form(request, form, formset, status=400)
         except (Conflict, InvalidTransition) as exc:
             form.add_error(None, exc.message)
@@ -264,7 +266,9 @@ class InvoiceEditView(InvoiceFormMixin):
                 data={**form.to_input(), "lines": lines},
             )
         except ValidationFailed as exc:
-            apply_invoice_errors(exc, form, formset, rows)
+            formset_errors_apply(
+                exc, form=form, formset=formset, rows=rows, list_name="lines", stray_to_formset=True
+            )
             return self.render_form(request, form, formset, invoice=invoice, status=400)
         except InvalidTransition as exc:  # published meanwhile
             return self.locked(request, invoice, exc.message)

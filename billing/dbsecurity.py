@@ -147,7 +147,10 @@ def _each_tenant_table(
         return
     models = [m for m in tenant_models(apps) if not app_label or m._meta.app_label == app_label]
     with connection.cursor() as cursor:
+        existing = set(connection.introspection.table_names(cursor))  # after migrating back, fewer
         for model in models:
+            if model._meta.db_table not in existing:
+                continue
             for sql in statements(model._meta.db_table, connection.ops.quote_name):
                 cursor.execute(sql)
 
@@ -198,6 +201,54 @@ def ensure_truncate_guards(connection: BaseDatabaseWrapper) -> list[str]:
                 f"FOR EACH STATEMENT EXECUTE FUNCTION {TRUNCATE_FUNCTION}()"
             )
     return tables
+
+
+def append_only_sql(*, table: str, vendor: str) -> list[str]:
+    """The statements that make ``table`` append-only: on PostgreSQL a row trigger that refuses UPDATE and
+    DELETE (``payeasy_refuse_change()``, billing 0002's function), on SQLite one that refuses UPDATE; none
+    elsewhere. The truncate guard is ``ensure_truncate_guards``'."""
+    if vendor == "postgresql":
+        return [
+            f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+        FOR EACH ROW EXECUTE FUNCTION {APPEND_ONLY_FUNCTION}();"""
+        ]
+    if vendor == "sqlite":
+        return [
+            f"""CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+        BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END;"""
+        ]
+    return []
+
+
+def append_only_reverse_sql(*, table: str, vendor: str, quote: Any) -> list[str]:
+    """The statements that undo ``append_only_sql`` and the truncate guard of ``table``."""
+    if vendor == "postgresql":
+        return [
+            f"DROP TRIGGER IF EXISTS {quote(table + '_no_truncate')} ON {quote(table)}",
+            f"DROP TRIGGER {table}_append_only ON {table};",
+        ]
+    if vendor == "sqlite":
+        return [f"DROP TRIGGER {table}_no_update;"]
+    return []
+
+
+def append_only_tables_create(*, schema_editor: Any, tables: list[str]) -> None:
+    """Make ``tables`` append-only in a migration: the row triggers, then the truncate guards."""
+    vendor = schema_editor.connection.vendor
+    for table in tables:
+        for sql in append_only_sql(table=table, vendor=vendor):
+            schema_editor.execute(sql)
+    ensure_truncate_guards(schema_editor.connection)
+
+
+def append_only_tables_drop(*, schema_editor: Any, tables: list[str]) -> None:
+    """Undo ``append_only_tables_create`` for ``tables`` (a migration's reverse)."""
+    connection = schema_editor.connection
+    for table in tables:
+        for sql in append_only_reverse_sql(
+            table=table, vendor=connection.vendor, quote=connection.ops.quote_name
+        ):
+            schema_editor.execute(sql)
 
 
 def _literal(value: str) -> str:

@@ -6,14 +6,11 @@ from django.urls import include, path
 
 from billing import login_views
 from billing import views as billing_views
+from config import urls_accounts
 
 urlpatterns = [
     path("", billing_views.home, name="home"),
-    path("accounts/login/", login_views.login_view, name="login"),
-    path("accounts/login/code/", login_views.login_code_view, name="login_code"),
-    path("accounts/two-step/setup/", login_views.two_factor_setup_view, name="two_factor_setup"),
-    path("accounts/two-step/", login_views.account_security_view, name="account_security"),
-    path("accounts/logout/", billing_views.logout_view, name="logout"),
+    *urls_accounts.urlpatterns,
     path("accounts/invitations/<str:token>/", billing_views.invitation_accept, name="invitation_accept"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("staff/", include("payeasy.staff.urls")),

@@ -2,9 +2,10 @@
 
 from django.urls import include, path
 
-from billing import console_customers, console_imports, console_payment_requests, console_views, login_views
+from billing import console_customers, console_imports, console_payment_requests, console_views
 from billing import views as billing_views
 from billing.portal import urls as portal_urls
+from config import urls_accounts
 from payeasy import console_views as payeasy_console
 from payeasy import live_urls, paying_urls
 
@@ -98,10 +99,6 @@ urlpatterns = [
     ),
     # a payment request's numbers behind a signed link, no account needed (ATM後払い)
     path("pay/", include("payeasy.paylater_urls")),
-    path("accounts/login/", login_views.login_view, name="login"),
-    path("accounts/login/code/", login_views.login_code_view, name="login_code"),
-    path("accounts/two-step/setup/", login_views.two_factor_setup_view, name="two_factor_setup"),
-    path("accounts/two-step/", login_views.account_security_view, name="account_security"),
-    path("accounts/logout/", billing_views.logout_view, name="logout"),
+    *urls_accounts.urlpatterns,
     path("i18n/", include("django.conf.urls.i18n")),
 ]

@@ -79,6 +79,11 @@ def _jst_datetime(text: str) -> datetime.datetime:
     )
 
 
+def _outcome_of(code: str) -> str:
+    """What an answer with response ``code`` did to its message: processed (0000) or refused."""
+    return LoggedMessage.Outcome.PROCESSED if code == "0000" else LoggedMessage.Outcome.REFUSED
+
+
 def today_jst() -> datetime.date:
     return timezone.now().astimezone(codec.JST).date()
 
@@ -379,23 +384,14 @@ class LineProcessor:
             return self._answer(row, message, "0000", outcome.PROCESSED, pending)
         if kind == "0820":
             code = self._close(line, int(message.elements[20]))
-            return self._answer(
-                row, message, code, outcome.PROCESSED if code == "0000" else outcome.REFUSED, pending
-            )
+            return self._answer(row, message, code, _outcome_of(code), pending)
         if line.state == LineState.State.CLOSED or (
             kind == "1100" and line.state == LineState.State.PRE_CLOSED
         ):
             return self._answer(row, message, "A001", outcome.DISCARDED, pending)
         if kind == "1100":
             code, elements = self._inquire(message, biller, pending)
-            return self._answer(
-                row,
-                message,
-                code,
-                outcome.PROCESSED if code == "0000" else outcome.REFUSED,
-                pending,
-                elements,
-            )
+            return self._answer(row, message, code, _outcome_of(code), pending, elements)
         if kind in PAYMENT_TYPES:
             key = message.transaction_key
             if pending.has_notice(key):
@@ -407,14 +403,7 @@ class LineProcessor:
             return self._reversal(message, biller, row, pending)
         if kind == "1600":
             code, elements = self._counters(message, biller, line, pending)
-            return self._answer(
-                row,
-                message,
-                code,
-                outcome.PROCESSED if code == "0000" else outcome.REFUSED,
-                pending,
-                elements,
-            )
+            return self._answer(row, message, code, _outcome_of(code), pending, elements)
         raise AssertionError(f"unrouted message type {kind}")  # the codec admits no other request
 
     def _open(self, line: LineState, day: datetime.date) -> None:

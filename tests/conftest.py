@@ -135,8 +135,13 @@ def postgres() -> None:
 
 @pytest.fixture
 def redis_url() -> str:
+    return live_redis_url()
+
+
+def live_redis_url(*, needed_by: str = "this test needs") -> str:
+    """REDIS_URL when a Redis answers there; otherwise the test is skipped (or fails in CI: ``need``)."""
     url = os.environ.get("REDIS_URL", "")
-    need(bool(url), "this test needs Redis (set REDIS_URL=redis://…)")
+    need(bool(url), f"{needed_by} Redis (set REDIS_URL=redis://…)")
     import redis
 
     try:

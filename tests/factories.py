@@ -205,6 +205,24 @@ def make_invoice(
     return invoice
 
 
+def make_credit_note(
+    invoice: Invoice, *, number: str = "CN-1", amount: int = 1000, reason: str = "値引き", **overrides: Any
+) -> Invoice:
+    """A credit note (返還請求書) of one line of ``amount`` yen plus 10 % tax on ``invoice``, through
+    ``billing.services.credit_note_issue`` (which refuses what it refuses)."""
+    from billing import services
+
+    return services.credit_note_issue(
+        actor=None,
+        biller=invoice.biller,
+        invoice=invoice,
+        number=number,
+        reason=reason,
+        lines=[{"description": reason, "quantity": 1, "unit_price": amount, "tax_category": "10"}],
+        **overrides,
+    )
+
+
 def make_payment(
     invoice: Invoice,
     *,
@@ -238,5 +256,5 @@ def make_payment(
         reason=reason,
         payment_key=f"T{ref:025d}",
     )
-    (payment,) = invoice_payments_record(payments=[fact], paid_invoices=paid)
+    (payment,) = invoice_payments_record(payments=[fact], invoices=paid)
     return payment

@@ -24,6 +24,7 @@ from billing.api.serializers import (
     TaxCategoryField,
     TotalsDoc,
     invoice_totals,
+    iso_or_none,
     payment_numbers,
 )
 from billing.errors import ValidationFailed
@@ -113,10 +114,6 @@ class BalanceOutputDoc(serializers.Serializer):
     items = BalanceItemDoc(many=True)
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def payment_request_out(request: Request, inv: Invoice) -> dict[str, Any]:
     return {
         "id": inv.pk,
@@ -139,10 +136,10 @@ def payment_request_out(request: Request, inv: Invoice) -> dict[str, Any]:
         "payment_numbers": payment_numbers(inv),
         "pay_url": paylater_link(request, inv),
         "pay_url_expires": link_expires(inv).isoformat(),
-        "notified_at": _iso(inv.notified_at),
-        "published_at": _iso(inv.published_at),
-        "cancelled_at": _iso(inv.cancelled_at),
-        "paid_at": _iso(inv.paid_at),
+        "notified_at": iso_or_none(inv.notified_at),
+        "published_at": iso_or_none(inv.published_at),
+        "cancelled_at": iso_or_none(inv.cancelled_at),
+        "paid_at": iso_or_none(inv.paid_at),
     }
 
 

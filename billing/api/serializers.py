@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.core.validators import MaxLengthValidator
@@ -95,6 +96,11 @@ def customer_out(c: Customer) -> dict[str, Any]:
     }
 
 
+def iso_or_none(value: datetime.date | None) -> str | None:
+    """A date or time as the API shows it (ISO 8601), or None when there is none."""
+    return value.isoformat() if value is not None else None
+
+
 def invoice_out(inv: Invoice, *, customer_code: str | None = None) -> dict[str, Any]:
     return {
         "id": inv.pk,
@@ -116,9 +122,9 @@ def invoice_out(inv: Invoice, *, customer_code: str | None = None) -> dict[str, 
         "tax_inclusive": inv.tax_inclusive,
         "totals": invoice_totals(inv),
         "payment_numbers": payment_numbers(inv),
-        "published_at": inv.published_at.isoformat() if inv.published_at else None,
-        "cancelled_at": inv.cancelled_at.isoformat() if inv.cancelled_at else None,
-        "paid_at": inv.paid_at.isoformat() if inv.paid_at else None,
+        "published_at": iso_or_none(inv.published_at),
+        "cancelled_at": iso_or_none(inv.cancelled_at),
+        "paid_at": iso_or_none(inv.paid_at),
     }
 
 

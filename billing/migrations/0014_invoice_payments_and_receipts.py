@@ -13,38 +13,15 @@ from django.db import migrations, models
 from billing import dbsecurity
 
 TABLES = ["billing_invoicepayment", "billing_receipt"]
-SQLITE = [
-    f"""CREATE TRIGGER {t}_no_update BEFORE UPDATE ON {t}
-        BEGIN SELECT RAISE(ABORT, '{t} is append-only'); END;"""
-    for t in TABLES
-]
-SQLITE_REVERSE = [f"DROP TRIGGER {t}_no_update;" for t in TABLES]
-# payeasy_refuse_change() is migration 0002's.
-POSTGRES = [
-    f"""CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t}
-        FOR EACH ROW EXECUTE FUNCTION payeasy_refuse_change();"""
-    for t in TABLES
-]
-POSTGRES_REVERSE = [f"DROP TRIGGER {t}_append_only ON {t};" for t in TABLES]
 
 
 def forwards(apps, schema_editor):
-    for sql in {"sqlite": SQLITE, "postgresql": POSTGRES}.get(schema_editor.connection.vendor, []):
-        schema_editor.execute(sql)
-    dbsecurity.ensure_truncate_guards(schema_editor.connection)
+    dbsecurity.append_only_tables_create(schema_editor=schema_editor, tables=TABLES)
     dbsecurity.apply_row_level_security(schema_editor.connection, apps, app_label="billing")
 
 
 def backwards(apps, schema_editor):
-    connection = schema_editor.connection
-    if connection.vendor == "postgresql":
-        for table in TABLES:
-            schema_editor.execute(
-                f"DROP TRIGGER IF EXISTS {connection.ops.quote_name(table + '_no_truncate')} "
-                f"ON {connection.ops.quote_name(table)}"
-            )
-    for sql in {"sqlite": SQLITE_REVERSE, "postgresql": POSTGRES_REVERSE}.get(connection.vendor, []):
-        schema_editor.execute(sql)
+    dbsecurity.append_only_tables_drop(schema_editor=schema_editor, tables=TABLES)
 
 
 class Migration(migrations.Migration):

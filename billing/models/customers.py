@@ -106,7 +106,7 @@ class CustomerAccount(models.Model):
         return self.role == self.Role.APPROVER and self.customer.is_corporate
 
 
-class CustomerInvitation(InvitationState, models.Model):
+class CustomerInvitation(InvitationState):
     """A single-use, expiring link that opens a portal account for one customer.
 
     Sent from the tenant console, or with the e-mail of a published invoice when the customer has
@@ -115,15 +115,9 @@ class CustomerInvitation(InvitationState, models.Model):
 
     biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invitations")
-    email = models.EmailField(_("e-mail"))
     role = models.CharField(_("role"), max_length=10, choices=CustomerAccount.Role)
-    token_hash = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    accepted_at = models.DateTimeField(null=True, blank=True)
-    accepted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantManager()
 

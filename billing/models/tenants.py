@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import re
 from typing import Any, ClassVar
 
@@ -248,12 +247,19 @@ class Membership(models.Model):
         return self.role == self.Role.ADMIN
 
 
-class InvitationState:
-    """The state of a single-use, expiring invitation (console or customer portal), from its timestamps."""
+class InvitationState(models.Model):
+    """What a single-use, expiring invitation (console or customer portal) has in common: the address it
+    went to, the SHA-256 of its token, and its state from its timestamps (abstract: no table)."""
 
-    accepted_at: datetime.datetime | None
-    revoked_at: datetime.datetime | None
-    expires_at: datetime.datetime
+    email = models.EmailField(_("e-mail"))
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
 
     STATE_LABELS: ClassVar[dict[str, Any]] = {
         "pending": _("pending"),
@@ -276,7 +282,7 @@ class InvitationState:
         return "pending"
 
 
-class Invitation(InvitationState, models.Model):
+class Invitation(InvitationState):
     """A single-use, expiring link that makes its holder a member of a biller.
 
     Only the SHA-256 of the token is stored; the token itself exists in the
@@ -284,15 +290,9 @@ class Invitation(InvitationState, models.Model):
     """
 
     biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="invitations")
-    email = models.EmailField(_("e-mail"))
     role = models.CharField(_("role"), max_length=10, choices=Membership.Role)
-    token_hash = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField()
-    accepted_at = models.DateTimeField(null=True, blank=True)
-    accepted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantManager()
 

@@ -4,7 +4,6 @@ amounts (任意金額). Every page inherits ``billing.portal.views.PortalView``.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
@@ -17,7 +16,7 @@ from billing.portal import selectors, services
 from billing.portal.forms import (
     ChosenAmountForm,
 )
-from billing.portal.views import PAGE_SIZE, PortalView
+from billing.portal.views import PortalView
 from billing.tenancy import TenantRequest
 
 # --- payments and receipts -----------------------------------------------------------------------------
@@ -28,9 +27,7 @@ class PaymentHistoryView(PortalView):
     template_name = "billing/portal/payment_list.html"
 
     def get(self, request: TenantRequest) -> HttpResponse:
-        page = Paginator(
-            selectors.payment_list(biller=self.biller, customer=self.customer), PAGE_SIZE
-        ).get_page(request.GET.get("page"))
+        page = self.page_of(request, selectors.payment_list(biller=self.biller, customer=self.customer))
         rows = [(payment, selectors.bank_name(payment.bank_code)) for payment in page]
         return self.render(request, self.template_name, {"page": page, "rows": rows})
 
@@ -40,9 +37,7 @@ class ReceiptListView(PortalView):
     template_name = "billing/portal/receipt_list.html"
 
     def get(self, request: TenantRequest) -> HttpResponse:
-        page = Paginator(
-            selectors.receipt_list(biller=self.biller, customer=self.customer), PAGE_SIZE
-        ).get_page(request.GET.get("page"))
+        page = self.page_of(request, selectors.receipt_list(biller=self.biller, customer=self.customer))
         return self.render(request, self.template_name, {"page": page})
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
@@ -96,6 +96,10 @@ class PortalView(TenantScopedMixin, PortalPublicView):
         context.setdefault("view", self)
         return super().render(request, template, context, status)
 
+    def page_of(self, request: TenantRequest, qs: QuerySet) -> Page:
+        """The page of ``qs`` that ``?page=`` asks for, PAGE_SIZE rows a page."""
+        return Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+
 
 # --- invoices ------------------------------------------------------------------------------------------
 
@@ -131,7 +135,7 @@ class InvoiceListView(PortalView):
             qs = Invoice.objects.none()
         else:
             qs = selectors.invoice_list(biller=self.biller, customer=self.customer, filters=filters)
-        page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+        page = self.page_of(request, qs)
         counts = selectors.tab_counts(biller=self.biller, customer=self.customer)
         base = request.GET.copy()
         for name in ("tab", "page"):

@@ -274,6 +274,24 @@ def _unkeyed_account(
     return account, allocations
 
 
+def balance_allocations_append(
+    *,
+    account: BalanceAccount,
+    invoice: Invoice,
+    payment_key: str,
+    rows: list[BalanceAllocation],
+    now: datetime.datetime,
+) -> None:
+    """Append ``rows`` (in order) to the locked ``account`` as ``payment_key``'s allocations for
+    ``invoice``, and save the account's credit. Inside the allocating (or undoing) transaction."""
+    for position, row in enumerate(rows):
+        row.biller_id, row.account, row.invoice_id = account.biller_id, account, invoice.pk
+        row.payment_key, row.position, row.created_at = payment_key, position, now
+    BalanceAllocation.objects.bulk_create(rows)
+    account.updated_at = now
+    account.save(update_fields=["credit", "updated_at"])
+
+
 def balance_payment_allocate(
     *, invoice: Invoice, amount: int, paid_at: datetime.datetime, payment_key: str
 ) -> list[BalanceAllocation]:
@@ -306,12 +324,7 @@ def balance_payment_allocate(
     if remaining > 0:
         account.credit += remaining
         rows.append(BalanceAllocation(item=None, amount=remaining))
-    for position, row in enumerate(rows):
-        row.biller_id, row.account, row.invoice_id = account.biller_id, account, invoice.pk
-        row.payment_key, row.position, row.created_at = payment_key, position, now
-    BalanceAllocation.objects.bulk_create(rows)
-    account.updated_at = now
-    account.save(update_fields=["credit", "updated_at"])
+    balance_allocations_append(account=account, invoice=invoice, payment_key=payment_key, rows=rows, now=now)
     audit_record(
         actor=None,
         action="balance.allocate",
@@ -363,12 +376,7 @@ def balance_payment_unallocate(*, invoice: Invoice, payment_key: str) -> list[Ba
         rows.append(BalanceAllocation(item_id=item_id, amount=-net))
     if not rows:
         return []
-    for position, row in enumerate(rows):
-        row.biller_id, row.account, row.invoice_id = account.biller_id, account, invoice.pk
-        row.payment_key, row.position, row.created_at = payment_key, position, now
-    BalanceAllocation.objects.bulk_create(rows)
-    account.updated_at = now
-    account.save(update_fields=["credit", "updated_at"])
+    balance_allocations_append(account=account, invoice=invoice, payment_key=payment_key, rows=rows, now=now)
     undone = -sum(r.amount for r in rows)
     audit_record(
         actor=None,

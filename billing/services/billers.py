@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from billing.errors import Conflict, InvalidTransition
 from billing.kana import to_double_byte, to_zengin_kana
 from billing.models import Biller, User
-from billing.services.audit import audit_record, snapshot
+from billing.services.audit import audit_field_set, audit_record, snapshot
 from billing.services.validation import model_full_clean, reject_unknown_fields
 
 BILLER_FIELDS = (
@@ -104,17 +104,15 @@ def biller_set_status(*, actor: User, biller: Biller, status: str, reason: str =
                 % {"current": locked.get_status_display().lower(), "new": status},
                 field="status",
             )
-        before = {"status": locked.status}
-        locked.status = status
-        locked.save(update_fields=["status", "updated_at"])
-        audit_record(
+        audit_field_set(
             actor=actor,
             action=action,
             biller=locked,
             target=locked,
+            field="status",
+            value=status,
             summary=reason,
-            before=before,
-            after={"status": status},
+            update_fields=["updated_at"],
         )
     return locked
 

@@ -16,7 +16,7 @@ from billing.invoicing import MAX_LINES_PER_INVOICE as MAX_LINES
 from billing.invoicing import LineError, Totals, clean_line, compute_totals
 from billing.models import ApiKey, Biller, Customer, Invoice, User
 from billing.numbers import confirmation_numbers
-from billing.services.audit import audit_record
+from billing.services.audit import audit_field_set, audit_record
 from billing.services.validation import model_full_clean, reject_unknown_fields
 from billing.validators import description_errors
 
@@ -232,18 +232,16 @@ def invoice_cancel(*, actor: Actor, biller: Biller, invoice: Invoice | int, reas
                 % {"number": locked.number, "status": locked.get_status_display().lower()},
                 field="status",
             )
-        before = {"status": locked.status}
-        locked.status, locked.cancelled_at = Invoice.Status.CANCELLED, timezone.now()
-        locked.updated_at = locked.cancelled_at
-        locked.save(update_fields=["status", "cancelled_at", "updated_at"])
-        audit_record(
+        locked.cancelled_at = locked.updated_at = timezone.now()
+        audit_field_set(
             actor=actor,
             action="invoice.cancel",
             biller=biller,
             target=locked,
+            field="status",
+            value=Invoice.Status.CANCELLED,
             summary=f"{locked.number} {reason}"[:300],
-            before=before,
-            after={"status": locked.status},
+            update_fields=["cancelled_at", "updated_at"],
         )
     return locked
 

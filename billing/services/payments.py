@@ -46,18 +46,18 @@ class PaymentFact:
 
 
 def invoice_payments_record(
-    *, payments: Sequence[PaymentFact], paid_invoices: Sequence[Invoice] = ()
+    *, payments: Sequence[PaymentFact], invoices: Sequence[Invoice] = ()
 ) -> list[InvoicePayment]:
-    """Store ``payments`` and save ``paid_invoices``, inside the caller's transaction (the one of its
+    """Store ``payments`` and save ``invoices``, inside the caller's transaction (the one of its
     ledger entries: both commit or neither does).
 
-    ``paid_invoices`` are bills the caller holds locked and has set paid (``status``, ``paid_at``,
+    ``invoices`` are bills the caller holds locked and has set paid or payable again (``status``, ``paid_at``,
     ``updated_at`` on the objects): saved in one statement. Each payment that paid a bill gets its
     receipt e-mailed once the transaction commits. Recording an ``entry_ref`` twice for a biller is
     refused by the unique constraint (the caller's transaction fails, as its own ledger would).
     """
-    if paid_invoices:
-        invoices_paid_save(invoices=paid_invoices)
+    if invoices:
+        invoices_paid_save(invoices=invoices)
     if not payments:
         return []
     rows = InvoicePayment.objects.bulk_create(

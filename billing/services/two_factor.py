@@ -8,6 +8,7 @@ logins, lockouts, successful logins and each recovery code used, with the client
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -79,6 +80,32 @@ def _hashes(codes: list[str]) -> list[str]:
     return [token_hash(_normalise_recovery(code)) for code in codes]
 
 
+def recovery_codes_issue(
+    *,
+    user: User,
+    factor: ConsoleTwoFactor,
+    step: int,
+    ip: str,
+    action: str,
+    update_fields: Sequence[str] = (),
+) -> list[str]:
+    """Remember the accepted TOTP ``step`` and replace the recovery codes with new ones (returned, to
+    show once), saving ``update_fields`` too; audited as ``action`` with the address. The factor is
+    locked by the caller's transaction."""
+    codes = _new_recovery_codes()
+    factor.last_step = step
+    factor.recovery_hashes = _hashes(codes)
+    factor.save(update_fields=[*update_fields, "last_step", "recovery_hashes"])
+    _audit(
+        actor=user,
+        action=action,
+        target=user,
+        summary=f"{user.login} from {ip}",
+        after={"ip": ip},
+    )
+    return codes
+
+
 # --- enrolment -----------------------------------------------------------------------------------------
 
 
@@ -106,19 +133,10 @@ def enrolment_confirm(*, user: User, code: str, ip: str) -> list[str]:
         step = totp.matching_step(factor.secret, code, after=None)
         if step is None:
             raise ValidationFailed({"code": [_code_wrong()]})
-        codes = _new_recovery_codes()
         factor.enabled_at = timezone.now()
-        factor.last_step = step
-        factor.recovery_hashes = _hashes(codes)
-        factor.save(update_fields=["enabled_at", "last_step", "recovery_hashes"])
-        _audit(
-            actor=user,
-            action="console.totp_on",
-            target=user,
-            summary=f"{user.login} from {ip}",
-            after={"ip": ip},
+        return recovery_codes_issue(
+            user=user, factor=factor, step=step, ip=ip, action="console.totp_on", update_fields=["enabled_at"]
         )
-    return codes
 
 
 # --- verification --------------------------------------------------------------------------------------
@@ -162,18 +180,9 @@ def recovery_codes_regenerate(*, user: User, code: str, ip: str) -> list[str]:
         step = totp.matching_step(factor.secret, code, after=factor.last_step)
         if step is None:
             raise ValidationFailed({"code": [_code_wrong()]})
-        codes = _new_recovery_codes()
-        factor.last_step = step
-        factor.recovery_hashes = _hashes(codes)
-        factor.save(update_fields=["last_step", "recovery_hashes"])
-        _audit(
-            actor=user,
-            action="console.recovery_codes_regenerate",
-            target=user,
-            summary=f"{user.login} from {ip}",
-            after={"ip": ip},
+        return recovery_codes_issue(
+            user=user, factor=factor, step=step, ip=ip, action="console.recovery_codes_regenerate"
         )
-    return codes
 
 
 def recovery_codes_left(user: User) -> int:

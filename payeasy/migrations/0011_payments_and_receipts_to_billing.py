@@ -25,15 +25,19 @@ REASONS = {"": "", "amount_differs": "amount_differs", "cancelled": "bill_cancel
 CHECKING = "checking"
 
 
+def _batches(rows):
+    """``rows`` (ordered by id) in lists of BATCH, each read after the last id of the one before."""
+    last = 0
+    while batch := list(rows.filter(id__gt=last)[:BATCH]):
+        yield batch
+        last = batch[-1].id
+
+
 def _payments_copy(apps) -> None:
     LedgerEntry = apps.get_model("payeasy", "LedgerEntry")
     InvoicePayment = apps.get_model("billing", "InvoicePayment")
     entries = LedgerEntry.objects.filter(invoice__isnull=False).select_related("notice").order_by("id")
-    last = 0
-    while True:
-        batch = list(entries.filter(id__gt=last)[:BATCH])
-        if not batch:
-            return
+    for batch in _batches(entries):
         known = set(
             InvoicePayment.objects.filter(entry_ref__in=[e.id for e in batch]).values_list(
                 "entry_ref", flat=True
@@ -58,7 +62,6 @@ def _payments_copy(apps) -> None:
                 if e.id not in known
             ]
         )
-        last = batch[-1].id
 
 
 def _receipts_copy(apps, schema_editor) -> None:
@@ -66,11 +69,7 @@ def _receipts_copy(apps, schema_editor) -> None:
     InvoicePayment = apps.get_model("billing", "InvoicePayment")
     Receipt = apps.get_model("billing", "Receipt")
     receipts = OldReceipt.objects.select_related("entry").order_by("id")
-    last = 0
-    while True:
-        batch = list(receipts.filter(id__gt=last)[:BATCH])
-        if not batch:
-            break
+    for batch in _batches(receipts):
         payment_of = dict(
             InvoicePayment.objects.filter(entry_ref__in=[r.entry_id for r in batch]).values_list(
                 "entry_ref", "id"
@@ -86,7 +85,6 @@ def _receipts_copy(apps, schema_editor) -> None:
                 if r.id not in known  # copied before (migrated back and forth)
             ]
         )
-        last = batch[-1].id
     connection = schema_editor.connection
     if connection.vendor == "postgresql":  # SQLite's AUTOINCREMENT follows the ids inserted by itself
         table = connection.ops.quote_name(Receipt._meta.db_table)

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from billing.models import Biller
+from billing.models import Biller, InvoicePayment
 from billing.scoping import TenantManager
 from payeasy.models.contracts import Channel
 
@@ -224,11 +224,9 @@ class LedgerEntry(models.Model):
 
     rows_locked_by_workers = True  # billing.dbsecurity: the applier claims entries with FOR UPDATE
 
-    class Outcome(models.TextChoices):
-        PAID = "paid", _("Paid")
-        DOUBLE_PAYMENT = "double_payment", _("Double payment (二重支払)")
-        PROVISIONAL = "provisional", _("Provisional (仮消込)")
-        REVERSAL = "reversal", _("Reversal (取消)")
+    # paid, double payment, provisional (仮消込), reversal: the outcomes billing records of the entries on
+    # its bills (billing.models.InvoicePayment) are the ledger's own
+    Outcome = InvoicePayment.Outcome
 
     class Reason(models.TextChoices):
         NONE = "", _("—")

@@ -77,6 +77,23 @@ def _refused(request: HttpRequest, code: str, message: str, status: int = 400) -
     )
 
 
+def _pay_once(guard: str, bill: dict[str, Any], channel: str) -> bank.LineResult | None:
+    """Pay ``bill`` (the numbers and amount of a hand-off or an ATM inquiry) over the line, once per
+    ``guard``: None when it was paid already; a refused payment frees the guard for another try."""
+    if not cache.add(guard, "1", timeout=GUARD_SECONDS):
+        return None
+    result = bank.pay(
+        biller_code=bill["biller_code"],
+        customer_number=bill["customer_number"],
+        confirmation_number=bill["confirmation_number"],
+        amount=int(bill["amount"]),
+        channel=channel,
+    )
+    if not result.ok:
+        cache.delete(guard)
+    return result
+
+
 def _session_over(request: HttpRequest) -> HttpResponse:
     return _refused(
         request,
@@ -170,18 +187,10 @@ def pay(request: HttpRequest) -> HttpResponse:
     p = state["p"]
     if "cancel" in request.POST:
         return _see_other(p["return_url"])
-    guard = f"sandbox-bank:paid:{p['nonce']}"
-    if not cache.add(guard, "1", timeout=GUARD_SECONDS):
+    result = _pay_once(f"sandbox-bank:paid:{p['nonce']}", p, Channel.INFO_LINK)
+    if result is None:
         return _refused(request, "replayed", _("This bill was already paid with this hand-off."), status=409)
-    result = bank.pay(
-        biller_code=p["biller_code"],
-        customer_number=p["customer_number"],
-        confirmation_number=p["confirmation_number"],
-        amount=int(p["amount"]),
-        channel=Channel.INFO_LINK,
-    )
     if not result.ok:
-        cache.delete(guard)
         return _confirm_page(request, state, error=result.message, code=result.code, status=502)
     return _see_other(p["return_url"])
 
@@ -237,18 +246,10 @@ def atm_pay(request: HttpRequest) -> HttpResponse:
     b = state["atm"]
     if "cancel" in request.POST:
         return redirect("sandbox_bank:atm")
-    guard = f"sandbox-bank:atm:{b['id']}"
-    if not cache.add(guard, "1", timeout=GUARD_SECONDS):
+    result = _pay_once(f"sandbox-bank:atm:{b['id']}", b, Channel.ATM)
+    if result is None:
         return _refused(request, "replayed", _("This ATM transaction was already paid."), status=409)
-    result = bank.pay(
-        biller_code=b["biller_code"],
-        customer_number=b["customer_number"],
-        confirmation_number=b["confirmation_number"],
-        amount=int(b["amount"]),
-        channel=Channel.ATM,
-    )
     if not result.ok:
-        cache.delete(guard)
         context = _context(bill=_bill(b), state=_dump(state), error=result.message, code=result.code)
         return render(request, "payeasy/sandbox/atm_confirm.html", context, status=502)
     context = _context(bill=_bill(b), transaction_key=result.transaction_key)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from billing.errors import InvalidTransition, ValidationFailed
 from billing.models import User
-from billing.services import audit_record, model_full_clean, snapshot
+from billing.services import audit_field_set, audit_record, model_full_clean, snapshot
 from payeasy import handoff
 from payeasy.models import HandoffEndpoint, HandoffKey
 
@@ -107,15 +107,15 @@ def handoff_key_retire(*, actor: User | None, key: HandoffKey) -> HandoffKey:
         row = HandoffKey.objects.select_for_update().get(pk=key.pk)
         if row.status == HandoffKey.Status.RETIRED:
             raise InvalidTransition(_("The key %(kid)s is already retired.") % {"kid": row.kid})
-        was = row.status
-        row.status, row.retired_at = HandoffKey.Status.RETIRED, timezone.now()
-        row.save(update_fields=["status", "retired_at"])
-        audit_record(
+        row.retired_at = timezone.now()
+        audit_field_set(
             actor=actor,
             action="handoff_key.retire",
+            biller=None,
             target=row,
-            summary=f"{row.kid} (was {was})",
-            before={"status": was},
-            after={"status": row.status},
+            field="status",
+            value=HandoffKey.Status.RETIRED,
+            summary=f"{row.kid} (was {row.status})",
+            update_fields=["retired_at"],
         )
     return row

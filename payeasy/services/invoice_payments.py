@@ -23,12 +23,6 @@ CHANNELS: dict[str, str] = {
     Channel.INFO_LINK: InvoicePayment.Channel.INFO_LINK,
     Channel.TELEPHONE: InvoicePayment.Channel.TELEPHONE,
 }
-OUTCOMES: dict[str, str] = {
-    LedgerEntry.Outcome.PAID: InvoicePayment.Outcome.PAID,
-    LedgerEntry.Outcome.DOUBLE_PAYMENT: InvoicePayment.Outcome.DOUBLE_PAYMENT,
-    LedgerEntry.Outcome.PROVISIONAL: InvoicePayment.Outcome.PROVISIONAL,
-    LedgerEntry.Outcome.REVERSAL: InvoicePayment.Outcome.REVERSAL,
-}
 # every other 仮消込 reason (bank or channel not contracted, the bill not payable, a suspect paid-at or
 # processing date) is the biller's to check: InvoicePayment.Reason.CHECKING
 REASONS: dict[str, str] = {
@@ -50,18 +44,18 @@ def payment_fact(*, entry: LedgerEntry, notice: Notice) -> PaymentFact:
         paid_at=notice.paid_at,
         bank_code=notice.bank_code,
         channel=CHANNELS[notice.channel],
-        outcome=OUTCOMES[entry.outcome],
+        outcome=entry.outcome,  # LedgerEntry.Outcome is billing's InvoicePayment.Outcome
         reason=REASONS.get(entry.reason, InvoicePayment.Reason.CHECKING),
         payment_key=notice.transaction_key,
     )
 
 
-def invoice_payments_tell(*, entries: Iterable[LedgerEntry], paid_invoices: Sequence[Invoice] = ()) -> None:
+def invoice_payments_tell(*, entries: Iterable[LedgerEntry], invoices: Sequence[Invoice] = ()) -> None:
     """Tell billing, in the ledger's transaction, of the saved ``entries`` on a bill (their ``notice``
-    loaded) and of the bills they made paid (saved by billing in one statement)."""
+    loaded) and of the bills whose status they changed (saved by billing in one statement)."""
     facts = [payment_fact(entry=e, notice=e.notice) for e in entries if e.invoice_id is not None]
-    if facts or paid_invoices:
-        invoice_payments_record(payments=facts, paid_invoices=paid_invoices)
+    if facts or invoices:
+        invoice_payments_record(payments=facts, invoices=invoices)
 
 
-__all__ = ["CHANNELS", "OUTCOMES", "REASONS", "invoice_payments_tell", "payment_fact"]
+__all__ = ["CHANNELS", "REASONS", "invoice_payments_tell", "payment_fact"]

@@ -136,7 +136,7 @@ class _Context:
                 for event in events:
                     event.data["ledger_entry"] = entry.pk
         if entries or self.dirty:
-            invoice_payments_tell(entries=entries, paid_invoices=list(self.dirty.values()))
+            invoice_payments_tell(entries=entries, invoices=list(self.dirty.values()))
         self.new_entries, self.dirty = [], {}
 
     @classmethod
@@ -318,7 +318,6 @@ def _apply_reversal(notice: Notice, context: _Context) -> tuple[LedgerEntry, lis
         amount=-original.amount,
         reverses=original,
     )
-    invoice_payments_tell(entries=[entry])  # billing's record of the reversal, in this transaction
     invoice = context.invoices.get(original.invoice_id) if original.invoice_id is not None else None
     if invoice is None and original.invoice_id is not None:
         invoice = Invoice.objects.select_for_update().get(pk=original.invoice_id)
@@ -340,7 +339,8 @@ def _apply_reversal(notice: Notice, context: _Context) -> tuple[LedgerEntry, lis
             if invoice.kind == Invoice.Kind.PAYMENT_REQUEST:  # the balance is owed again
                 balance_payment_unallocate(invoice=invoice, payment_key=notice.transaction_key)
         invoice.updated_at = timezone.now()
-        invoice.save(update_fields=["status", "paid_at", "updated_at"])
+    changed = [invoice] if invoice is not None and original.outcome in STANDING else []
+    invoice_payments_tell(entries=[entry], invoices=changed)  # billing's record, in this transaction
     return entry, events
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,20 @@ def owner_execute(*statements: str) -> None:
     with psycopg.connect(**owner, autocommit=True) as conn:
         for sql in statements:
             conn.execute(sql)  # type: ignore[arg-type]
+
+
+def import_invoices_argv(path: Path, biller: Any, *, preview: bool = False) -> list[str]:
+    """``manage.py import_invoices`` of the CSV at ``path`` for ``biller``: the preview alone, or the
+    import without one."""
+    return [
+        sys.executable,
+        "manage.py",
+        "import_invoices",
+        str(path),
+        "--biller",
+        biller.biller_code,
+        "--preview" if preview else "--skip-preview",
+    ]
 
 
 def environment() -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from django.db import connection
 from billing import selectors
 from billing.models import Biller, Invoice
 from billing.numbers import NumberIssuer, new_registration_code
-from tests.bench.conftest import production_env, report, run_measured
+from tests.bench.conftest import import_invoices_argv, production_env, report, run_measured
 from tests.bench.generate import customer_code, write_invoices_csv
 from tests.factories import make_biller
 
@@ -197,18 +196,7 @@ def test_publish_a_million_invoices_from_csv(postgres_only: None, tmp_path: Path
     copy_rate, copied = bare_copy_rows_per_second(path)
     assert copied == INVOICES
 
-    elapsed, peak, output = run_measured(
-        [
-            sys.executable,
-            "manage.py",
-            "import_invoices",
-            str(path),
-            "--biller",
-            biller.biller_code,
-            "--skip-preview",
-        ],
-        production_env(),
-    )
+    elapsed, peak, output = run_measured(import_invoices_argv(path, biller), production_env())
     assert "): succeeded —" in output, output
     started = time.perf_counter()
     first_page = list(selectors.invoice_list(biller=biller)[:50])
@@ -242,16 +230,7 @@ def test_publish_a_million_invoices_from_csv(postgres_only: None, tmp_path: Path
 
     # the same file again: nothing new, said so
     again_elapsed, again_peak, again_output = run_measured(
-        [
-            sys.executable,
-            "manage.py",
-            "import_invoices",
-            str(path),
-            "--biller",
-            biller.biller_code,
-            "--preview",
-        ],
-        production_env(),
+        import_invoices_argv(path, biller, preview=True), production_env()
     )
 
     figures = {
@@ -295,15 +274,7 @@ FLAT_WITHIN = 1.15  # peak RSS of the largest file / of the smallest: the import
 def import_peak(path: Path, biller: Biller) -> tuple[float, int, str]:
     """Import a file in a process of its own: wall seconds, that process's peak RSS (bytes), output."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "import_invoices",
-            str(path),
-            "--biller",
-            biller.biller_code,
-            "--skip-preview",
-        ],
+        import_invoices_argv(path, biller),
         cwd=Path(__file__).resolve().parents[2],
         env=production_env(),
         stdout=subprocess.PIPE,

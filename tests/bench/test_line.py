@@ -40,11 +40,19 @@ from django.db import connection
 from billing.models import Biller, Invoice, Receipt
 from payeasy import simulator
 from payeasy.models import LedgerEntry, Notice
-from tests.bench.conftest import ROOT, owner_execute, production_env, report, run_measured
+from tests.bench.conftest import (
+    ROOT,
+    import_invoices_argv,
+    owner_execute,
+    production_env,
+    report,
+    run_measured,
+)
 from tests.bench.generate import write_invoices_csv
 from tests.bench.test_invoice_import import load_customers
 from tests.conftest import need
 from tests.factories import make_biller, make_contract
+from tests.integration.conftest import celery_worker_argv
 from tests.payeasy import tls_helpers
 from tests.payeasy.tls_helpers import Pki
 
@@ -159,25 +167,7 @@ def start_workers(processes: Processes) -> None:
     for name, queue, nice in (("apply", payments, "10"), ("notify", background, "19")):
         processes.start(
             f"worker-{name}",
-            [
-                "nice",
-                "-n",
-                nice,
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=solo",
-                f"--queues={queue}",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--hostname",
-                f"bench-{name}@%h",
-            ],
+            ["nice", "-n", nice, *celery_worker_argv(queues=queue, hostname=f"bench-{name}@%h")],
             " ready.",
         )
 
@@ -209,18 +199,7 @@ def line_env(postgres_only: None, tmp_path: Path) -> Iterator[Line]:
     load_customers(biller, CUSTOMERS)
     path = tmp_path / "invoices.csv"
     write_invoices_csv(path, invoices=INVOICES, customers=CUSTOMERS)
-    run_measured(
-        [
-            sys.executable,
-            "manage.py",
-            "import_invoices",
-            str(path),
-            "--biller",
-            biller.biller_code,
-            "--skip-preview",
-        ],
-        production_env(),
-    )
+    run_measured(import_invoices_argv(path, biller), production_env())
     path.unlink()
     # the import's WAL is flushed now, not during the measurements (the owner's to run)
     owner_execute("VACUUM ANALYZE billing_invoice", "CHECKPOINT")

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 from django.db import DatabaseError, connection, transaction
 
@@ -40,39 +42,18 @@ def test_postgres_refuses_an_invoice_of_another_tenants_customer(postgres: None)
     from billing.models import Invoice
     from tests.factories import make_biller, make_customer
 
+    def insert(**fields: Any) -> Invoice:  # straight into the table, past every service check
+        return Invoice.objects.create(
+            issue_date="2026-11-01", due_date="2026-11-30", description="料金", tax_rounding="floor", **fields
+        )
+
     mine, theirs = make_biller(), make_biller()
     foreign = make_customer(theirs)
     with pytest.raises(DatabaseError, match="not its own biller"), transaction.atomic():
-        Invoice.objects.create(
-            biller=mine,
-            customer=foreign,
-            number="X-1",
-            issue_date="2026-11-01",
-            due_date="2026-11-30",
-            description="料金",
-            tax_rounding="floor",
-        )
+        insert(biller=mine, customer=foreign, number="X-1")
     with pytest.raises(DatabaseError, match="biller that does not exist"), transaction.atomic():
-        Invoice.objects.create(
-            biller_id=987654,
-            customer=None,
-            kind="payment_request",
-            number="X-2",
-            issue_date="2026-11-01",
-            due_date="2026-11-30",
-            description="料金",
-            tax_rounding="floor",
-        )
-    own = make_customer(mine)
-    invoice = Invoice.objects.create(
-        biller=mine,
-        customer=own,
-        number="X-3",
-        issue_date="2026-11-01",
-        due_date="2026-11-30",
-        description="料金",
-        tax_rounding="floor",
-    )
+        insert(biller_id=987654, customer=None, kind="payment_request", number="X-2")
+    invoice = insert(biller=mine, customer=make_customer(mine), number="X-3")
     with pytest.raises(DatabaseError, match="not its own biller"), transaction.atomic():
         Invoice.objects.filter(pk=invoice.pk).update(customer=foreign)
 

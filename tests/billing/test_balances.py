@@ -40,9 +40,7 @@ ITEMS = [
 
 @pytest.fixture
 def biller() -> Biller:
-    b = h.line_biller()
-    h.send(h.open_day(b))
-    return b
+    return h.open_line_biller()
 
 
 @pytest.fixture

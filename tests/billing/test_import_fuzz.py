@@ -7,27 +7,21 @@ with any error writes nothing (rows of every table the import touches are counte
 from __future__ import annotations
 
 import io
-import os
 
 import pytest
 from django.db import connection
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from billing import imports, services
 from billing.errors import ValidationFailed
 from billing.models import Biller, ImportJob
 from tests.factories import make_customer
+from tests.payeasy.fuzzing import database_fuzz_settings
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = settings(
-    max_examples=int(os.environ.get("IMPORT_FUZZ_EXAMPLES", 150)),
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FUZZ = database_fuzz_settings("IMPORT_FUZZ_EXAMPLES")
 HEADER = [
     "請求番号",
     "外部ID",

@@ -9,7 +9,7 @@ from billing import services
 from billing.errors import InvalidTransition, ValidationFailed
 from billing.models import AuditEntry, Biller, Invoice
 from billing.numbers import NumberIssuer, check_digits_valid
-from tests.factories import MIXED_RATE_LINES, make_biller, make_customer
+from tests.factories import MIXED_RATE_LINES, make_biller, make_credit_note, make_customer
 
 pytestmark = pytest.mark.django_db
 D = datetime.date
@@ -116,26 +116,12 @@ def test_paid_invoice_is_reduced_by_a_credit_note(biller: Biller) -> None:
     Invoice.objects.filter(pk=invoice.pk).update(status="paid")
     with pytest.raises(InvalidTransition, match="credit note"):
         services.invoice_cancel(actor=None, biller=biller, invoice=invoice)
-    note = services.credit_note_issue(
-        actor=None,
-        biller=biller,
-        invoice=invoice,
-        number="CN-1",
-        reason="値引き",
-        lines=[{"description": "値引き", "quantity": 1, "unit_price": 1000, "tax_category": "10"}],
-    )
+    note = make_credit_note(invoice, number="CN-1", amount=1000)
     assert note.kind == "credit_note" and note.original == invoice
     assert (note.subtotal_10, note.tax_10, note.total) == (1000, 100, 1100)
     assert note.customer_number is None
     with pytest.raises(ValidationFailed, match="more than the invoice"):
-        services.credit_note_issue(
-            actor=None,
-            biller=biller,
-            invoice=invoice,
-            number="CN-2",
-            reason="x",
-            lines=[{"description": "x", "quantity": 1, "unit_price": 15000, "tax_category": "10"}],
-        )
+        make_credit_note(invoice, number="CN-2", amount=15000, reason="x")
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,14 @@ from billing import services
 from billing.models import Biller, Invoice
 from billing.pdf import find_font, invoice_pdf
 from tests.conftest import need
-from tests.factories import MIXED_RATE_LINES, make_biller, make_customer, make_invoice, registration_number
+from tests.factories import (
+    MIXED_RATE_LINES,
+    make_biller,
+    make_credit_note,
+    make_customer,
+    make_invoice,
+    registration_number,
+)
 
 pytestmark = pytest.mark.django_db
 D = datetime.date
@@ -148,15 +155,7 @@ def test_credit_note_names_the_original_and_has_no_payment_box(biller: Biller, t
     invoice = sample_invoice(biller)
     Invoice.objects.filter(pk=invoice.pk).update(status="paid")
     invoice.refresh_from_db()
-    note = services.credit_note_issue(
-        actor=None,
-        biller=biller,
-        invoice=invoice,
-        number="CN-1",
-        reason="値引き",
-        issue_date=D(2026, 12, 5),
-        lines=[{"description": "値引き", "quantity": 1, "unit_price": 1000, "tax_category": "10"}],
-    )
+    note = make_credit_note(invoice, number="CN-1", amount=1000, issue_date=D(2026, 12, 5))
     pdf = invoice_pdf(note)
     assert pdf == invoice_pdf(note)
     text = pdf_text(pdf, tmp_path)

@@ -46,7 +46,7 @@ from payeasy.models import LedgerEntry, Notice
 from payeasy.sandbox.forms import DEMO_LOGIN, DEMO_PASSWORD
 from tests import factories
 from tests.browser.conftest import CHROMIUM
-from tests.conftest import need
+from tests.conftest import live_redis_url, need
 from tests.integration.conftest import CommServerProcess, Worker, start_commserver, start_worker
 
 PASSWORD = "correct horse battery"
@@ -94,18 +94,6 @@ class Line:
         return f"--- commserver\n{tail(self.server.output())}\n--- worker\n{tail(self.worker.output())}"
 
 
-def _redis_url() -> str:
-    url = os.environ.get("REDIS_URL", "")
-    need(bool(url), "the paying browser tests need Redis (set REDIS_URL=redis://…)")
-    import redis
-
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        need(False, f"Redis at {url} does not answer: {exc}")
-    return url
-
-
 def _stop(proc: subprocess.Popen[str], *, gently: bool) -> None:
     if proc.poll() is not None:
         return
@@ -126,7 +114,7 @@ def line(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
     sends to that commserver (settings.COMMSERVER_PORT, for the module)."""
     need(os.path.exists(CHROMIUM), f"browser tests need Debian's Chromium at {CHROMIUM}")
     need(connection.vendor == "postgresql", "the paying browser tests need PostgreSQL (set DATABASE_URL)")
-    url = _redis_url()
+    url = live_redis_url(needed_by="the paying browser tests need")
     tmp = tmp_path_factory.mktemp("paying")
     mail = tmp / "mail"
     mail.mkdir()

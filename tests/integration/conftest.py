@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,41 @@ def _wait_ready(proc: subprocess.Popen[str], log: Path, marker: str, what: str, 
     raise AssertionError(f"{what} did not become ready in {timeout:.0f} s:\n{text}")
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Return once ``condition()`` holds; fail after ``timeout`` seconds (polled every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def celery_worker_argv(
+    *, queues: str, hostname: str, pool: str = "solo", concurrency: int | None = None, lean: bool = True
+) -> list[str]:
+    """The command line of ``celery -A config worker`` on ``queues`` (comma-separated). ``lean``: no
+    gossip, mingle or heartbeat (starts fastest). Also the benchmarks' workers (tests/bench)."""
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        f"--pool={pool}",
+        f"--queues={queues}",
+        "--loglevel=INFO",
+        "--hostname",
+        hostname,
+    ]
+    if concurrency is not None:
+        args.append(f"--concurrency={concurrency}")
+    if lean:
+        args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return args
+
+
 def start_worker(
     tmp: Path,
     *,
@@ -92,23 +127,13 @@ def start_worker(
     fastest."""
     log = tmp / f"{name}-{time.monotonic_ns()}.log"
     handle = log.open("w")
-    args = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "config",
-        "worker",
-        f"--pool={pool}",
-        f"--queues={','.join(queues)}",
-        "--loglevel=INFO",
-        "--hostname",
-        f"test-{name}-{os.getpid()}@%h",
-    ]
-    if concurrency is not None:
-        args.append(f"--concurrency={concurrency}")
-    if lean:
-        args += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    args = celery_worker_argv(
+        queues=",".join(queues),
+        hostname=f"test-{name}-{os.getpid()}@%h",
+        pool=pool,
+        concurrency=concurrency,
+        lean=lean,
+    )
     proc = subprocess.Popen(
         args, cwd=ROOT, env=process_env(**env), stdout=handle, stderr=subprocess.STDOUT, text=True
     )

@@ -12,6 +12,7 @@ import pytest
 
 from billing.models import Invoice
 from payeasy.models import LedgerEntry, Message, Notice
+from tests.integration.conftest import wait_for
 from tests.payeasy import line_helpers as h
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -28,15 +29,6 @@ def line(postgres: None, celery_broker, commserver_factory, tmp_path: Path):  # 
         client.send(h.open_day(biller))
         assert client.receive(1)[0].response_code == "0000"
     return biller, invoice, server
-
-
-def wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_frame_split_across_reads_and_two_frames_in_one_read(line) -> None:  # type: ignore[no-untyped-def]

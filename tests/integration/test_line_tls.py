@@ -25,7 +25,7 @@ from django.test import override_settings
 from billing.models import Invoice
 from payeasy.models import Message, Notice
 from tests.factories import make_contract
-from tests.integration.conftest import ROOT, CommServerProcess, process_env
+from tests.integration.conftest import ROOT, CommServerProcess, process_env, wait_for
 from tests.payeasy import line_helpers as h
 from tests.payeasy import tls_helpers
 from tests.payeasy.tls_helpers import CENTRE_SUBJECT, UNMAPPED_SUBJECT, Pki, TlsLineClient
@@ -56,15 +56,6 @@ def tls_line(postgres: None, celery_broker, commserver_factory, pki: Pki):  # ty
         client.send(h.open_day(biller))
         assert client.receive(1)[0].response_code == "0000"
     return biller, invoice, server
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def stored() -> tuple[int, int]:

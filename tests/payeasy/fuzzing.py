@@ -1,11 +1,28 @@
-"""Byte mutations of good files and frames for the Hypothesis fuzz tests (codec, teller files)."""
+"""Byte mutations of good files and frames for the Hypothesis fuzz tests (codec, teller files), and the
+settings of the fuzz tests that use the database (teller files, invoice imports)."""
 
 from __future__ import annotations
 
+import os
+
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 INTERESTING_BYTES = [0x00, 0x0A, 0x0D, 0x20, 0x22, 0x2C, 0x30, 0x31, 0x39, 0x41, 0x46, 0x61, 0x81, 0x82]
 INTERESTING_BYTES += [0xA1, 0xA6, 0xDE, 0xE0, 0xED, 0xEF, 0xF0, 0xFA, 0xFC, 0xFF]
+
+
+def database_fuzz_settings(examples_variable: str, default: int = 150) -> settings:
+    """Hypothesis settings of a fuzz test on the database: ``examples_variable`` (an environment
+    variable) examples or ``default``, no deadline, the same examples every run, no example database,
+    function-scoped fixtures (the database) allowed."""
+    return settings(
+        max_examples=int(os.environ.get(examples_variable, default)),
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 @st.composite

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from billing.models import Biller, Invoice
@@ -19,6 +20,29 @@ def line_biller(**overrides: Any) -> Biller:
     biller = make_biller(**overrides)
     make_contract(biller, "0001", channels=("01", "02", "03", "05"))
     return biller
+
+
+def open_line_biller(**overrides: Any) -> Biller:
+    """A biller on the line (``line_biller``) whose online day ``DAY`` is open."""
+    biller = line_biller(**overrides)
+    send(open_day(biller))
+    return biller
+
+
+def payments_failing_at(monkeypatch: Any, amount: int) -> Callable[..., Any]:
+    """Make applying the payment notice of ``amount`` yen raise ("a bug in one notice"), the others apply
+    as ever. Returns the real applier (to set back with ``monkeypatch``)."""
+    from payeasy.services import payments
+
+    real: Callable[..., Any] = payments._apply_payment
+
+    def broken(notice: Any, context: Any) -> Any:
+        if notice.amount == amount:
+            raise RuntimeError("a bug in one notice")
+        return real(notice, context)
+
+    monkeypatch.setattr(payments, "_apply_payment", broken)
+    return real
 
 
 def published_invoice(biller: Biller, *, price: int = 1000, **data: Any) -> Invoice:

@@ -57,6 +57,19 @@ from tests.payeasy.fuzzing import mutated
 # Golden vectors (spec/samples), one literal per field
 # ---------------------------------------------------------------------------------------------------------
 
+# a payment (1200) and its resend (1700) after the length and the message type
+PAYMENT_FRAME_REST = (
+    "MPNC00000120261126000000032026112610301558191001    "
+    "DF04000000000000"
+    "00012345678901234567"
+    "482913"
+    "00000012345"
+    "0001"
+    "100"
+    "05"
+    "20261126103001"
+    "ﾔﾏﾀﾞ ﾀﾛｳ                      "
+)
 GOLDEN_FRAMES: dict[str, bytes] = {
     name: text.encode("cp932")
     for name, text in {
@@ -71,19 +84,7 @@ GOLDEN_FRAMES: dict[str, bytes] = {
             "100"
             "02"
         ),
-        "1200-payment": (
-            "0162"
-            "1200MPNC00000120261126000000032026112610301558191001    "
-            "DF04000000000000"
-            "00012345678901234567"
-            "482913"
-            "00000012345"
-            "0001"
-            "100"
-            "05"
-            "20261126103001"
-            "ﾔﾏﾀﾞ ﾀﾛｳ                      "
-        ),
+        "1200-payment": "01621200" + PAYMENT_FRAME_REST,
         "1300-reversal": (
             "0158"
             "1300MPNC00000120261126000000042026112610301558191001    "
@@ -107,19 +108,7 @@ GOLDEN_FRAMES: dict[str, bytes] = {
             "00001498"
             "000000022001234"
         ),
-        "1700-resend": (
-            "0162"
-            "1700MPNC00000120261126000000032026112610301558191001    "
-            "DF04000000000000"
-            "00012345678901234567"
-            "482913"
-            "00000012345"
-            "0001"
-            "100"
-            "05"
-            "20261126103001"
-            "ﾔﾏﾀﾞ ﾀﾛｳ                      "
-        ),
+        "1700-resend": "01621700" + PAYMENT_FRAME_REST,  # the payment again, key included
         "0820-preclose": ("00730820MPNC00000120261126000000062026112610301558191001    00001000000000001"),
         "1110-inquiry-answer": (
             "0205"
@@ -139,6 +128,24 @@ GOLDEN_FRAMES: dict[str, bytes] = {
     }.items()
 }
 
+# what a payment (1200) and its resend (1700) carry alike (index.json's values)
+PAYMENT_EXPECTED: dict[str, object] = {
+    "key": "MPNC0000012026112600000003",
+    "biller": "58191001",
+    "code": "    ",
+    "bitmap": "DF04000000000000",
+    "elements": {
+        "1": "00012345678901234567",
+        "2": "482913",
+        "4": 12345,
+        "5": "0001",
+        "6": "100",
+        "7": "05",
+        "8": "20261126103001",
+        "14": "ﾔﾏﾀﾞ ﾀﾛｳ",
+    },
+    "frame_bytes": 166,
+}
 # index.json's expected values for the frames
 GOLDEN_EXPECTED: dict[str, dict[str, object]] = {
     "0800-open": {
@@ -159,24 +166,7 @@ GOLDEN_EXPECTED: dict[str, dict[str, object]] = {
         "elements": {"1": "00012345678901234567", "2": "482913", "5": "0001", "6": "100", "7": "02"},
         "frame_bytes": 111,
     },
-    "1200-payment": {
-        "type": "1200",
-        "key": "MPNC0000012026112600000003",
-        "biller": "58191001",
-        "code": "    ",
-        "bitmap": "DF04000000000000",
-        "elements": {
-            "1": "00012345678901234567",
-            "2": "482913",
-            "4": 12345,
-            "5": "0001",
-            "6": "100",
-            "7": "05",
-            "8": "20261126103001",
-            "14": "ﾔﾏﾀﾞ ﾀﾛｳ",
-        },
-        "frame_bytes": 166,
-    },
+    "1200-payment": {"type": "1200", **PAYMENT_EXPECTED},
     "1300-reversal": {
         "type": "1300",
         "key": "MPNC0000012026112600000004",
@@ -204,24 +194,7 @@ GOLDEN_EXPECTED: dict[str, dict[str, object]] = {
         "elements": {"15": "20261126", "16": 1520, "17": 23456789, "18": 1498, "19": 22001234},
         "frame_bytes": 130,
     },
-    "1700-resend": {
-        "type": "1700",
-        "key": "MPNC0000012026112600000003",
-        "biller": "58191001",
-        "code": "    ",
-        "bitmap": "DF04000000000000",
-        "elements": {
-            "1": "00012345678901234567",
-            "2": "482913",
-            "4": 12345,
-            "5": "0001",
-            "6": "100",
-            "7": "05",
-            "8": "20261126103001",
-            "14": "ﾔﾏﾀﾞ ﾀﾛｳ",
-        },
-        "frame_bytes": 166,
-    },
+    "1700-resend": {"type": "1700", **PAYMENT_EXPECTED},  # a resend repeats the payment, key included
     "0820-preclose": {
         "type": "0820",
         "key": "MPNC0000012026112600000006",

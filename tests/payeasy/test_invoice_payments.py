@@ -28,9 +28,7 @@ send = h.send
 
 @pytest.fixture
 def biller(db: None) -> Biller:
-    b = h.line_biller()
-    send(h.open_day(b))
-    return b
+    return h.open_line_biller()
 
 
 def facts(invoice: Invoice) -> list[tuple[str, str, int, str]]:

@@ -17,9 +17,7 @@ send = h.send
 
 @pytest.fixture
 def biller() -> Biller:
-    b = h.line_biller()
-    send(h.open_day(b))
-    return b
+    return h.open_line_biller()
 
 
 @pytest.fixture
@@ -156,14 +154,7 @@ def test_one_bad_notice_does_not_hold_back_the_others(biller: Biller, invoice: I
 
     other = h.published_invoice(biller, price=100)
     send(h.payment(biller, invoice), h.payment(biller, other))
-    real = payments._apply_payment
-
-    def broken(notice, context):  # type: ignore[no-untyped-def]
-        if notice.amount == 110:
-            raise RuntimeError("a bug in one notice")
-        return real(notice, context)
-
-    monkeypatch.setattr(payments, "_apply_payment", broken)
+    real = h.payments_failing_at(monkeypatch, 110)  # the other invoice's notice: 100 yen + tax
     result = notices_apply()
     assert result.applied == 1 and len(result.failed) == 1
     invoice.refresh_from_db()

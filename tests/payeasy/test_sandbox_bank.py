@@ -79,6 +79,16 @@ def sealed(invoice: Invoice, **kwargs: Any) -> str:
     ).envelope
 
 
+def logged_in_state(client: Client, invoice: Invoice) -> str:
+    """Hand ``invoice`` over to the sandbox bank and log in: the state of the confirmation page."""
+    entry = client.post("/sandbox-bank/entry/", {"envelope": sealed(invoice)})
+    confirm = client.post(
+        "/sandbox-bank/login/",
+        {"state": state_of(entry.content.decode()), "login_id": DEMO_LOGIN, "password": DEMO_PASSWORD},
+    )
+    return state_of(confirm.content.decode())
+
+
 def refusal(response: Any) -> str:
     match = re.search(r'data-refusal="([a-z_]+)"', response.content.decode())
     return match.group(1) if match else ""
@@ -203,12 +213,7 @@ def test_a_failed_payment_shows_the_error_and_does_not_redirect(
 ) -> None:
     setup = payer_setup(biller)
     monkeypatch.setattr(bank, "pay", lambda **kw: LineResult(code="9001"))
-    entry = client.post("/sandbox-bank/entry/", {"envelope": sealed(setup["invoice"])})
-    confirm = client.post(
-        "/sandbox-bank/login/",
-        {"state": state_of(entry.content.decode()), "login_id": DEMO_LOGIN, "password": DEMO_PASSWORD},
-    )
-    state = state_of(confirm.content.decode())
+    state = logged_in_state(client, setup["invoice"])
     response = client.post("/sandbox-bank/pay/", {"state": state, "pay": "1"})
     assert response.status_code == 502 and "Location" not in response
     assert "9001" in response.content.decode() and "did not go through" in response.content.decode()
@@ -220,12 +225,9 @@ def test_a_failed_payment_shows_the_error_and_does_not_redirect(
 @override_settings(COMMSERVER_HOST="127.0.0.1", COMMSERVER_PORT=9)  # nothing listens there
 def test_an_unreachable_commserver_is_an_error_not_a_redirect(biller: Biller, client: Client) -> None:
     setup = payer_setup(biller)
-    entry = client.post("/sandbox-bank/entry/", {"envelope": sealed(setup["invoice"])})
-    confirm = client.post(
-        "/sandbox-bank/login/",
-        {"state": state_of(entry.content.decode()), "login_id": DEMO_LOGIN, "password": DEMO_PASSWORD},
+    response = client.post(
+        "/sandbox-bank/pay/", {"state": logged_in_state(client, setup["invoice"]), "pay": "1"}
     )
-    response = client.post("/sandbox-bank/pay/", {"state": state_of(confirm.content.decode()), "pay": "1"})
     assert response.status_code == 502 and "Location" not in response
     assert "Cannot reach the communication server" in response.content.decode()
 
@@ -235,12 +237,8 @@ def test_cancel_returns_without_paying(
     biller: Biller, client: Client, line_calls: list[dict[str, Any]]
 ) -> None:
     setup = payer_setup(biller)
-    entry = client.post("/sandbox-bank/entry/", {"envelope": sealed(setup["invoice"])})
-    confirm = client.post(
-        "/sandbox-bank/login/",
-        {"state": state_of(entry.content.decode()), "login_id": DEMO_LOGIN, "password": DEMO_PASSWORD},
-    )
-    response = client.post("/sandbox-bank/pay/", {"state": state_of(confirm.content.decode()), "cancel": "1"})
+    state = logged_in_state(client, setup["invoice"])
+    response = client.post("/sandbox-bank/pay/", {"state": state, "cancel": "1"})
     assert response.status_code == 303 and response["Location"].endswith("?returned=1")
     assert line_calls == []
 

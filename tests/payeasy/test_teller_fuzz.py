@@ -4,10 +4,8 @@ rejected file stores nothing but its own record (no notice, no ledger entry, no 
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from billing.models import Invoice
@@ -15,17 +13,11 @@ from payeasy import codec
 from payeasy.models import LedgerEntry, Notice, TellerFile
 from payeasy.services.teller import teller_file_import
 from tests.payeasy import line_helpers as h
-from tests.payeasy.fuzzing import mutated
+from tests.payeasy.fuzzing import database_fuzz_settings, mutated
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = settings(
-    max_examples=int(os.environ.get("TELLER_FUZZ_EXAMPLES", 150)),
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FUZZ = database_fuzz_settings("TELLER_FUZZ_EXAMPLES")
 
 
 @pytest.fixture

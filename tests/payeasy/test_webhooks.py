@@ -99,9 +99,7 @@ send = h.send
 @pytest.fixture
 def biller() -> Biller:
     """A biller on the line (contracts, day open); also the tenant of ``admin_client``."""
-    b = h.line_biller()
-    send(h.open_day(b))
-    return b
+    return h.open_line_biller()
 
 
 @pytest.fixture
@@ -173,14 +171,7 @@ def test_a_failed_batch_records_the_events_of_the_notices_applied_one_by_one(
     endpoint_for(biller, "https://mine.example.jp/hook", ["payment.received"])
     other = h.published_invoice(biller, price=100)
     send(h.payment(biller, invoice), h.payment(biller, other))
-    real = payments._apply_payment
-
-    def broken(notice, context):  # type: ignore[no-untyped-def]
-        if notice.amount == 110:
-            raise RuntimeError("a bug in one notice")
-        return real(notice, context)
-
-    monkeypatch.setattr(payments, "_apply_payment", broken)
+    real = h.payments_failing_at(monkeypatch, 110)  # the other invoice's notice: 100 yen + tax
     result = notices_apply()
     assert result.applied == 1 and len(result.failed) == 1
     amounts = [json.loads(d.payload)["data"]["amount"] for d in WebhookDelivery.objects.all()]

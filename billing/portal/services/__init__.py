@@ -7,75 +7,17 @@ entry, e-mail enqueued after commit. Everything public is importable from here t
 code imports ``billing.portal.services.can_pay`` (and ``numbers_visibility``) by this path.
 """
 
-from billing.portal.services.access import (
-    NUMBERS_SHOWN,
-    NumbersVisibility,
-    account_of,
-    approval_state,
-    can_pay,
-    customer_of,
-    email_numbers_visibility,
-    latest_decision,
-    may_see_numbers,
-    numbers_visibility,
-    past_due_refused,
-    portal_url,
-)
-from billing.portal.services.accounts import (
-    customer_account_create,
-    customer_account_set_active,
-    customer_account_set_role,
-    customer_register,
-    customer_registration_code_regenerate,
-    password_reset_request,
-)
-from billing.portal.services.invitations import (
-    customer_invitation_accept,
-    customer_invitation_create,
-    customer_invitation_get_pending,
-    customer_invitation_revoke,
-    invitation_url,
-    published_invoice_link,
-)
-from billing.portal.services.invoices import chosen_amount_request, invoice_decide
-from billing.portal.services.two_factor import (
-    totp_disable,
-    totp_enrol_begin,
-    totp_enrol_confirm,
-    totp_provisioning_uri,
-    totp_verify,
-)
+from billing.portal.services import access, accounts, invitations, invoices, two_factor
+from billing.portal.services.access import *  # noqa: F403
+from billing.portal.services.accounts import *  # noqa: F403
+from billing.portal.services.invitations import *  # noqa: F403
+from billing.portal.services.invoices import *  # noqa: F403
+from billing.portal.services.two_factor import *  # noqa: F403
 
-__all__ = [
-    "NUMBERS_SHOWN",
-    "NumbersVisibility",
-    "account_of",
-    "approval_state",
-    "can_pay",
-    "chosen_amount_request",
-    "customer_account_create",
-    "customer_account_set_active",
-    "customer_account_set_role",
-    "customer_invitation_accept",
-    "customer_invitation_create",
-    "customer_invitation_get_pending",
-    "customer_invitation_revoke",
-    "customer_of",
-    "customer_register",
-    "customer_registration_code_regenerate",
-    "email_numbers_visibility",
-    "invitation_url",
-    "invoice_decide",
-    "latest_decision",
-    "may_see_numbers",
-    "numbers_visibility",
-    "password_reset_request",
-    "past_due_refused",
-    "portal_url",
-    "published_invoice_link",
-    "totp_disable",
-    "totp_enrol_begin",
-    "totp_enrol_confirm",
-    "totp_provisioning_uri",
-    "totp_verify",
-]
+# each module's public names (its __all__), importable from here too
+__all__: list[str] = []
+__all__ += access.__all__
+__all__ += accounts.__all__
+__all__ += invitations.__all__
+__all__ += invoices.__all__
+__all__ += two_factor.__all__

@@ -104,6 +104,17 @@ def customer_account_create(
     return account
 
 
+def customer_account_open(
+    *, biller: Biller, customer: Customer, email: str, name: str, password: str, role: str
+) -> CustomerAccount:
+    """Open a new account by any way in: refused (Conflict) unless it is free (see
+    ``customer_account_check_free``), then created. Call with the customer row locked."""
+    customer_account_check_free(biller=biller, customer=customer, email=email)
+    return customer_account_create(
+        biller=biller, customer=customer, email=email, name=name, password=password, role=role
+    )
+
+
 # --- self-registration ---------------------------------------------------------------------------------
 
 
@@ -138,8 +149,7 @@ def customer_register(
         )
     with transaction.atomic():
         locked = Customer.objects.select_for_update().get(pk=customer.pk, biller=biller)
-        customer_account_check_free(biller=biller, customer=locked, email=email)
-        account = customer_account_create(
+        account = customer_account_open(
             biller=biller,
             customer=locked,
             email=email,
@@ -266,6 +276,7 @@ __all__ = [
     "customer_account_check_free",
     "customer_account_create",
     "customer_account_lock",
+    "customer_account_open",
     "customer_account_set_active",
     "customer_account_set_role",
     "customer_default_role",

@@ -17,7 +17,7 @@ from billing.models import Biller, Customer, CustomerAccount, CustomerInvitation
 from billing.portal.services.access import portal_url
 from billing.portal.services.accounts import (
     customer_account_check_free,
-    customer_account_create,
+    customer_account_open,
     customer_default_role,
     customer_login_taken,
     customer_role_check,
@@ -127,8 +127,7 @@ def customer_invitation_accept(*, biller: Biller, token: str, name: str, passwor
         customer = Customer.objects.select_for_update().get(pk=invitation.customer_id, biller=biller)
         if customer.status != Customer.Status.ACTIVE:
             raise CUSTOMER_INVITATION.not_valid()
-        customer_account_check_free(biller=biller, customer=customer, email=invitation.email)
-        account = customer_account_create(
+        account = customer_account_open(
             biller=biller,
             customer=customer,
             email=invitation.email,
