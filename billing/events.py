@@ -19,9 +19,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from amqp.exceptions import AMQPError
 from django.db import transaction
+from kombu.exceptions import KombuError
 
 log = logging.getLogger("billing.events")
+
+# What publishing raises when the broker cannot take a message (kombu wraps Redis's connection errors in
+# its OperationalError; the file broker raises amqp's ChannelError or an OSError). Anything else is the
+# task's own failure (eager mode runs it here) and propagates as it did before.
+BROKER_ERRORS = (KombuError, AMQPError, OSError)
 
 
 def send(task: str, *args: Any) -> bool:
@@ -29,7 +36,7 @@ def send(task: str, *args: Any) -> bool:
     registered = _task(task)
     try:
         registered.delay(*args)
-    except Exception:  # the broker is away; the write is committed
+    except BROKER_ERRORS:  # the broker is away; the write is committed
         log.exception("task %s not queued", task)
         return False
     return True

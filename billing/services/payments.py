@@ -57,7 +57,7 @@ def invoice_payments_record(
     refused by the unique constraint (the caller's transaction fails, as its own ledger would).
     """
     if invoices:
-        invoices_paid_save(invoices=invoices)
+        invoices_payment_state_save(invoices=invoices)
     if not payments:
         return []
     rows = InvoicePayment.objects.bulk_create(
@@ -86,8 +86,9 @@ def invoice_payments_record(
 _SAVED = ("status", "paid_at", "updated_at")
 
 
-def invoices_paid_save(*, invoices: Sequence[Invoice]) -> None:
-    """Save ``status``, ``paid_at`` and ``updated_at`` as set on ``invoices`` (locked by the caller).
+def invoices_payment_state_save(*, invoices: Sequence[Invoice]) -> None:
+    """Save ``status``, ``paid_at`` and ``updated_at`` as set on ``invoices`` (locked by the caller): bills
+    a payment made paid or a reversal made payable again.
 
     On PostgreSQL one ``UPDATE … FROM unnest(…)`` (Django's bulk_update builds a CASE per row and
     column, which cost more than the rest of applying a batch); elsewhere bulk_update.
@@ -121,4 +122,4 @@ def invoices_paid_save(*, invoices: Sequence[Invoice]) -> None:
         )
 
 
-__all__ = ["PaymentFact", "invoice_payments_record", "invoices_paid_save"]
+__all__ = ["PaymentFact", "invoice_payments_record", "invoices_payment_state_save"]

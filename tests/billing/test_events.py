@@ -70,3 +70,16 @@ def test_a_broker_failure_is_logged_not_raised(
 def test_an_unknown_name_fails_loudly() -> None:
     with pytest.raises(KeyError):
         events.send("billing.tasks.no_such_task")
+
+
+def test_a_task_failing_in_eager_mode_is_not_reported_as_a_broker_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    task = events._task("billing.tasks.sessions_clear")
+
+    def fail(*args: object) -> None:
+        raise ValueError("the task itself failed")
+
+    monkeypatch.setattr(task, "delay", fail)
+    with pytest.raises(ValueError, match="the task itself failed"):
+        events.send("billing.tasks.sessions_clear")
