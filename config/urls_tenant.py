@@ -80,6 +80,9 @@ console_patterns = (
             payeasy_console.WebhookDeliveryResendView.as_view(),
             name="webhook_delivery_resend",
         ),
+        # reconciliation's pages (the money: payments, findings, refunds, deposits, reports), included by
+        # name: nothing imports reconciliation
+        path("", include("reconciliation.urls")),
     ],
     "console",
 )
@@ -87,6 +90,7 @@ console_patterns = (
 urlpatterns = [
     path("console/", include(console_patterns)),
     path("api/v1/", include("billing.api.urls")),
+    path("api/v1/", include("reconciliation.api.urls")),
     # the customer portal: billing's pages and payeasy's (paying, live status) in one namespace
     path(
         "my/",

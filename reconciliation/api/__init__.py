@@ -1,0 +1,1 @@
+"""Reconciliation's API operations (included under api/v1/ by config.urls_tenant)."""

@@ -1,0 +1,1 @@
+"""Reads that need a rule, one module per area."""
