@@ -36,6 +36,7 @@ from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFail
 from billing.forms import form_errors_add
 from billing.models import Customer, Invoice
 from billing.pagination import BadCursor, KeysetPage, keyset_page, page_query
+from billing.portal.selectors import bank_name
 from billing.tenancy import TenantRequest
 from billing.views import TenantConsoleView
 
@@ -300,6 +301,10 @@ class InvoiceDetailView(InvoiceConsoleView):
             has_reduced_rate=any(line.get("tax_category") == "8" for line in invoice.lines),
             history=history,
             credit_notes=credit_notes,
+            payments=[
+                (payment, bank_name(payment.bank_code))
+                for payment in selectors.invoice_payments(biller=self.biller, invoice=invoice)
+            ],
             cancel_form=cancel_form or CancelForm(),
             can_edit=invoice.status == Invoice.Status.DRAFT and invoice.kind == Invoice.Kind.INVOICE,
             can_publish=invoice.status == Invoice.Status.DRAFT,

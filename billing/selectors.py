@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from billing.errors import ValidationFailed
@@ -19,6 +19,7 @@ from billing.models import (
     Customer,
     Invitation,
     Invoice,
+    InvoicePayment,
     Membership,
     User,
 )
@@ -192,9 +193,14 @@ def invoice_list(*, biller: Biller, filters: InvoiceFilters | None = None) -> Qu
     return qs.order_by(*INVOICE_SORTS[f.sort])
 
 
-def invoice_payments(*, invoice: Invoice) -> list[dict]:
-    """Payments recorded for an invoice; they arrive over the MPN line (the communication server)."""
-    return []
+def invoice_payments(*, biller: Biller, invoice: Invoice) -> QuerySet[InvoicePayment]:
+    """The payments recorded on ``invoice`` (paid, double payments, provisional, reversals) in the order
+    they were paid, each with its receipt number (``receipt_number``, None without a receipt)."""
+    return (
+        InvoicePayment.objects.filter(biller=biller, invoice=invoice)
+        .annotate(receipt_number=F("receipt__id"))
+        .order_by("paid_at", "id")
+    )
 
 
 def invoice_by_payment_numbers(*, biller: Biller, customer_number: str) -> Invoice | None:

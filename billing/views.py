@@ -1,5 +1,5 @@
-"""The tenant admin console's base (``TenantConsoleView``) and its own pages: home, and who and what may
-reach the tenant (members, the operators' login rule, API keys). Also the accounts pages around the
+"""The tenant admin console's base (``TenantConsoleView``) and its own pages: who and what may reach the
+tenant (members, the operators' login rule, API keys). Also the accounts pages around the
 login: choose a biller, accept an invitation, log out (the login itself is ``billing.login_views``)."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views import View
-from django.views.generic import TemplateView
 
 from billing import selectors, services
 from billing.console_forms import ApiKeyForm
@@ -66,14 +65,6 @@ class TenantConsoleView(TenantScopedMixin, LoginRequiredMixin, View):
         kwargs.setdefault("membership", self.membership)
         kwargs.setdefault("biller", self.biller)
         return kwargs
-
-
-class ConsoleHomeView(TenantConsoleView, TemplateView):
-    template_name = "billing/console/home.html"
-
-    def get(self, request: TenantRequest, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
-        context = self.get_context_data(counts=selectors.biller_counts(biller=self.biller))
-        return self.render_to_response(context)
 
 
 class MembersView(TenantConsoleView):

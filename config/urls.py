@@ -13,6 +13,7 @@ urlpatterns = [
     *urls_accounts.urlpatterns,
     path("accounts/invitations/<str:token>/", billing_views.invitation_accept, name="invitation_accept"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("staff/reconciliation/", include("reconciliation.staff_urls")),
     path("staff/", include("payeasy.staff.urls")),
     path("admin/login/", login_views.admin_login),  # the console's login: lockout and second factor
     path("admin/", admin.site.urls),

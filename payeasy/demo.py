@@ -210,6 +210,20 @@ DEMO_INVOICES: dict[str, tuple[dict, ...]] = {
     ),
 }
 
+# A bill the biller published and then cancelled (the customer kept its numbers): `mpn_simulate day` pays
+# it, and reconciliation finds the payment. Made after every other demo invoice and payment request, so
+# theirs keep their ids.
+DEMO_CANCELLED: dict[str, dict] = {
+    "58191001": {
+        "customer": "D-000102",
+        "number": "2026-10-000102",
+        "description": "10月分電気料金（請求取消）",
+        "due_date": datetime.date(2026, 11, 25),
+        "publish": True,
+        "lines": [_line("基本料金", 1, 1200), _line("電力量料金 100kWh", 100, 31)],
+    },
+}
+
 
 def _user(email: str, name: str, *, staff: bool = False, totp: bool = False) -> User:
     user = User.objects.filter(login=console_login(email)).first()
@@ -250,35 +264,46 @@ def seed_demo() -> list[Biller]:
             if not Customer.objects.filter(biller=biller, code=customer["code"]).exists():
                 billing_services.customer_create(actor=staff, biller=biller, data=customer)
         for spec in DEMO_INVOICES.get(biller.biller_code, ()):
-            if Invoice.objects.filter(biller=biller, number=spec["number"]).exists():
-                continue
-            invoice = billing_services.invoice_create(
-                actor=staff,
-                biller=biller,
-                publish=spec["publish"],
-                data={
-                    "customer": Customer.objects.get(biller=biller, code=spec["customer"]),
-                    "number": spec["number"],
-                    "issue_date": ISSUED,
-                    "due_date": spec["due_date"],
-                    "description": spec["description"],
-                    "lines": spec["lines"],
-                    "external_id": f"demo-{spec['number']}",
-                },
-            )
-            if spec["publish"]:
-                # Demo only: a fixed confirmation number so docs/demo.md can list it (real ones are random).
-                Invoice.objects.filter(pk=invoice.pk).update(
-                    confirmation_number=_demo_confirmation(spec["number"])
-                )
+            _demo_invoice(staff, biller, spec)
         billers.append(biller)
     # after every biller's invoices: the demo invoices keep their ids, so their お客様番号 stay as in
     # docs/demo.md on a fresh database
     for biller in billers:
         seed_portal_demo(biller)  # the customers' portal logins (consumer; corporate viewer/approver/payer)
         seed_balance_demo(biller)  # a chosen-amount balance and a pay-later order
+    for biller in billers:
+        cancelled = DEMO_CANCELLED.get(biller.biller_code)
+        invoice = _demo_invoice(staff, biller, cancelled) if cancelled else None
+        if invoice is not None:
+            billing_services.invoice_cancel(
+                actor=staff, biller=biller, invoice=invoice, reason="デモ: 請求内容の誤りにより取消"
+            )
     seed_sandbox_bank(staff, billers)
     return billers
+
+
+def _demo_invoice(staff: User, biller: Biller, spec: dict) -> Invoice | None:
+    """Create (and publish, as ``spec`` says) one demo invoice; None when it exists already."""
+    if Invoice.objects.filter(biller=biller, number=spec["number"]).exists():
+        return None
+    invoice = billing_services.invoice_create(
+        actor=staff,
+        biller=biller,
+        publish=spec["publish"],
+        data={
+            "customer": Customer.objects.get(biller=biller, code=spec["customer"]),
+            "number": spec["number"],
+            "issue_date": ISSUED,
+            "due_date": spec["due_date"],
+            "description": spec["description"],
+            "lines": spec["lines"],
+            "external_id": f"demo-{spec['number']}",
+        },
+    )
+    if spec["publish"]:
+        # Demo only: a fixed confirmation number so docs/demo.md can list it (real ones are random).
+        Invoice.objects.filter(pk=invoice.pk).update(confirmation_number=_demo_confirmation(spec["number"]))
+    return invoice
 
 
 def _demo_confirmation(number: str) -> str:

@@ -9,7 +9,7 @@ from django.core.validators import MaxLengthValidator
 from rest_framework import serializers
 
 from billing.invoicing import TAX_CATEGORY_ALIASES, tax_category_parse
-from billing.models import Customer, Invoice
+from billing.models import Customer, Invoice, InvoicePayment
 from billing.validators import DESCRIPTION_MAX_LENGTH, validate_description
 
 
@@ -175,6 +175,22 @@ class InvoiceOutputDoc(serializers.Serializer):
     published_at = serializers.DateTimeField(allow_null=True)
     cancelled_at = serializers.DateTimeField(allow_null=True)
     paid_at = serializers.DateTimeField(allow_null=True)
+
+
+class InvoicePaymentOutput(serializers.Serializer):
+    """A payment on a bill as billing recorded it (``billing.models.InvoicePayment``)."""
+
+    id = serializers.IntegerField()
+    amount = serializers.IntegerField(help_text="yen; negative for a reversal")
+    paid_at = serializers.DateTimeField()
+    bank_code = serializers.CharField()
+    channel = serializers.ChoiceField(choices=InvoicePayment.Channel.choices)
+    outcome = serializers.ChoiceField(choices=InvoicePayment.Outcome.choices)
+    reason = serializers.ChoiceField(
+        choices=InvoicePayment.Reason.choices, help_text="why a payment is provisional, or empty"
+    )
+    payment_key = serializers.CharField(help_text="the reference the payer sees (受付番号)")
+    receipt_number = serializers.IntegerField(allow_null=True, help_text="null until a receipt is sent")
 
 
 class ErrorDoc(serializers.Serializer):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +23,7 @@ from billing.api.serializers import (
     CustomerPatch,
     InvoiceInput,
     InvoiceOutputDoc,
+    InvoicePaymentOutput,
     customer_out,
     invoice_out,
 )
@@ -215,14 +217,24 @@ class InvoiceCancelApi(TenantAPIView):
 
 
 class InvoicePaymentsApi(TenantAPIView):
-    """Payments recorded for an invoice over the MPN line (the communication server writes them)."""
+    """The payments recorded on an invoice (billing's record of what the network reported), oldest first."""
 
     model = Invoice
 
-    @extend_schema(operation_id="invoices_payments", responses={200: dict, **ERRORS})
+    @extend_schema(
+        operation_id="invoices_payments",
+        responses={
+            200: inline_serializer(
+                "InvoicePayments",
+                {"invoice": serializers.IntegerField(), "results": InvoicePaymentOutput(many=True)},
+            ),
+            **ERRORS,
+        },
+    )
     def get(self, request: Request, pk: int) -> Response:
         invoice = self.get_object(pk)
-        return Response({"invoice": invoice.pk, "results": selectors.invoice_payments(invoice=invoice)})
+        payments = selectors.invoice_payments(biller=self.biller, invoice=invoice)
+        return Response({"invoice": invoice.pk, "results": InvoicePaymentOutput(payments, many=True).data})
 
 
 @extend_schema(exclude=True)

@@ -20,8 +20,10 @@ class InvoicePayment(models.Model):
     transaction of its own ledger entry; billing's pages read these rows, never the network's models.
 
     Append-only like the ledger it mirrors: a reversal is a new row with a negative amount. ``entry_ref``
-    is the network's reference of its ledger entry, opaque here (no foreign key out of billing);
-    ``payment_key`` is the reference the payer sees (the transaction key, 受付番号).
+    is the network's reference of its ledger entry, opaque here (no foreign key out of billing); a
+    negative ``entry_ref`` is a staff match: a payment the network put on no bill (or the wrong one) that
+    the biller's staff assigned to this bill (``invoice_payment_assign``, reconciliation's
+    ``-action.pk``). ``payment_key`` is the reference the payer sees (the transaction key, 受付番号).
     """
 
     class Outcome(models.TextChoices):
@@ -56,7 +58,7 @@ class InvoicePayment(models.Model):
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome)
     reason = models.CharField(_("reason"), max_length=16, choices=Reason, blank=True, default="")
     payment_key = models.CharField(_("payment reference"), max_length=40)
-    entry_ref = models.BigIntegerField()  # the network's ledger entry: opaque, unique per biller
+    entry_ref = models.BigIntegerField()  # the network's ledger entry (negative: staff match): unique
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = AppendOnlyQuerySet.as_manager()

@@ -19,9 +19,12 @@ from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import Field
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing import events
-from billing.models import Invoice, InvoicePayment
+from billing.errors import ValidationFailed
+from billing.models import Biller, Invoice, InvoicePayment
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,72 @@ def invoice_payments_record(
     return rows
 
 
+def invoice_payment_assign(
+    *,
+    biller: Biller,
+    invoice: Invoice,
+    amount: int,
+    paid_at: datetime.datetime,
+    bank_code: str,
+    channel: str,
+    payment_key: str,
+    ref: int,
+) -> InvoicePayment:
+    """A payment the network could not put on a bill (or put on the wrong one), assigned by the biller's
+    staff to ``invoice``: record it as a paid fact on that bill and make the bill paid, inside the
+    caller's transaction, with ``invoice`` locked by the caller (``select_for_update``).
+
+    ``ref`` is the caller's reference of the assignment, negative (reconciliation passes ``-action.pk``):
+    the network's ledger entries are positive, so the two can never collide. Refused (nothing changes)
+    unless the bill is the biller's own payable invoice (published, not paid, not cancelled, not a draft,
+    not a chosen-amount request or a credit note) and ``amount`` is its total: one payment pays one bill
+    once, so the money is never counted twice. The receipt is e-mailed after commit, as for any payment.
+    """
+    if ref >= 0:
+        raise ValueError("an assigned payment's ref is negative (positive refs are the network's entries)")
+    if invoice.biller_id != biller.pk:
+        raise ValidationFailed({"invoice": [_("No such invoice.")]})
+    if invoice.kind != Invoice.Kind.INVOICE:
+        raise ValidationFailed(
+            {
+                "invoice": [
+                    _("Invoice %(number)s is a %(kind)s; only an invoice can take this payment.")
+                    % {"number": invoice.number, "kind": invoice.get_kind_display()}
+                ]
+            }
+        )
+    problems: dict[str, str] = {
+        Invoice.Status.PAID: _("Invoice %(number)s is already paid: this would count the money twice."),
+        Invoice.Status.CANCELLED: _("Invoice %(number)s is cancelled and cannot be paid."),
+        Invoice.Status.DRAFT: _("Invoice %(number)s is a draft and cannot be paid."),
+    }
+    if invoice.status in problems:
+        raise ValidationFailed({"invoice": [problems[invoice.status] % {"number": invoice.number}]})
+    if amount != invoice.total:
+        raise ValidationFailed(
+            {
+                "invoice": [
+                    _("The payment of ¥%(amount)s differs from the total ¥%(total)s of invoice %(number)s.")
+                    % {"amount": f"{amount:,}", "total": f"{invoice.total:,}", "number": invoice.number}
+                ]
+            }
+        )
+    invoice.status, invoice.paid_at, invoice.updated_at = Invoice.Status.PAID, paid_at, timezone.now()
+    fact = PaymentFact(
+        biller_id=biller.pk,
+        invoice_id=invoice.pk,
+        entry_ref=ref,
+        amount=amount,
+        paid_at=paid_at,
+        bank_code=bank_code,
+        channel=channel,
+        outcome=InvoicePayment.Outcome.PAID,
+        payment_key=payment_key,
+    )
+    (payment,) = invoice_payments_record(payments=[fact], invoices=[invoice])
+    return payment
+
+
 _SAVED = ("status", "paid_at", "updated_at")
 
 
@@ -122,4 +191,4 @@ def invoices_payment_state_save(*, invoices: Sequence[Invoice]) -> None:
         )
 
 
-__all__ = ["PaymentFact", "invoice_payments_record", "invoices_payment_state_save"]
+__all__ = ["PaymentFact", "invoice_payment_assign", "invoice_payments_record", "invoices_payment_state_save"]

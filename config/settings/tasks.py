@@ -104,6 +104,8 @@ CELERY_TASK_ROUTES = {
         "billing.tasks.sessions_clear",
         "billing.tasks.portal_login_attempts_prune",
         "payeasy.tasks.handoff_nonces_prune",
+        "reconciliation.tasks.reconcile_after_close",
+        "reconciliation.tasks.reconcile_run",
     ),
 }
 
@@ -131,6 +133,11 @@ CELERY_BEAT_SCHEDULE = {
     "payeasy-handoff-nonces-prune": {
         "task": "payeasy.tasks.handoff_nonces_prune",
         "schedule": crontab(minute="*/10"),
+    },
+    # after the line's 閉局: reconcile the closed day (and again the days a new deposit statement covers)
+    "reconcile-after-close": {
+        "task": "reconciliation.tasks.reconcile_after_close",
+        "schedule": float(env_int("RECONCILE_EVERY_SECONDS", 300)),  # seconds
     },
     "due-date-reminders": {
         "task": "billing.tasks.due_reminders_send",

@@ -178,6 +178,8 @@ class Notice(models.Model):
             models.Index(fields=["id"], condition=Q(applied_at__isnull=True), name="notice_waiting"),
             models.Index(fields=["biller", "key_date"], name="notice_biller_date"),
             models.Index(fields=["biller", "customer_number"], name="notice_biller_number"),
+            # the payments page's paid-date filter (reconciliation)
+            models.Index(fields=["biller", "paid_at"], name="notice_biller_paid"),
             models.Index(
                 fields=["teller_file"], condition=Q(teller_file__isnull=False), name="notice_teller_file"
             ),
@@ -272,6 +274,9 @@ class LedgerEntry(models.Model):
         indexes = [
             models.Index(fields=["invoice"], condition=Q(invoice__isnull=False), name="ledger_invoice"),
             models.Index(fields=["biller", "created_at"], name="ledger_biller_time"),
+            # the payments page's keyset (newest first per biller): without it a biller whose entries are
+            # not the newest walks the whole ledger backwards (778 ms at 1.2 M entries, 0.24 ms with it)
+            models.Index(fields=["biller", "id"], name="ledger_biller_id"),
         ]
 
     def __str__(self) -> str:

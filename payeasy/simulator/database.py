@@ -73,12 +73,12 @@ def targets_load(
     limit: int | None = None,
     offset: int = 0,
     channel: str | None = None,
+    status: str = Invoice.Status.PUBLISHED,
 ) -> list[Target]:
-    """Published bills (oldest first), of the given billers or with the given invoice numbers."""
+    """Published bills (oldest first; bills in another ``status``, e.g. cancelled ones, when asked), of
+    the given billers or with the given invoice numbers."""
     invoices = (
-        Invoice.objects.filter(
-            status=Invoice.Status.PUBLISHED, kind=Invoice.Kind.INVOICE, confirmation_number__isnull=False
-        )
+        Invoice.objects.filter(status=status, kind=Invoice.Kind.INVOICE, confirmation_number__isnull=False)
         .select_related("biller")
         .only("pk", "number", "confirmation_number", "total", "biller__biller_code", "biller__number_key")
         .order_by("pk")

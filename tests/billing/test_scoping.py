@@ -40,6 +40,9 @@ VIEW_MODULES = (
     "payeasy/*views*.py",
     "payeasy/staff/*.py",
     "payeasy/*/views*.py",
+    "reconciliation/views/*.py",
+    "reconciliation/api/*.py",
+    "reconciliation/staff_views.py",
 )
 ALLOWED_MANAGER_CALLS = {"for_biller", "cross_tenant", "none"}
 HAND_FILTERS = {"filter", "exclude", "get", "get_or_create", "update_or_create"}
@@ -47,9 +50,9 @@ BASES = (TenantConsoleView, TenantAPIView, PortalView)
 
 
 def tenant_models() -> dict[str, type]:
-    """Every model of billing and payeasy with a ``biller`` foreign key to the tenant."""
+    """Every model of billing, payeasy and reconciliation with a ``biller`` foreign key to the tenant."""
     found = {}
-    for label in ("billing", "payeasy"):
+    for label in ("billing", "payeasy", "reconciliation"):
         for model in apps.get_app_config(label).get_models():
             field = next((f for f in model._meta.get_fields() if f.name == "biller"), None)
             if isinstance(field, ForeignKey) and field.related_model is Biller:

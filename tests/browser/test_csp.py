@@ -167,7 +167,9 @@ def sign_in(page: Any, base: str, user: User) -> None:
     page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": base}])
 
 
-SKIP = re.compile(r"/(logout|pdf|download|events|status)/|\.(csv|pdf|zip|json)$|/api/v1/(?!docs/)|/i18n/")
+SKIP = re.compile(
+    r"/(logout|pdf|download|events|status)/|\.(csv|pdf|zip|json)(\?|$)|/refunds/files/|/api/v1/(?!docs/)|/i18n/"
+)
 
 
 def crawl(page: Any, start: str, *, within: str, limit: int = 60) -> list[str]:

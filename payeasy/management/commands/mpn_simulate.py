@@ -16,7 +16,10 @@ Scenarios (each prints what it sent, the answers by response code and round-trip
 - ``counters``: 1600 with the centre's own figures; prints the server's beside them.
 - ``teller-files``: writes teller batch files (spec §6) for ``--count`` published bills per biller into
   ``--out`` (default: the drop folder's ``incoming``).
-- ``day``: all of the above in the order of an online day.
+- ``day``: all of the above in the order of an online day, with what reconciliation must find: a
+  second payment of a paid bill (二重支払), a reversal, counters where the centre counts one payment more
+  than it sent, a teller payment reported on the line and again in the bank's teller file, and a
+  payment to a cancelled bill.
 
 The line is opened first (0800) when it is closed, except by ``close`` and ``preclose``. With a CA
 (``--tls-ca``, default MPN_SIMULATOR_TLS_CA) the simulator speaks TLS, presenting ``--tls-cert``/
@@ -106,6 +109,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.paid: list[Target] = []
         self.used: list[Target] = []
+        self.repeated: list[Target] = []  # teller payments the line reported, for the teller file too
         scenario = o["scenario"]
         state = simulator.line_state()
         day = simulator.processing_day(state, o["date"])
@@ -122,6 +126,9 @@ class Command(BaseCommand):
             "storm": self.storm,
             "reverse": self.reverse,
             "counters": self.counters,
+            "duplicate": self.duplicate,
+            "teller_line": self.teller_line,
+            "cancelled": self.pay_cancelled,
             "preclose": lambda line: self.close(line, 1),
             "close": lambda line: self.close(line, 2),
         }
@@ -129,7 +136,8 @@ class Command(BaseCommand):
             self.teller_files()
             return
         needs_open = scenario not in {"open", "close", "preclose"} and state.state != LineState.State.OPEN
-        order = ["open", "pay", "resend", "storm", "reverse", "load", "counters", "preclose", "close"]
+        order = ["open", "pay", "duplicate", "resend", "storm", "reverse", "teller_line", "cancelled", "load"]
+        order += ["counters", "preclose", "close"]
         plan = order if scenario == "day" else (["open"] if needs_open else []) + [scenario]
         targets_needed = {"pay", "load", "resend", "storm", "reverse"} & set(plan)
         self.targets = self.load_targets() if targets_needed else []
@@ -145,7 +153,7 @@ class Command(BaseCommand):
                 f"cannot reach the commserver at {o['host']}:{o['port']}{over}: {exc}"
             ) from exc
         if scenario == "day":
-            self.teller_files(reserved)
+            self.teller_files((reserved or []) + self.repeated)
         if scenario == "pay":
             self.wait_paid()
 
@@ -327,12 +335,65 @@ class Command(BaseCommand):
             self.stdout.write(f"  reversal of an unknown payment: {codes[0]}; from an ATM: {codes[1]}")
         return stats
 
+    async def duplicate(self, line: Line) -> Stats:
+        """Pay the first bill paid today once more, under a new transaction key: a double payment."""
+        stats = Stats()
+        if not self.paid:
+            self.stdout.write("  no bill paid yet to pay twice")
+            return stats
+        target = self.paid[0]
+        payment = self.frames.payment(target)
+        answer = await line.request(payment, stats)
+        self.stdout.write(
+            f"  {target.number} paid again (key {payment.transaction_key}), answered "
+            f"{answer.code if answer else 'no answer'}: a double payment"
+        )
+        return stats
+
+    async def teller_line(self, line: Line) -> Stats:
+        """A teller payment the bank reports on the line (channel 01); its teller file reports it again."""
+        from asgiref.sync import sync_to_async
+
+        stats = Stats()
+        for taken in self.take(1):  # at a bank whose contract allows the teller channel, if any does
+            found = await sync_to_async(simulator.targets_load)(numbers=[taken.number], channel="01")
+            target = replace(found[0] if found else taken, channel="01")
+            payment = self.frames.payment(target)
+            answer = await line.request(payment, stats)
+            self.repeated.append(target)
+            self.stdout.write(
+                f"  {target.number}: teller payment on the line at bank {target.bank_code}, answered "
+                f"{answer.code if answer else 'no answer'}; the teller file will report it again"
+            )
+        return stats
+
+    async def pay_cancelled(self, line: Line) -> Stats:
+        """A payment of a bill the biller has cancelled (the payer kept the old numbers): 仮消込."""
+        from asgiref.sync import sync_to_async
+
+        stats = Stats()
+        targets = await sync_to_async(simulator.targets_load)(
+            biller_codes=self.codes, limit=1, status="cancelled"
+        )
+        if not targets:
+            self.stdout.write("  no cancelled bill with payment numbers to pay")
+            return stats
+        payment = self.frames.payment(targets[0])
+        answer = await line.request(payment, stats)
+        self.stdout.write(
+            f"  cancelled bill {targets[0].number} paid, answered {answer.code if answer else 'no answer'}: "
+            "stored as provisional (仮消込)"
+        )
+        return stats
+
     async def counters(self, line: Line) -> Stats:
         stats = Stats()
         from asgiref.sync import sync_to_async
 
         for code in self.codes:
             mine = await sync_to_async(simulator.centre_counts)(code, self.frames.day)
+            if self.o["scenario"] == "day":  # the centre counts a payment that never reached the line
+                mine = (mine[0] + 1, mine[1] + 1_100, mine[2], mine[3])
             answer = await line.request(self.frames.counters(code, self.frames.day, mine), stats)
             if answer is None or answer.code != "0000":
                 self.stdout.write(f"  {code}: counters answered {answer.code if answer else 'no answer'}")
