@@ -11,6 +11,7 @@ import pytest
 from billing.models import Invoice
 from payeasy import codec
 from payeasy.models import LedgerEntry, LineState, Message, Notice
+from reconciliation.models import Finding
 from tests.integration.conftest import ROOT, process_env
 from tests.payeasy import line_helpers as h
 
@@ -56,6 +57,10 @@ def test_pay_scenario_pays_an_invoice_through_the_line(  # type: ignore[no-untyp
 def test_day_scenario(postgres, celery_broker, commserver_factory, worker_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     biller = h.line_biller()
     invoices = [h.published_invoice(biller, price=1000 + i) for i in range(10)]
+    cancelled = h.published_invoice(biller, price=900)
+    from billing.services.invoices import invoice_cancel
+
+    invoice_cancel(actor=None, biller=biller, invoice=cancelled)
     server = commserver_factory(**celery_broker)
     worker_factory(**celery_broker)
     out = simulate(
@@ -71,7 +76,7 @@ def test_day_scenario(postgres, celery_broker, commserver_factory, worker_factor
     assert Notice.objects.filter(message__message_type="1700").count() == 1
     # the reversal of a teller payment, and the refused ones
     assert "reversal of an unknown payment: B006; from an ATM: A301" in out
-    assert "agree" in out and "DIFFER" not in out
+    assert "DIFFER" in out  # the day plays a centre that counted one payment more than it sent
     # the teller file is a valid file for this biller's bill that the line did not pay
     (written,) = list((tmp_path / "teller").iterdir())
     batch = codec.parse_batch_file(written.name, written.read_bytes())
@@ -90,3 +95,24 @@ def test_day_scenario(postgres, celery_broker, commserver_factory, worker_factor
         "invoice_id", flat=True
     )
     assert len(list(standing)) == len(set(standing))  # no bill paid twice as "paid"
+    # reconciliation finds what the day played, and the books hold
+    from reconciliation.services.checks import reconcile_check
+    from reconciliation.services.reconcile import reconcile
+
+    day = LineState.objects.get().processing_date
+    from payeasy.services.teller import teller_file_import
+
+    assert teller_file_import(written.name, written.read_bytes()).accepted
+    from payeasy.services.payments import notices_apply
+
+    notices_apply(limit=1000)
+    reconcile(biller=biller, processing_date=day)
+    found = set(Finding.objects.for_biller(biller).values_list("kind", "detail"))
+    assert {
+        ("double_payment", ""),
+        ("unknown_reversal", ""),
+        ("counter_mismatch", ""),
+        ("batch_line_mismatch", "both_routes"),
+        ("provisional", "cancelled"),
+    } <= found, found
+    assert reconcile_check(billers=[biller]) == []
