@@ -167,12 +167,13 @@ def bar_chart_figure(
         cells = "".join(f'<td class="num">{escape(v)}</td>' for v in (f"{bar.value:,}円", *bar.extra))
         rows.append(f'<tr><th scope="row">{escape(bar.heading)}</th>{cells}</tr>')
     table_id = f"{chart_id}-table"
+    as_table = _("The figures as a table")
     html = (
         f'<figure class="chart">'
         f"<figcaption>{escape(title)}</figcaption>"
         f'<div class="chart-box">{svg}</div>'
         f'<details class="chart-data"{" open" if open_table else ""}>'
-        f"<summary>{escape(_('The figures as a table'))}</summary>"
+        f"<summary>{escape(as_table)}</summary>"
         f'<div class="table-scroll" role="region" tabindex="0" aria-labelledby="{table_id}-caption">'
         f'<table id="{table_id}"><caption id="{table_id}-caption">{escape(title)}</caption>'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"

@@ -190,7 +190,15 @@ def report_pairs(*, biller: Biller, day: datetime.date) -> tuple[list[ReportPair
     line = list(
         Notice.objects.for_biller(biller)
         .filter(kind=Notice.Kind.PAYMENT, source=Notice.Source.LINE, channel=Channel.TELLER, key_date=day)
-        .values_list("pk", "bank_code", "customer_number", "confirmation_number", "amount", "message_id")
+        .values_list(
+            "pk",
+            "bank_code",
+            "customer_number",
+            "confirmation_number",
+            "amount",
+            "message_id",
+            "transaction_key",
+        )
         .order_by("paid_at", "pk")
     )
     files = list(
@@ -207,7 +215,7 @@ def report_pairs(*, biller: Biller, day: datetime.date) -> tuple[list[ReportPair
     pairs = {p.file_notice_id: p.line_notice_id for p in existing}
     paired_line = set(pairs.values())
     waiting: dict[tuple, list[int]] = defaultdict(list)
-    for pk, bank, customer, confirmation, amount, _message in line:
+    for pk, bank, customer, confirmation, amount, _message, _key in line:
         if pk not in paired_line:
             waiting[(bank, customer, confirmation, amount)].append(pk)
     new: list[ReportPair] = []
@@ -267,8 +275,14 @@ def report_pairs(*, biller: Biller, day: datetime.date) -> tuple[list[ReportPair
                     links=_links(notices=[pk], entries=[entries.get(pk)], teller_files=[teller_file]),
                 )
             )
-    for pk, bank, _customer, _confirmation, amount, message in line:
-        if pk not in paired_line and bank in file_banks:  # the bank's file for the day came without it
+    # a teller payment reversed at the counter the same day may be in the file with its reversal or not at all
+    reversed_line = set(
+        Notice.objects.for_biller(biller)
+        .filter(kind=Notice.Kind.REVERSAL, original_key__in=[r[6] for r in line])
+        .values_list("original_key", flat=True)
+    )
+    for pk, bank, _customer, _confirmation, amount, message, key in line:
+        if pk not in paired_line and bank in file_banks and key not in reversed_line:
             found.append(
                 Found(
                     key=f"lineonly:{pk}",

@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from billing.models import Biller, Invoice, User
 from billing.models.audit import AppendOnlyQuerySet
@@ -50,7 +51,7 @@ class Finding(models.Model):
         FACTS_DIFFER = "facts_differ", _("The bill's payments differ from the ledger")
 
     class State(models.TextChoices):
-        OPEN = "open", _("Open")
+        OPEN = "open", pgettext_lazy("finding state", "Open")
         MATCHED = "matched", _("Matched to a bill")
         REFUNDED = "refunded", _("Refunded")
         WRITTEN_OFF = "written_off", _("Written off")
