@@ -51,7 +51,7 @@ from billing.numbers import ATM_CASH_LIMIT
 if TYPE_CHECKING:
     from billing.portal.services import NumbersVisibility
 
-__all__ = ["find_font", "invoice_pdf"]
+__all__ = ["find_font", "invoice_pdf", "pdf_font"]
 
 BUNDLED_FONT = Path(__file__).resolve().parent / "fonts" / "ipaexg.ttf"
 
@@ -108,7 +108,8 @@ def _registered_font(path: Path, subfont_index: int) -> str:
     return name
 
 
-def _font() -> str:
+def pdf_font() -> str:
+    """The registered name of the Japanese font every PDF of the product is drawn in (``find_font``)."""
     return _registered_font(*find_font())
 
 
@@ -541,7 +542,7 @@ def invoice_pdf(invoice: Invoice, *, numbers: NumbersVisibility | None = None) -
     ``numbers``: for a portal user, ``numbers_visibility(user, invoice)``: withheld numbers and the
     registration code are left out, with a sentence saying when they appear. None (the console, the
     iDC staff): the whole bill, numbers included."""
-    font = _font()
+    font = pdf_font()
     s = _Styles(font)
     title = _title(invoice)
     label = f"{title} {invoice.number}"

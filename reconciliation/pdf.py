@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import io
 import threading
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from billing.pdf import find_font, japanese_date
+from billing.pdf import ACCENT, INK, MUTED, RULE, SHADE, japanese_date, pdf_font
 from reconciliation.selectors.reports import DailyReport, ReportTable, report_heading, report_tables
 
 __all__ = ["TITLE", "daily_report_pdf", "pdf_filename"]
@@ -34,25 +29,13 @@ TITLE = "日次照合レポート"
 PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 15 * mm
 CONTENT_WIDTH = PAGE_WIDTH - 2 * MARGIN
-INK = colors.HexColor("#1f2937")
-MUTED = colors.HexColor("#6b7280")
-RULE = colors.HexColor("#9ca3af")
-SHADE = colors.HexColor("#eef2f7")
-ACCENT = colors.HexColor("#1e3a8a")
 
 _build_lock = threading.Lock()
 
 
-@lru_cache(maxsize=4)
-def _registered(path: Path, subfont_index: int) -> str:
-    name = f"ReportJP-{path.stem}-{subfont_index}"
-    pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=subfont_index))
-    return name
-
-
 def font_name() -> str:
-    """The registered name of the Japanese font the report is drawn in."""
-    return _registered(*find_font())
+    """The registered name of the Japanese font the report is drawn in: the invoices' (billing.pdf)."""
+    return pdf_font()
 
 
 class _Styles:

@@ -54,7 +54,20 @@ from dataclasses import dataclass
 from typing import Final
 
 from payeasy.codec.errors import CodecError
-from payeasy.codec.fields import Check, Field, Kind, field_read, field_read_text, field_write, is_digits
+from payeasy.codec.fields import ElementValue, Field, is_digits
+from payeasy.codec.records import (
+    FILLER,
+    RECORD_LENGTH,
+    Layout,
+    field_of,
+    field_offset,
+    layout,
+    missing_record,
+    read_record,
+    records_in_order,
+    split_records,
+    write_record,
+)
 
 __all__ = [
     "MAX_TRANSFER_AMOUNT",
@@ -72,7 +85,6 @@ __all__ = [
 ]
 
 ZenginError = CodecError
-RECORD_LENGTH: Final = 120
 MAX_TRANSFER_AMOUNT: Final = 9_999_999_999  # 振込金額 N(10)
 MAX_COUNT: Final = 999_999  # 合計件数 N(6)
 MAX_TOTAL: Final = 999_999_999_999  # 合計金額 N(12)
@@ -120,9 +132,12 @@ class ZenginData:
     customer_code_2: str = ""  # 顧客コード2 C(10)
     new_code: str = "0"  # 新規コード N(1)
     transfer_kind: str = TELEGRAPHIC  # 振込指定区分 N(1): 7 電信
+    clearing_house: str = "0000"  # 手形交換所番号 N(4): unused, zeros (spaces are read as "")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "account_number", _pad_account(self.account_number))
+        if not self.clearing_house.strip():  # unused either way: spaces read back as zeros
+            object.__setattr__(self, "clearing_house", "0000")
 
 
 @dataclass(frozen=True)
@@ -160,26 +175,9 @@ class ZenginFile:
         return RECORD_LENGTH + 2 if self.crlf else RECORD_LENGTH
 
 
-# (attribute or None for a constant/filler, offset in the record, field, constant text or None)
-_Layout = tuple[tuple[str | None, int, Field, str | None], ...]
-_FILLER: Final = " "  # constant of a filler: all spaces
+_FILLER: Final = FILLER
 
-
-def _layout(
-    prefix: str, fields: list[tuple[str | None, str, Kind, int, Check, int, int, str | None]]
-) -> _Layout:
-    out = []
-    pos = 0
-    for attr, name, kind, width, check, lo, hi, const in fields:
-        choices = frozenset({const}) if const is not None and const != _FILLER else frozenset()
-        out.append((attr, pos, Field(f"{prefix} {name}", kind, width, check, lo, hi, choices), const))
-        pos += width
-    if pos != RECORD_LENGTH:  # pragma: no cover - layout self-check
-        raise RuntimeError(f"{prefix} layout is {pos} bytes, not {RECORD_LENGTH}")
-    return tuple(out)
-
-
-_HEADER: Final = _layout(
+_HEADER: Final = layout(
     "header",
     [
         (None, "データ区分", "N", 1, "code", 0, 0, "1"),
@@ -197,7 +195,7 @@ _HEADER: Final = _layout(
         (None, "ダミー", "X", 17, "text", 0, 0, _FILLER),
     ],
 )
-_DATA: Final = _layout(
+_DATA: Final = layout(
     "data",
     [
         (None, "データ区分", "N", 1, "code", 0, 0, "2"),
@@ -205,7 +203,7 @@ _DATA: Final = _layout(
         ("bank_name", "被仕向銀行名", "K", 15, "text", 0, 0, None),
         ("branch_code", "被仕向支店番号", "N", 3, "code", 0, 0, None),
         ("branch_name", "被仕向支店名", "K", 15, "text", 0, 0, None),
-        (None, "手形交換所番号", "X", 4, "code", 0, 0, "0000"),
+        ("clearing_house", "手形交換所番号", "X", 4, "text", 0, 0, None),
         ("account_type", "預金種目", "N", 1, "code", 0, 0, None),
         ("account_number", "口座番号", "N", 7, "code", 0, 0, None),
         ("payee_name", "受取人名", "K", 30, "nonblank", 0, 0, None),
@@ -218,7 +216,7 @@ _DATA: Final = _layout(
         (None, "ダミー", "X", 7, "text", 0, 0, _FILLER),
     ],
 )
-_TRAILER: Final = _layout(
+_TRAILER: Final = layout(
     "trailer",
     [
         (None, "データ区分", "N", 1, "code", 0, 0, "8"),
@@ -227,7 +225,7 @@ _TRAILER: Final = _layout(
         (None, "ダミー", "X", 101, "text", 0, 0, _FILLER),
     ],
 )
-_END: Final = _layout(
+_END: Final = layout(
     "end",
     [
         (None, "データ区分", "N", 1, "code", 0, 0, "9"),
@@ -235,24 +233,19 @@ _END: Final = _layout(
     ],
 )
 _LAYOUTS: Final = {"header": _HEADER, "data": _DATA, "trailer": _TRAILER, "end": _END}
-_KIND_NAMES: Final = {"1": "header", "2": "data", "8": "trailer", "9": "end"}
 # codes beyond the field type: what each code field may hold
 _CODES: Final[dict[str, frozenset[str]]] = {
     "header 預金種目": frozenset({"1", "2", "9"}),
     "data 預金種目": frozenset({"1", "2", "4", "9"}),
     "data 新規コード": frozenset({"0", "1", "2"}),
     "data 振込指定区分": frozenset({"7", "8"}),
+    "data 手形交換所番号": frozenset({"0000", ""}),  # unused: zeros, or spaces (read back as "")
 }
-_CLEARING_HOUSE: Final = frozenset({"0000", ""})  # 手形交換所番号: unused, zeros (or spaces, read back as "")
 
 
 def zengin_field_offset(kind: str, attr: str) -> int:
     """The offset within a record of ``kind`` ("header", "data", "trailer") of its field ``attr``."""
-    return next(pos for a, pos, _f, _c in _LAYOUTS[kind] if a == attr)
-
-
-def _field_of(layout: _Layout, attr: str) -> Field:
-    return next(f for a, _p, f, _c in layout if a == attr)
+    return field_offset(_LAYOUTS[kind], attr)
 
 
 def _check_value(f: Field, text: str, offset: int, record: int) -> None:
@@ -269,56 +262,12 @@ def _check_value(f: Field, text: str, offset: int, record: int) -> None:
             raise CodecError(f.name, offset, f"{text!r} is not a month and day MMDD", record=record) from None
 
 
-def _read_record(raw: bytes, layout: _Layout, base: int, record: int) -> dict[str, str | int]:
-    values: dict[str, str | int] = {}
-    for attr, pos, f, const in layout:
-        if const == _FILLER:
-            for i, byte in enumerate(raw[pos : pos + f.width]):
-                if byte != 0x20:
-                    raise CodecError(
-                        f.name,
-                        base + pos,
-                        f"byte 0x{byte:02X} at offset {base + pos + i} is not a space",
-                        record=record,
-                    )
-        elif const == "0000":
-            text = field_read_text(raw, pos, Field(f.name, "X", f.width, "text"), base, record)
-            if text not in _CLEARING_HOUSE:
-                raise CodecError(
-                    f.name, base + pos, f"{text!r} is not 0000 or spaces (unused)", record=record
-                )
-        elif const is not None:
-            field_read_text(raw, pos, f, base, record)  # checks the constant (f.choices)
-        elif attr is not None:
-            value = field_read(raw, pos, f, base, record)
-            if isinstance(value, str):
-                _check_value(f, value, base + pos, record)
-            values[attr] = value
-    return values
+def _read_record(raw: bytes, layout_: Layout, base: int, record: int) -> dict[str, ElementValue]:
+    return read_record(raw, layout_, base, record, check=_check_value)
 
 
-def _write_record(obj: object, layout: _Layout, base: int, record: int) -> bytes:
-    parts = []
-    for attr, pos, f, const in layout:
-        if const == _FILLER:
-            chunk = b" " * f.width
-        elif const is not None:
-            chunk = const.encode("ascii")
-        else:
-            assert attr is not None
-            value = getattr(obj, attr)
-            chunk = field_write(f, value, base + pos, record)
-            if isinstance(value, str):
-                _check_value(f, value, base + pos, record)
-        if len(chunk) != f.width:  # every field exactly its width, whatever wrote it
-            raise CodecError(
-                f.name, base + pos, f"{len(chunk)} bytes written, expected {f.width}", record=record
-            )
-        parts.append(chunk)
-    row = b"".join(parts)
-    if len(row) != RECORD_LENGTH:  # pragma: no cover - follows from the widths
-        raise CodecError("record length", base, f"record is {len(row)} bytes", record=record)
-    return row
+def _write_record(obj: object, layout_: Layout, base: int, record: int) -> bytes:
+    return write_record(obj, layout_, base, record, check=_check_value)
 
 
 def _check_totals(zfile: ZenginFile) -> None:
@@ -332,7 +281,7 @@ def _check_totals(zfile: ZenginFile) -> None:
         have, want = getattr(zfile.trailer, attr), getattr(expected, attr)
         if have != want:
             raise CodecError(
-                _field_of(_TRAILER, attr).name,
+                field_of(_TRAILER, attr).name,
                 (number - 1) * size + zengin_field_offset("trailer", attr),
                 f"{have} in the trailer, but the data records give {want}",
                 record=number,
@@ -364,37 +313,6 @@ def zengin_build(zfile: ZenginFile) -> bytes:
     return data
 
 
-def _split_records(data: bytes) -> tuple[bool, list[tuple[int, bytes]]]:
-    """Cut a file into ``(offset, 120-byte record)``: CR LF after every record, or none at all (CR alone
-    and LF alone are refused)."""
-    n = RECORD_LENGTH
-    if not data:
-        raise CodecError("record length", 0, "the file is empty", record=1)
-    crlf = data[n : n + 2] == b"\r\n"
-    step = n + 2 if crlf else n
-    style = "each followed by CR LF" if crlf else "back to back"
-    records = []
-    for pos in range(0, len(data), step):
-        chunk = data[pos : pos + n]
-        if (
-            len(chunk) < n
-            or b"\r" in chunk
-            or b"\n" in chunk
-            or (crlf and data[pos + n : pos + n + 2] != b"\r\n")
-        ):
-            rest = data[pos:]
-            cut = min((i for i in (rest.find(b"\r"), rest.find(b"\n")) if i != -1), default=len(rest))
-            tail = " before a newline" if cut < len(rest) else " at the end of the file"
-            raise CodecError(
-                "record length",
-                pos,
-                f"record is {cut} bytes{tail}; this file has {n}-byte records {style}",
-                record=pos // step + 1,
-            )
-        records.append((pos, chunk))
-    return crlf, records
-
-
 def zengin_parse(data: bytes) -> ZenginFile:
     """Parse a 総合振込 file and check it whole.
 
@@ -404,28 +322,12 @@ def zengin_parse(data: bytes) -> ZenginFile:
     1-based record number, the field and its byte offset in the file.
     """
     raw_data = bytes(data)
-    crlf, chunks = _split_records(raw_data)
+    crlf, chunks = split_records(raw_data)
     header: ZenginHeader | None = None
     records: list[ZenginData] = []
     trailer: ZenginTrailer | None = None
     end: ZenginEnd | None = None
-    for number, (offset, raw) in enumerate(chunks, start=1):
-        kind = raw[:1].decode("ascii", errors="replace")
-        expected: tuple[str, ...]
-        if header is None:
-            expected = ("1",)
-        elif trailer is None:
-            expected = ("2", "8")
-        elif end is None:
-            expected = ("9",)
-        else:
-            raise CodecError(
-                "データ区分", offset, "a record after the end record (データ区分 9)", record=number
-            )
-        if kind not in expected:
-            want = " or ".join(f"{k} ({_KIND_NAMES[k]})" for k in expected)
-            found = f"{kind} ({_KIND_NAMES[kind]})" if kind in _KIND_NAMES else repr(raw[:1])
-            raise CodecError("データ区分", offset, f"expected {want}, found {found}", record=number)
+    for number, offset, raw, kind in records_in_order(chunks):
         if kind == "1":
             v = _read_record(raw, _HEADER, offset, number)
             header = ZenginHeader(**{k: str(x) for k, x in v.items()})
@@ -439,11 +341,8 @@ def zengin_parse(data: bytes) -> ZenginFile:
         else:
             _read_record(raw, _END, offset, number)
             end = ZenginEnd()
-    if header is None or trailer is None or end is None:
-        missing = "header" if header is None else "trailer" if trailer is None else "end"
-        raise CodecError(
-            "データ区分", len(raw_data), f"the file ends without its {missing} record", record=len(chunks) + 1
-        )
+    missing_record(header, trailer, end, size=len(raw_data), records=len(chunks))
+    assert header is not None and trailer is not None and end is not None
     zfile = ZenginFile(header, tuple(records), trailer, end, crlf)
     _check_totals(zfile)
     return zfile

@@ -13,15 +13,18 @@ from pathlib import PurePath
 from typing import Final
 
 from payeasy.codec.errors import CodecError
-from payeasy.codec.fields import (
-    MAX_AMOUNT,
-    Check,
-    ElementValue,
-    Field,
-    Kind,
-    field_read,
-    field_read_text,
-    field_write,
+from payeasy.codec.fields import MAX_AMOUNT, ElementValue
+from payeasy.codec.records import (
+    FILLER,
+    RECORD_LENGTH,
+    field_of,
+    field_offset,
+    layout,
+    missing_record,
+    read_record,
+    records_in_order,
+    split_records,
+    write_record,
 )
 
 __all__ = [
@@ -38,7 +41,7 @@ __all__ = [
     "parse_batch_file",
 ]
 
-BATCH_RECORD_LENGTH: Final = 120
+BATCH_RECORD_LENGTH: Final = RECORD_LENGTH
 
 
 @dataclass(frozen=True)
@@ -134,26 +137,8 @@ class BatchFile:
         return [r.transaction_key(self.header) for r in self.records]
 
 
-# (attribute or None for a constant/filler, offset in the record, field, constant text or None)
-_Layout = tuple[tuple[str | None, int, Field, str | None], ...]
-
-
-def _layout(
-    prefix: str, fields: list[tuple[str | None, str, Kind, int, Check, int, int, str | None]]
-) -> _Layout:
-    out = []
-    pos = 0
-    for attr, name, kind, width, check, lo, hi, const in fields:
-        choices = frozenset({const}) if const is not None else frozenset()
-        out.append((attr, pos, Field(f"{prefix} {name}", kind, width, check, lo, hi, choices), const))
-        pos += width
-    if pos != BATCH_RECORD_LENGTH:  # pragma: no cover - layout self-check
-        raise RuntimeError(f"{prefix} layout is {pos} bytes")
-    return tuple(out)
-
-
-_FILLER: Final = " "  # constant of a filler: all spaces (checked as blank text)
-_HEADER_LAYOUT: Final = _layout(
+_FILLER: Final = FILLER
+_HEADER_LAYOUT: Final = layout(
     "header",
     [
         (None, "データ区分", "N", 1, "code", 0, 0, "1"),
@@ -167,7 +152,7 @@ _HEADER_LAYOUT: Final = _layout(
         (None, "filler", "X", 41, "text", 0, 0, _FILLER),
     ],
 )
-_DATA_LAYOUT: Final = _layout(
+_DATA_LAYOUT: Final = layout(
     "data",
     [
         (None, "データ区分", "N", 1, "code", 0, 0, "2"),
@@ -183,7 +168,7 @@ _DATA_LAYOUT: Final = _layout(
         (None, "filler", "X", 26, "text", 0, 0, _FILLER),
     ],
 )
-_TRAILER_LAYOUT: Final = _layout(
+_TRAILER_LAYOUT: Final = layout(
     "trailer",
     [
         (None, "データ区分", "N", 1, "code", 0, 0, "8"),
@@ -194,59 +179,14 @@ _TRAILER_LAYOUT: Final = _layout(
         (None, "filler", "X", 83, "text", 0, 0, _FILLER),
     ],
 )
-_END_LAYOUT: Final = _layout(
+_END_LAYOUT: Final = layout(
     "end",
     [
         (None, "データ区分", "N", 1, "code", 0, 0, "9"),
         (None, "filler", "X", 119, "text", 0, 0, _FILLER),
     ],
 )
-_KIND_NAMES: Final = {"1": "header", "2": "data", "8": "trailer", "9": "end"}
 _NAME_RE: Final = re.compile(r"01_([0-9]{5})_([0-9]{5})_([0-9]{4})_([0-9]{3})")
-
-
-def _field_offset(layout: _Layout, attr: str) -> int:
-    return next(pos for a, pos, _f, _c in layout if a == attr)
-
-
-def _field_of(layout: _Layout, attr: str) -> Field:
-    return next(f for a, _p, f, _c in layout if a == attr)
-
-
-def _read_record(raw: bytes, layout: _Layout, base: int, record: int) -> dict[str, ElementValue]:
-    values: dict[str, ElementValue] = {}
-    for attr, pos, f, const in layout:
-        if const == _FILLER:
-            _check_filler(raw, pos, f, base, record)
-        elif const is not None:
-            field_read_text(raw, pos, f, base, record)  # checks the constant (f.choices)
-        elif attr is not None:
-            values[attr] = field_read(raw, pos, f, base, record)
-    return values
-
-
-def _check_filler(raw: bytes, pos: int, f: Field, base: int, record: int) -> None:
-    chunk = raw[pos : pos + f.width]
-    for i, byte in enumerate(chunk):
-        if byte != 0x20:
-            raise CodecError(
-                f.name,
-                base + pos,
-                f"byte 0x{byte:02X} at offset {base + pos + i} is not a space",
-                record=record,
-            )
-
-
-def _write_record(obj: object, layout: _Layout, base: int, record: int) -> bytes:
-    parts = []
-    for attr, pos, f, const in layout:
-        if const == _FILLER:
-            parts.append(b" " * f.width)
-        elif const is not None:
-            parts.append(const.encode("ascii"))
-        elif attr is not None:
-            parts.append(field_write(f, getattr(obj, attr), base + pos, record))
-    return b"".join(parts)
 
 
 def batch_file_name(header: BatchHeader, serial: int) -> str:
@@ -270,7 +210,7 @@ def _check_name(name: str, header: BatchHeader) -> None:
         if in_name != in_header:
             raise CodecError(
                 f"file name {part}",
-                _field_offset(_HEADER_LAYOUT, attr),
+                field_offset(_HEADER_LAYOUT, attr),
                 f"{name!r} has {in_name}, but {what} in the header gives {in_header}",
                 record=1,
             )
@@ -283,7 +223,7 @@ def _check_contents(batch: BatchFile, size: int) -> None:
         if r.serial in seen:
             raise CodecError(
                 "data 取引通番",
-                (i - 1) * size + _field_offset(_DATA_LAYOUT, "serial"),
+                (i - 1) * size + field_offset(_DATA_LAYOUT, "serial"),
                 f"{r.serial} is already used by record {seen[r.serial]}: one transaction key, one record",
                 record=i,
             )
@@ -293,48 +233,13 @@ def _check_contents(batch: BatchFile, size: int) -> None:
     for attr in ("count", "total", "cancel_count", "cancel_total"):
         have, want = getattr(batch.trailer, attr), getattr(expected, attr)
         if have != want:
-            f = _field_of(_TRAILER_LAYOUT, attr)
+            f = field_of(_TRAILER_LAYOUT, attr)
             raise CodecError(
                 f.name,
-                (number - 1) * size + _field_offset(_TRAILER_LAYOUT, attr),
+                (number - 1) * size + field_offset(_TRAILER_LAYOUT, attr),
                 f"{have} in the trailer, but the data records give {want}",
                 record=number,
             )
-
-
-def _split_records(data: bytes) -> tuple[bool, list[tuple[int, bytes]]]:
-    """Cut a file into ``(offset, 120-byte record)``; detect CR LF vs back to back."""
-    n = BATCH_RECORD_LENGTH
-    if not data:
-        raise CodecError("record length", 0, "the file is empty", record=1)
-    crlf = data[n : n + 2] == b"\r\n"
-    records = []
-    if crlf:
-        for pos in range(0, len(data), n + 2):
-            if data[pos + n : pos + n + 2] != b"\r\n":
-                end = data.find(b"\r\n", pos)
-                length = (end if end != -1 else len(data)) - pos
-                tail = "followed by CR LF" if end != -1 else "not followed by CR LF"
-                raise CodecError(
-                    "record length",
-                    pos,
-                    f"record is {length} bytes {tail}; this file has 120-byte records each followed by CR LF",
-                    record=pos // (n + 2) + 1,
-                )
-            records.append((pos, data[pos : pos + n]))
-        return crlf, records
-    first_crlf = data.find(b"\r\n")
-    if first_crlf != -1 and first_crlf < n:
-        raise CodecError(
-            "record length", 0, f"record is {first_crlf} bytes followed by CR LF, expected 120", record=1
-        )
-    for pos in range(0, len(data), n):
-        if len(data) - pos < n:
-            raise CodecError(
-                "record length", pos, f"record is {len(data) - pos} bytes, expected 120", record=pos // n + 1
-            )
-        records.append((pos, data[pos : pos + n]))
-    return crlf, records
 
 
 def parse_batch_file(name: str, data: bytes) -> BatchFile:
@@ -352,32 +257,16 @@ def parse_batch_file(name: str, data: bytes) -> BatchFile:
     if _NAME_RE.fullmatch(name) is None:
         raise CodecError("file name", 0, f"{name!r} is not 01_BBBBB_SSSSS_MMDD_NNN")
     raw_data = bytes(data)
-    crlf, chunks = _split_records(raw_data)
+    crlf, chunks = split_records(raw_data)
     header: BatchHeader | None = None
     records: list[BatchData] = []
     trailer: BatchTrailer | None = None
     end: BatchEnd | None = None
-    for number, (offset, raw) in enumerate(chunks, start=1):
-        kind = raw[:1].decode("ascii", errors="replace")
-        expected: tuple[str, ...]
-        if header is None:
-            expected = ("1",)
-        elif trailer is None:
-            expected = ("2", "8")
-        elif end is None:
-            expected = ("9",)
-        else:
-            raise CodecError(
-                "データ区分", offset, "a record after the end record (データ区分 9)", record=number
-            )
-        if kind not in expected:
-            want = " or ".join(f"{k} ({_KIND_NAMES[k]})" for k in expected)
-            found = f"{kind} ({_KIND_NAMES[kind]})" if kind in _KIND_NAMES else repr(raw[:1])
-            raise CodecError("データ区分", offset, f"expected {want}, found {found}", record=number)
+    for number, offset, raw, kind in records_in_order(chunks):
         if kind == "1":
-            header = BatchHeader(**_str_values(_read_record(raw, _HEADER_LAYOUT, offset, number)))
+            header = BatchHeader(**_str_values(read_record(raw, _HEADER_LAYOUT, offset, number)))
         elif kind == "2":
-            v = _read_record(raw, _DATA_LAYOUT, offset, number)
+            v = read_record(raw, _DATA_LAYOUT, offset, number)
             records.append(
                 BatchData(
                     customer_number=str(v["customer_number"]),
@@ -392,18 +281,15 @@ def parse_batch_file(name: str, data: bytes) -> BatchFile:
                 )
             )
         elif kind == "8":
-            v = _read_record(raw, _TRAILER_LAYOUT, offset, number)
+            v = read_record(raw, _TRAILER_LAYOUT, offset, number)
             trailer = BatchTrailer(
                 int(v["count"]), int(v["total"]), int(v["cancel_count"]), int(v["cancel_total"])
             )
         else:
-            _read_record(raw, _END_LAYOUT, offset, number)
+            read_record(raw, _END_LAYOUT, offset, number)
             end = BatchEnd()
-    if header is None or trailer is None or end is None:
-        missing = "header" if header is None else "trailer" if trailer is None else "end"
-        raise CodecError(
-            "データ区分", len(raw_data), f"the file ends without its {missing} record", record=len(chunks) + 1
-        )
+    missing_record(header, trailer, end, size=len(raw_data), records=len(chunks))
+    assert header is not None and trailer is not None and end is not None
     batch = BatchFile(name, header, tuple(records), trailer, end, crlf)
     _check_contents(batch, BATCH_RECORD_LENGTH + 2 if crlf else BATCH_RECORD_LENGTH)
     _check_name(name, header)
@@ -419,12 +305,12 @@ def build_batch_file(batch: BatchFile) -> bytes:
     if _NAME_RE.fullmatch(batch.name) is None:
         raise CodecError("file name", 0, f"{batch.name!r} is not 01_BBBBB_SSSSS_MMDD_NNN")
     size = BATCH_RECORD_LENGTH + 2 if batch.crlf else BATCH_RECORD_LENGTH
-    rows = [_write_record(batch.header, _HEADER_LAYOUT, 0, 1)]
+    rows = [write_record(batch.header, _HEADER_LAYOUT, 0, 1)]
     for number, record in enumerate(batch.records, start=2):
-        rows.append(_write_record(record, _DATA_LAYOUT, (number - 1) * size, number))
+        rows.append(write_record(record, _DATA_LAYOUT, (number - 1) * size, number))
     number = len(batch.records) + 2
-    rows.append(_write_record(batch.trailer, _TRAILER_LAYOUT, (number - 1) * size, number))
-    rows.append(_write_record(batch.end, _END_LAYOUT, number * size, number + 1))
+    rows.append(write_record(batch.trailer, _TRAILER_LAYOUT, (number - 1) * size, number))
+    rows.append(write_record(batch.end, _END_LAYOUT, number * size, number + 1))
     _check_contents(batch, size)
     _check_name(batch.name, batch.header)
     newline = b"\r\n" if batch.crlf else b""
@@ -445,4 +331,4 @@ def batch_data_offset(batch: BatchFile, record: int, attr: str) -> int:
     """The file offset of field ``attr`` (a :class:`BatchData` attribute) of data record ``record`` (1-based,
     counting the header as record 1), for error reports about a record the codec accepted."""
     size = BATCH_RECORD_LENGTH + 2 if batch.crlf else BATCH_RECORD_LENGTH
-    return (record - 1) * size + _field_offset(_DATA_LAYOUT, attr)
+    return (record - 1) * size + field_offset(_DATA_LAYOUT, attr)

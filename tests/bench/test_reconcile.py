@@ -61,8 +61,21 @@ def _copy_rows(table: str, template_id: int, overrides: dict[str, str], series: 
     )
 
 
+class Steps:
+    """Seconds per step of writing the books, printed (where the set-up's time goes)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        print(f"  books: {name} {now - self.last:.1f} s")
+        self.last = now
+
+
 def write_books(biller: Any) -> None:
     """A million paid invoices with their frames, notices, ledger entries and facts (see the docstring)."""
+    step = Steps()
     invoice = h.published_invoice(biller, price=1000)
     h.send(h.payment(biller, invoice))
     from payeasy.services.payments import notices_apply
@@ -72,6 +85,7 @@ def write_books(biller: Any) -> None:
     notice = Notice.objects.get()
     entry = LedgerEntry.objects.get()
     fact = invoice.payments.get()
+    step("the template payment")
     n = PAYMENTS - 1
     series = f"generate_series(1, {n}) AS g"
     _copy_rows(
@@ -84,12 +98,14 @@ def write_books(biller: Any) -> None:
         },
         series,
     )
+    step("invoices")
     _copy_rows(
         "payeasy_message",
         message.pk,
         {"transaction_key": "'MPNC000001' || '20261126' || lpad(g::text, 8, '0')"},
         series,
     )
+    step("frames")
     # notices pair with invoices and frames by their order (g); banks 0001/0005/0009 in turn
     with owner_cursor() as cursor:
         cursor.execute(
@@ -109,6 +125,7 @@ def write_books(biller: Any) -> None:
             """,  # noqa: S608
             [DAY],
         )
+        step("notices")
         # every notice paid its bill; the first DOUBLES bills are paid twice (a second notice later) and
         # PROVISIONAL payments matched no bill
         cursor.execute(
@@ -119,6 +136,7 @@ def write_books(biller: Any) -> None:
             FROM payeasy_notice n WHERE n.biller_id = {biller.pk} AND n.id <> {notice.pk}
             """  # noqa: S608
         )
+        step("ledger entries")
         cursor.execute(
             f"""
             INSERT INTO billing_invoicepayment (biller_id, invoice_id, amount, paid_at, bank_code, channel,
@@ -128,11 +146,13 @@ def write_books(biller: Any) -> None:
             FROM payeasy_ledgerentry e WHERE e.biller_id = {biller.pk} AND e.id <> {entry.pk}
             """  # noqa: S608
         )
+        step("payment facts")
         cursor.execute(
             f"UPDATE billing_invoice SET status = 'paid', paid_at = now() "  # noqa: S608
             f"WHERE biller_id = {biller.pk} AND number LIKE 'R-%%'"
         )
         cursor.connection.close()
+    step("bills paid")
     assert fact.entry_ref == entry.pk
     # the anomalies go through the real line and applier
     bills = list(Invoice.objects.filter(biller=biller, number__startswith="R-").order_by("pk")[:DOUBLES])
@@ -141,6 +161,7 @@ def write_books(biller: Any) -> None:
     for k in range(PROVISIONAL):
         h.send(h.payment(biller, invoice, customer_number=str(10**9 + k)))
     notices_apply(limit=10_000)
+    step("double and provisional payments through the line")
     owner_execute(
         "VACUUM ANALYZE billing_invoice",
         "VACUUM ANALYZE payeasy_message",
@@ -148,6 +169,7 @@ def write_books(biller: Any) -> None:
         "VACUUM ANALYZE payeasy_ledgerentry",
         "VACUUM ANALYZE billing_invoicepayment",
     )
+    step("vacuum analyze")
 
 
 def plain_aggregate_seconds(biller: Any) -> float:
