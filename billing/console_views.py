@@ -35,7 +35,7 @@ from billing.console_forms import (
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from billing.forms import form_errors_add
 from billing.models import Customer, Invoice
-from billing.pagination import BadCursor, KeysetPage, keyset_page, page_query
+from billing.pagination import BadCursor, KeysetPage, keyset_page, page_links
 from billing.portal.selectors import bank_name
 from billing.tenancy import TenantRequest
 from billing.views import TenantConsoleView
@@ -101,15 +101,7 @@ class InvoiceListView(InvoiceConsoleView):
         context = self.get_context_data(
             form=form,
             page=page,
-            first_url=f"{path}?{page_query(params)}",
-            next_url=f"{path}?{page_query(params, after=page.next_cursor)}"
-            if page and page.next_cursor
-            else "",
-            previous_url=(
-                f"{path}?{page_query(params, before=page.previous_cursor)}"
-                if page and page.previous_cursor
-                else ""
-            ),
+            **page_links(path, params, page),
             return_query=params.urlencode(),
         )
         return render(request, self.template_name, context, status=status)

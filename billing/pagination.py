@@ -124,3 +124,15 @@ def page_query(params: QueryDict, **changes: str) -> str:
     for name, value in changes.items():
         out[name] = value
     return out.urlencode()
+
+
+def page_links(path: str, params: QueryDict, page: KeysetPage | None) -> dict[str, str]:
+    """The first, next and previous page links of a list page at ``path`` (filters kept, cursors
+    replaced; "" where there is no such page): ``first_url``, ``next_url``, ``previous_url``."""
+    after = page.next_cursor if page else ""
+    before = page.previous_cursor if page else ""
+    return {
+        "first_url": f"{path}?{page_query(params)}",
+        "next_url": f"{path}?{page_query(params, after=after)}" if after else "",
+        "previous_url": f"{path}?{page_query(params, before=before)}" if before else "",
+    }

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import psycopg
 from django.db import connection, transaction
-from django.db.models import Count, Sum
 from django.utils import timezone
 
 from billing.models import Biller, Invoice
@@ -31,7 +30,7 @@ from payeasy.codec import CodecError, Message
 from payeasy.line_store import line_state_read, messages_and_notices_insert, rows_insert
 from payeasy.models import Channel, ContractedBank, LineState, Notice
 from payeasy.models import Message as LoggedMessage
-from payeasy.selectors import contract_code
+from payeasy.selectors import contract_code, line_payment_counts
 
 log = logging.getLogger("payeasy.line")
 
@@ -531,25 +530,15 @@ class LineProcessor:
         if day not in {line.processing_date, line.previous_processing_date}:
             return "A601", None
         self._flush(pending)
-        counts = {
-            row["key_date"]: (row["n"], row["total"])
-            for row in Notice.objects.filter(
-                biller=biller,
-                kind=Notice.Kind.PAYMENT,
-                source=Notice.Source.LINE,
-                key_date__in=[day, day - datetime.timedelta(days=1)],
-            )
-            .values("key_date")
-            .annotate(n=Count("id"), total=Sum("amount"))
-        }
+        counts = line_payment_counts(biller=biller, days=[day, day - datetime.timedelta(days=1)])
         today_n, today_total = counts.get(day, (0, 0))
         before_n, before_total = counts.get(day - datetime.timedelta(days=1), (0, 0))
         return "0000", {
             15: message.elements[15],
             16: today_n,
-            17: today_total or 0,
+            17: today_total,
             18: before_n,
-            19: before_total or 0,
+            19: before_total,
         }
 
     # --- writing -----------------------------------------------------------------------------------------

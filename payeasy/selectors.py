@@ -25,6 +25,22 @@ from payeasy.models import (
 )
 
 
+def line_payment_counts(
+    *, biller: Biller, days: Iterable[datetime.date]
+) -> dict[datetime.date, tuple[int, int]]:
+    """Spec §5 rule 7: the count and sum of the distinct payments (1200, 1700) the line stored for each of
+    ``days``, reversals not subtracted — what the 1610 answers and what reconciliation compares with the
+    centre's 1600. Days without payments are absent."""
+    return {
+        row["key_date"]: (row["n"], row["total"] or 0)
+        for row in Notice.objects.filter(
+            biller=biller, kind=Notice.Kind.PAYMENT, source=Notice.Source.LINE, key_date__in=list(days)
+        )
+        .values("key_date")
+        .annotate(n=Count("id"), total=Sum("amount"))
+    }
+
+
 def contracted_bank_list(*, biller: Biller) -> QuerySet[ContractedBank]:
     return ContractedBank.objects.filter(biller=biller).order_by("bank_code", "valid_from")
 

@@ -30,6 +30,7 @@ from django.db.models import Count, Q, Sum
 from billing.models import Biller, Invoice, InvoicePayment
 from payeasy import codec
 from payeasy.models import Channel, LedgerEntry, Message, Notice, TellerFile
+from payeasy.selectors import line_payment_counts
 from reconciliation.models import Finding, ReportPair
 
 STANDING = (LedgerEntry.Outcome.PAID, LedgerEntry.Outcome.DOUBLE_PAYMENT)
@@ -122,16 +123,6 @@ def entries_needing_action(*, biller: Biller, day: datetime.date) -> list[Found]
 # --- the line against the centre -----------------------------------------------------------------------
 
 
-def line_counts(*, biller: Biller, day: datetime.date) -> tuple[int, int]:
-    """Our distinct line payments (1200/1700) of ``day``: what the 1610 answers (spec §5 rule 7)."""
-    row = (
-        Notice.objects.for_biller(biller)
-        .filter(kind=Notice.Kind.PAYMENT, source=Notice.Source.LINE, key_date=day)
-        .aggregate(n=Count("id"), total=Sum("amount"))
-    )
-    return row["n"], row["total"] or 0
-
-
 def centre_counts(*, biller: Biller, day: datetime.date) -> tuple[int, int, int] | None:
     """The centre's latest figures for ``day`` — from a 1600 of that date (elements 16/17) or of the next
     (18/19, the day before) — and the message id; None when the centre sent none."""
@@ -160,7 +151,7 @@ def centre_counts(*, biller: Biller, day: datetime.date) -> tuple[int, int, int]
 
 
 def counters_compare(*, biller: Biller, day: datetime.date) -> tuple[list[Found], dict[str, Any]]:
-    ours = line_counts(biller=biller, day=day)
+    ours = line_payment_counts(biller=biller, days=[day]).get(day, (0, 0))
     centre = centre_counts(biller=biller, day=day)
     facts: dict[str, Any] = {"line_count": ours[0], "line_amount": ours[1]}
     if centre is None:

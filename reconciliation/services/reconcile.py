@@ -15,8 +15,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 from collections import defaultdict
-from dataclasses import asdict
-from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q, Sum
@@ -239,10 +237,3 @@ def _funds(*, biller: Biller, day: datetime.date) -> tuple[list[Found], tuple[da
                 state=state
             )
     return found, window
-
-
-def found_as_dict(found: Found) -> dict[str, Any]:
-    """A found disagreement as plain values (for the command line and logs)."""
-    values = asdict(found)
-    values["processing_date"] = found.processing_date.isoformat()
-    return values

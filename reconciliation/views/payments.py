@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy
 
 from billing.errors import ValidationFailed
 from billing.forms import form_errors_add
-from billing.pagination import BadCursor, KeysetPage, keyset_page, page_query
+from billing.pagination import BadCursor, KeysetPage, keyset_page, page_links
 from billing.templatetags.humanize_yen import yen
 from billing.tenancy import TenantRequest
 from payeasy.models import Channel, LedgerEntry, Notice
@@ -170,15 +170,7 @@ class PaymentListView(ReconciliationConsoleView):
             form=form,
             page=page,
             rows=payment_rows(list(page.rows)) if page else [],
-            first_url=f"{url}?{page_query(params)}",
-            next_url=f"{url}?{page_query(params, after=page.next_cursor)}"
-            if page and page.next_cursor
-            else "",
-            previous_url=(
-                f"{url}?{page_query(params, before=page.previous_cursor)}"
-                if page and page.previous_cursor
-                else ""
-            ),
+            **page_links(url, params, page),
         )
         return render(request, self.template_name, context, status=status)
 
