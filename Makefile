@@ -18,15 +18,17 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-## make run — migrate, load demo data, start web + worker + beat (SQLite and a file broker by default;
-## DATABASE_URL / REDIS_URL switch to PostgreSQL / Redis).
+## make run — migrate, load demo data, start web + worker + beat + commserver (SQLite and a file broker by
+## default; DATABASE_URL / REDIS_URL switch to PostgreSQL / Redis). Other ports: WEB_ADDR=127.0.0.1:8100
+## (the site; every printed link follows it) and COMMSERVER_PORT=7800 (the MPN line; give `make pay` the same).
 run: venv
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py migrate --noinput
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py seed_demo
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py demo_info
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/honcho -f config/Procfile -d . start
 
-## make pay — with make run going: the MPN simulator pays a demo invoice over the line (INVOICE=<number>).
+## make pay — with make run going: the MPN simulator pays a demo invoice over the line (INVOICE=<number>),
+## to the commserver on COMMSERVER_PORT (7700 unless set; the same as for make run).
 pay: venv
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py mpn_simulate pay --biller 58191001 $(if $(INVOICE),--invoice $(INVOICE))
 

@@ -16,8 +16,9 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.errors import ValidationFailed
 from billing.forms import form_errors_add
-from billing.invoicing import tax_category_parse
-from billing.models import Customer, Invoice
+from billing.invoicing import Totals, tax_category_parse, totals_preview
+from billing.models import Biller, Customer, Invoice
+from billing.numbers import INVOICE_NUMBER_PATTERN_MAX_LENGTH, invoice_number_pattern_errors
 from billing.selectors import INVOICE_SORTS
 from billing.services.customers import CUSTOMER_FIELDS
 from billing.services.invoices import MAX_LINES
@@ -139,7 +140,9 @@ class InvoiceForm(forms.Form):
         help_text=_("Type the customer's code; the list suggests active customers."),
         widget=forms.TextInput(attrs={"list": "customer-directory", "autocomplete": "off", "size": 20}),
     )
-    number = forms.CharField(label=_("Invoice number"), max_length=32)
+    number = forms.CharField(
+        label=_("Invoice number"), max_length=32, widget=forms.TextInput(attrs={"size": 20})
+    )
     external_id = forms.CharField(
         label=_("External id"),
         max_length=64,
@@ -154,9 +157,17 @@ class InvoiceForm(forms.Form):
     )
     tax_inclusive = forms.BooleanField(label=_("Prices include tax"), required=False, label_suffix="")
 
-    def __init__(self, *args: Any, customers: QuerySet[Customer], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, customers: QuerySet[Customer], next_number: str | None = None, **kwargs: Any
+    ) -> None:
+        """``next_number``: the automatic number (a new invoice): the number may be left empty."""
         self.customers = customers
         super().__init__(*args, **kwargs)
+        if next_number is not None:
+            self.fields["number"].required = False
+            self.fields["number"].help_text = _(
+                "Leave empty to number it automatically: %(number)s (for this issue date)."
+            ) % {"number": next_number}
 
     def clean_customer(self) -> Customer:
         code = self.cleaned_data["customer"].strip()
@@ -263,6 +274,40 @@ LineFormSet = cast(
 )
 
 
+def line_formset(rows: list[dict[str, Any]], *, extra: int = 0) -> BaseLineFormSet:
+    """An unbound formset showing ``rows`` (what was typed, kept when a row is added or removed without
+    JavaScript) and ``extra`` empty rows."""
+    factory = forms.formset_factory(
+        LineForm,
+        formset=BaseLineFormSet,
+        extra=extra,
+        max_num=MAX_LINES,
+        validate_max=True,
+        absolute_max=MAX_LINES,
+    )
+    return cast(BaseLineFormSet, factory(prefix="lines", initial=rows))
+
+
+def typed_rows(formset: forms.BaseFormSet) -> list[dict[str, Any]]:
+    """Each row of a bound formset as typed (no validation)."""
+    return [{name: f[name].value() for name in f.fields} for f in formset.forms]
+
+
+def form_typed(form: forms.Form) -> dict[str, Any]:
+    """A bound form's values as typed (no validation), to show again as an unbound form's initial."""
+    return {name: form[name].value() for name in form.fields}
+
+
+def lines_totals(formset: forms.BaseFormSet, *, biller: Biller, tax_inclusive: bool) -> Totals | None:
+    """The totals of the rows with something in them, as typed (billing.invoicing.totals_preview)."""
+    rows = [f for f in formset.forms if not f.is_blank()]  # type: ignore[attr-defined]
+    raw = [{name: f[name].value() for name in ("quantity", "unit_price", "tax_category")} for f in rows]
+    for line in raw:
+        if not str(line["quantity"] or "").strip():
+            del line["quantity"]  # an emptied quantity is 1, as LineForm.to_line sends it
+    return totals_preview(raw, rounding=biller.tax_rounding, tax_inclusive=tax_inclusive)
+
+
 def formset_errors_apply(
     exc: ValidationFailed,
     *,
@@ -289,6 +334,27 @@ def formset_errors_apply(
         else:
             main[key] = errs
     form_errors_add(form, main, named=True)
+
+
+class InvoiceNumberingForm(forms.Form):
+    invoice_number_pattern = forms.CharField(
+        label=_("Invoice number pattern"),
+        max_length=INVOICE_NUMBER_PATTERN_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"size": 30, "spellcheck": "false", "autocomplete": "off"}),
+        help_text=_(
+            "Letters, digits, - _ / . and the placeholders {yyyy} (year), {yy} (year, 2 digits), {mm} "
+            "(month), {dd} (day) of the issue date, and one sequence number: {seq} or {seq:06} (padded to "
+            "6 digits). The sequence starts again at 1 whenever the text around it changes: every month "
+            "with {yyyy}-{mm}-{seq:06}."
+        ),
+    )
+
+    def clean_invoice_number_pattern(self) -> str:
+        value = self.cleaned_data["invoice_number_pattern"].strip()
+        problems = invoice_number_pattern_errors(value)
+        if problems:
+            raise forms.ValidationError(problems)
+        return value
 
 
 # --- customers -----------------------------------------------------------------------------------------

@@ -1,5 +1,10 @@
 """The tenant console's invoice pages: the list (keyset pages, ``billing.pagination``), the bulk
-actions, create and edit, detail, publish, cancel and the PDF.
+actions, create and edit, detail, publish, cancel and the PDF; the invoice settings (the pattern of the
+automatic invoice numbers).
+
+The invoice form works without JavaScript: "add a line" and "remove line n" are submit buttons that
+show the form again with what was typed (``rows_changed``); static/js/invoice-form.js does the same in
+the page and keeps the totals up to date, the server's ``lines_totals`` showing them otherwise.
 
 Every view inherits ``TenantConsoleView`` (membership, read-only operators,
 the tenant filter). Reads go through ``get_queryset()``, ``Model.objects.for_biller`` or the
@@ -8,6 +13,7 @@ selectors; every write goes through a service.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Any
 
@@ -18,6 +24,7 @@ from django.http import HttpResponse, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -28,13 +35,19 @@ from billing.console_forms import (
     CancelForm,
     InvoiceFilterForm,
     InvoiceForm,
+    InvoiceNumberingForm,
     LineForm,
     LineFormSet,
+    form_typed,
     formset_errors_apply,
+    line_formset,
+    lines_totals,
+    typed_rows,
 )
 from billing.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from billing.forms import form_errors_add
-from billing.models import Customer, Invoice
+from billing.invoicing import invoice_create_numbered, invoice_number_next, invoice_numbering_update
+from billing.models import Biller, Customer, Invoice
 from billing.pagination import BadCursor, KeysetPage, keyset_page, page_links
 from billing.portal.selectors import bank_name
 from billing.tenancy import TenantRequest
@@ -175,42 +188,116 @@ class InvoiceFormMixin(InvoiceConsoleView):
         suggestions = (
             self.customers().filter(status=Customer.Status.ACTIVE).order_by("code")[:CUSTOMER_SUGGESTIONS]
         )
+        tax_inclusive = bool(form["tax_inclusive"].value())
         context = self.get_context_data(
-            form=form, formset=formset, invoice=invoice, customer_suggestions=suggestions
+            form=form,
+            formset=formset,
+            # the rows, then the empty row that static/js/invoice-form.js copies (in a <template>)
+            line_rows=[
+                *((f, i + 1, i) for i, f in enumerate(formset.forms)),
+                (formset.empty_form, "__num__", "__prefix__"),
+            ],
+            invoice=invoice,
+            customer_suggestions=suggestions,
+            totals=lines_totals(formset, biller=self.biller, tax_inclusive=tax_inclusive),
+            tax_inclusive=tax_inclusive,
         )
         return render(request, self.template_name, context, status=status)
 
+    def next_number(self, request: TenantRequest | None = None) -> str | None:
+        """None for an existing invoice (its number is required); else the automatic number's preview."""
+        return None
+
     def bound(self, request: TenantRequest) -> tuple[InvoiceForm, BaseLineFormSet]:
         return (
-            InvoiceForm(request.POST, customers=self.customers()),
+            InvoiceForm(request.POST, customers=self.customers(), next_number=self.next_number(request)),
             LineFormSet(request.POST, prefix="lines"),
         )
+
+    def rows_changed(
+        self,
+        request: TenantRequest,
+        form: InvoiceForm,
+        formset: BaseLineFormSet,
+        *,
+        invoice: Invoice | None = None,
+    ) -> HttpResponse | None:
+        """Without JavaScript, "add a line" and "remove line n" post the form: show it again with what was
+        typed, one row more or less, and the keyboard focus in the row that follows. Nothing is saved."""
+        add = "add_line" in request.POST
+        remove = request.POST.get("remove_line", "")
+        if not (add or remove) or not formset.management_form.is_valid():
+            return None
+        rows = typed_rows(formset)
+        focus = len(rows)
+        if remove.isdigit() and int(remove) < len(rows):
+            del rows[int(remove)]
+            focus = max(min(int(remove), len(rows) - 1), 0)  # no row left: the empty row added below
+        again = line_formset(rows, extra=1 if add or not rows else 0)
+        if 0 <= focus < len(again.forms):
+            again.forms[focus].fields["description"].widget.attrs["autofocus"] = True
+        unbound = InvoiceForm(
+            customers=self.customers(), initial=form_typed(form), next_number=self.next_number(request)
+        )
+        return self.render_form(request, unbound, again, invoice=invoice)
 
     def lines_of(self, formset: BaseLineFormSet) -> tuple[list[dict[str, Any]], list[int]]:
         filled = formset.filled()
         return [f.to_line() for _i, f in filled], [i for i, _f in filled]  # type: ignore[attr-defined]
 
 
-class InvoiceCreateView(InvoiceFormMixin):
-    def get(self, request: TenantRequest) -> HttpResponse:
-        from django.utils import timezone
+def issue_date_of(request: TenantRequest) -> datetime.date:
+    """The issue date typed in the form (today when there is none or it cannot be read)."""
+    try:
+        return datetime.date.fromisoformat(request.POST.get("issue_date", "").strip())
+    except ValueError:
+        return timezone.localdate()
 
-        form = InvoiceForm(customers=self.customers(), initial={"issue_date": timezone.localdate()})
+
+def number_preview(biller: Biller, on: datetime.date) -> str | None:
+    """The next automatic number for an invoice issued ``on``, or None when the pattern cannot give one."""
+    try:
+        return invoice_number_next(biller=biller, on=on)
+    except (ValidationFailed, ValueError):
+        return None
+
+
+class InvoiceCreateView(InvoiceFormMixin):
+    def next_number(self, request: TenantRequest | None = None) -> str | None:
+        on = issue_date_of(request) if request is not None and request.method == "POST" else None
+        return number_preview(self.biller, on or timezone.localdate())
+
+    def get(self, request: TenantRequest) -> HttpResponse:
+        form = InvoiceForm(
+            customers=self.customers(),
+            initial={"issue_date": timezone.localdate()},
+            next_number=self.next_number(),
+        )
         return self.render_form(request, form, LineFormSet(prefix="lines"))
 
     def post(self, request: TenantRequest) -> HttpResponseBase:
         form, formset = self.bound(request)
+        if (again := self.rows_changed(request, form, formset)) is not None:
+            return again
         if not (form.is_valid() and formset.is_valid()):
             return self.render_form(request, form, formset, status=400)
         lines, rows = self.lines_of(formset)
         publish = "publish" in request.POST
-        try:
-            invoice = services.invoice_create(
+        data = {**form.to_input(), "lines": lines}
+
+        def create(number: str) -> Invoice:
+            return services.invoice_create(
                 actor=request.user,
                 biller=self.biller,
-                data={**form.to_input(), "lines": lines},
+                data={**data, "number": number},
                 publish=publish,
             )
+
+        try:
+            if data["number"].strip():
+                invoice = create(data["number"])
+            else:  # left empty: the biller's pattern numbers it
+                invoice = invoice_create_numbered(create, biller=self.biller, on=data["issue_date"])
         except ValidationFailed as exc:
             formset_errors_apply(
                 exc, form=form, formset=formset, rows=rows, list_name="lines", stray_to_formset=True
@@ -248,6 +335,8 @@ class InvoiceEditView(InvoiceFormMixin):
         if not self.editable(invoice):
             return self.locked(request, invoice)
         form, formset = self.bound(request)
+        if (again := self.rows_changed(request, form, formset, invoice=invoice)) is not None:
+            return again
         if not (form.is_valid() and formset.is_valid()):
             return self.render_form(request, form, formset, invoice=invoice, status=400)
         lines, rows = self.lines_of(formset)
@@ -359,3 +448,38 @@ class InvoicePdfView(InvoiceConsoleView):
             as_attachment=True, filename=pdf_filename(invoice)
         )
         return response
+
+
+# --- invoice settings ----------------------------------------------------------------------------------
+
+
+class InvoiceSettingsView(TenantConsoleView):
+    """The biller's invoice settings: the pattern of the automatic invoice numbers (administrators)."""
+
+    template_name = "billing/console/invoice_settings.html"
+    nav_section = "invoices"
+
+    def get(self, request: TenantRequest, form: InvoiceNumberingForm | None = None) -> HttpResponse:
+        form = form or InvoiceNumberingForm(
+            initial={"invoice_number_pattern": self.biller.invoice_number_pattern}
+        )
+        context = self.get_context_data(
+            form=form,
+            next_number=number_preview(self.biller, timezone.localdate()),
+            today=timezone.localdate(),
+        )
+        return render(request, self.template_name, context, status=400 if form.errors else 200)
+
+    def post(self, request: TenantRequest) -> HttpResponseBase:
+        form = InvoiceNumberingForm(request.POST)
+        if not form.is_valid():
+            return self.get(request, form=form)
+        try:
+            invoice_numbering_update(
+                actor=request.user, biller=self.biller, pattern=form.cleaned_data["invoice_number_pattern"]
+            )
+        except ValidationFailed as exc:
+            form_errors_add(form, exc, named=True)
+            return self.get(request, form=form)
+        messages.success(request, _("The invoice settings were saved."))
+        return redirect("console:invoice_settings")

@@ -7,16 +7,29 @@ line, with the biller's rounding rule:
 - tax-inclusive prices (税込): tax_r = round(Σ amounts at rate r × r / (100 + r)),
   and the rate's subtotal is the gross minus that tax.
 
-Nothing here touches the database; the CSV import and the services share it.
+The arithmetic touches no database; the CSV import, the services, the console's live totals
+(``totals_preview``, mirrored by static/js/invoice-form.js) share it. The last section is the
+automatic invoice numbering (the pattern itself: ``billing.numbers.InvoiceNumberPattern``): the next
+number of a biller, creation with retry on a number taken meanwhile, and the pattern's setting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import datetime
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
+from django.db.models.functions import Length
 from django.utils.translation import gettext as _
+
+from billing.errors import Conflict, ValidationFailed
+from billing.numbers import INVOICE_NUMBER_MAX_LENGTH, InvoiceNumberPattern
+
+if TYPE_CHECKING:
+    from billing.models import ApiKey, Biller, User
 
 TAX_RATES = {"10": 10, "8": 8, "exempt": 0}
 TAX_CATEGORY_LABELS = {"10": "10%", "8": "8%※", "exempt": "非課税"}
@@ -73,7 +86,7 @@ def _int(value: Any, field: str, *, low: int, high: int) -> int:
         number = value
     else:
         text = str(value).strip().replace(",", "")
-        if not text.lstrip("-").isdigit():
+        if not re.fullmatch(r"-?\d+", text):  # not lstrip("-"): int("--5") would raise ValueError
             raise LineError(
                 field, _("must be a whole number of yen or units, not %(value)r") % {"value": value}
             )
@@ -173,3 +186,118 @@ def totals_from_sums(
             % {"total": f"{total:,}", "max": f"{MAX_TOTAL:,}"},
         )
     return Totals(subtotal_10, tax_10, subtotal_8, tax_8, sum_exempt, total)
+
+
+def totals_preview(
+    raw_lines: Iterable[Mapping[str, Any]], *, rounding: str, tax_inclusive: bool = False
+) -> Totals | None:
+    """The totals of lines as typed (quantity, unit price, tax rate; the item is not needed), or None
+    when a line's numbers or rate would be refused or the sums are impossible. The console shows it while
+    the form is being filled in; static/js/invoice-form.js computes the same in the browser."""
+    sums = {"10": 0, "8": 0, "exempt": 0}
+    try:
+        for raw in raw_lines:
+            quantity = _int(raw.get("quantity", 1), "quantity", low=1, high=MAX_QUANTITY)
+            unit_price = _int(raw.get("unit_price"), "unit_price", low=-MAX_UNIT_PRICE, high=MAX_UNIT_PRICE)
+            category = tax_category_parse(raw.get("tax_category"))
+            if category is None:
+                return None
+            sums[category] += quantity * unit_price
+        return totals_from_sums(
+            sums["10"], sums["8"], sums["exempt"], rounding=rounding, tax_inclusive=tax_inclusive
+        )
+    except (LineError, ValueError):
+        return None
+
+
+# --- automatic invoice numbers -------------------------------------------------------------------------
+
+NUMBERING_ATTEMPTS = 25  # a lost race costs one attempt, and is only lost to a committed invoice
+
+
+def invoice_number_next(*, biller: Biller, on: datetime.date) -> str:
+    """The number the biller's pattern gives the next invoice issued ``on``: one more than the highest
+    sequence among the stored numbers of that period (1 for the first). Not reserved: the unique
+    constraint decides between two creations that read the same (``invoice_create_numbered``)."""
+    from billing.models import Invoice
+
+    pattern = InvoiceNumberPattern(biller.invoice_number_pattern)
+    head, _tail = pattern.around(on)
+    highest = (
+        Invoice.objects.for_biller(biller)
+        .filter(number__startswith=head, number__regex=pattern.regex(on))
+        .order_by(Length("number").desc(), "-number")
+        .values_list("number", flat=True)
+        .first()
+    )
+    seq = (pattern.seq_of(highest, on) or 0) + 1 if highest else 1
+    number = pattern.number(on, seq)
+    if len(number) > INVOICE_NUMBER_MAX_LENGTH:
+        raise ValidationFailed(
+            {
+                "number": [
+                    _(
+                        "The next automatic number %(number)s is longer than %(max)d characters; "
+                        "type a number, or change the invoice number pattern in the invoice settings."
+                    )
+                    % {"number": number, "max": INVOICE_NUMBER_MAX_LENGTH}
+                ]
+            }
+        )
+    return number
+
+
+def invoice_create_numbered[InvoiceT](
+    create: Callable[[str], InvoiceT], *, biller: Biller, on: datetime.date
+) -> InvoiceT:
+    """``create(number)`` with the next automatic number; when that number was taken meanwhile (a
+    concurrent creation committed it first: the duplicate check or the unique constraint refused it),
+    again with the number after it. Any other error is the caller's. ``create`` is a service call
+    (``services.invoice_create``) that runs in a transaction (or savepoint) of its own."""
+    from billing.models import Invoice
+
+    def taken(number: str) -> bool:
+        return Invoice.objects.for_biller(biller).filter(number=number).exists()
+
+    for _attempt in range(NUMBERING_ATTEMPTS):
+        number = invoice_number_next(biller=biller, on=on)
+        try:
+            return create(number)
+        except ValidationFailed as exc:
+            if set(exc.errors) != {"number"} or not taken(number):
+                raise
+        except Conflict:
+            if not taken(number):
+                raise
+    raise Conflict(
+        _("No free invoice number was found after %(attempts)d tries; try again, or type a number.")
+        % {"attempts": NUMBERING_ATTEMPTS},
+        field="number",
+    )
+
+
+def invoice_numbering_update(*, actor: User | ApiKey | None, biller: Biller, pattern: str) -> Biller:
+    """Set the biller's invoice number pattern (checked by the model's rule), with its audit entry."""
+    from django.core.exceptions import ValidationError
+
+    from billing.models import Biller
+    from billing.services.audit import audit_field_set
+
+    value = pattern.strip()
+    try:
+        Biller._meta.get_field("invoice_number_pattern").clean(value, biller)
+    except ValidationError as exc:
+        raise ValidationFailed({"invoice_number_pattern": list(exc.messages)}) from exc
+    with transaction.atomic():
+        locked = Biller.objects.select_for_update().get(pk=biller.pk)
+        audit_field_set(
+            actor=actor,
+            action="biller.invoice_numbering",
+            biller=locked,
+            target=locked,
+            field="invoice_number_pattern",
+            value=value,
+            summary=value,
+            update_fields=["updated_at"],
+        )
+    return locked

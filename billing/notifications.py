@@ -12,13 +12,14 @@ from django.utils import timezone
 
 from billing.models import Biller, Invitation, Invoice
 from billing.numbers import ATM_CASH_LIMIT
-from billing.portal.services.access import email_numbers_visibility
+from billing.portal.services.access import absolute_url, email_numbers_visibility
 from billing.portal.services.invitations import published_invoice_link
 from billing.tenancy import root_reverse
 
 
 def invitation_url(token: str) -> str:
-    return settings.PORTAL_BASE_URL.rstrip("/") + root_reverse("invitation_accept", kwargs={"token": token})
+    """The console invitation's link (PORTAL_BASE_URL, billing.portal.services.access.absolute_url)."""
+    return absolute_url(root_reverse("invitation_accept", kwargs={"token": token}))
 
 
 def invitation_email_send(*, invitation_id: int, token: str) -> bool:

@@ -16,14 +16,21 @@ swap of two neighbouring digits): 16 digits, within the 20 element 1 allows.
 
 The confirmation number is 6 random digits from the OS's CSPRNG: knowing one
 bill's numbers tells nothing about another's.
+
+Invoice numbers (請求書番号) are the biller's own: typed, or made from the biller's pattern
+(``InvoiceNumberPattern``, section at the end).
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
+import re
 import secrets
 import struct
+
+from django.utils.translation import gettext as _
 
 HALF = 10**7
 DOMAIN = HALF * HALF  # 10**14 documents per biller
@@ -125,3 +132,140 @@ def normalise_registration_code(value: str) -> str:
 def format_registration_code(code: str) -> str:
     """ABCD-EFGH-JKMN: groups of four, easier to read off paper and type."""
     return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
+# --- invoice numbers (請求書番号): the biller's automatic numbering pattern ---------------------------------
+#
+# A pattern is literal text with placeholders: {yyyy} {yy} {mm} {dd} (the invoice's issue date) and exactly
+# one {seq} or {seq:0N} (a sequence number, zero-padded to N digits; it grows past N when it must).
+# The sequence counts per biller within one *period*: the invoices whose numbers have the same text around
+# the sequence, i.e. the pattern with its date placeholders filled in. So {yyyy}-{mm}-{seq:06} restarts
+# at 000001 every month, {yyyy}-{seq:05} every year, INV-{seq:06} never. The next number is one more
+# than the highest such number stored (billing.invoicing.invoice_number_next): gaps are tolerated
+# (a number typed by hand, a rolled-back create), duplicates never (the unique constraint decides, and
+# the creation retries with the next number: billing.invoicing.invoice_create_numbered).
+
+INVOICE_NUMBER_PATTERN_DEFAULT = "{yyyy}-{mm}-{seq:06}"
+INVOICE_NUMBER_PATTERN_MAX_LENGTH = 64
+INVOICE_NUMBER_MAX_LENGTH = 32  # billing.models.Invoice.number
+MAX_SEQ_WIDTH = 12
+DATE_PLACEHOLDERS = {"yyyy": "%Y", "yy": "%y", "mm": "%m", "dd": "%d"}
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_SEQ_PLACEHOLDER = re.compile(r"seq(?::0(\d+))?")
+_LITERAL_CHARACTERS = re.compile(r"[A-Za-z0-9\-_/.]*")
+_NUMBER_START = re.compile(r"[A-Za-z0-9]")
+
+
+def _pattern_parts(text: str) -> tuple[list[tuple[str, str | int]], list[str]]:
+    """The pattern as (kind, value) parts — ("text", "INV-"), ("date", "%Y"), ("seq", width) — and the
+    problems found, each a sentence naming what is wrong."""
+    parts: list[tuple[str, str | int]] = []
+    problems: list[str] = []
+    position = 0
+    for match in [*_PLACEHOLDER.finditer(text), None]:
+        literal = text[position : match.start() if match else len(text)]
+        if literal:
+            parts.append(("text", literal))
+        if match is None:
+            break
+        position = match.end()
+        name = match[1]
+        seq = _SEQ_PLACEHOLDER.fullmatch(name)
+        if name in DATE_PLACEHOLDERS:
+            parts.append(("date", DATE_PLACEHOLDERS[name]))
+        elif seq:
+            width = int(seq[1]) if seq[1] is not None else 1
+            if not 1 <= width <= MAX_SEQ_WIDTH:
+                problems.append(
+                    _("{%(name)s}: the sequence can be padded to 1 to %(max)d digits.")
+                    % {"name": name, "max": MAX_SEQ_WIDTH}
+                )
+            parts.append(("seq", width))
+        else:
+            parts.append(("unknown", name))
+            problems.append(
+                _("Unknown placeholder {%(name)s}: use {yyyy}, {yy}, {mm}, {dd} and {seq} or {seq:06}.")
+                % {"name": name}
+            )
+    literals = "".join(str(v) for kind, v in parts if kind == "text")
+    if "{" in literals or "}" in literals:
+        problems.append(_("Every { needs its closing } (and a placeholder cannot contain another)."))
+    bad = dict.fromkeys(_LITERAL_CHARACTERS.sub("", literals.replace("{", "").replace("}", "")))
+    if bad:
+        problems.append(
+            _("“%(characters)s” cannot be part of an invoice number: use letters, digits and - _ / .")
+            % {"characters": "".join(bad)}
+        )
+    seqs = sum(1 for kind, _v in parts if kind == "seq")
+    if seqs == 0:
+        problems.append(_("The pattern needs a sequence number: {seq} or {seq:06} (6 digits)."))
+    elif seqs > 1:
+        problems.append(_("The pattern can have only one sequence number ({seq…})."))
+    if not problems and parts[0][0] == "text" and not _NUMBER_START.match(str(parts[0][1])):
+        problems.append(_("An invoice number starts with a letter or a digit."))
+    return parts, problems
+
+
+def invoice_number_pattern_errors(text: str) -> list[str]:
+    """What is wrong with an invoice number pattern ([] when it can be used)."""
+    parts, problems = _pattern_parts(text)
+    if not problems:
+        longest = sum(
+            len(str(v)) if kind == "text" else (4 if v == "%Y" else 2) if kind == "date" else int(v)
+            for kind, v in parts
+        )
+        if longest > INVOICE_NUMBER_MAX_LENGTH:
+            problems.append(
+                _("Its numbers would be %(length)d characters long; an invoice number has at most %(max)d.")
+                % {"length": longest, "max": INVOICE_NUMBER_MAX_LENGTH}
+            )
+    return problems
+
+
+def validate_invoice_number_pattern(value: str) -> None:
+    """The model field's validator (billing.models.Biller.invoice_number_pattern)."""
+    from django.core.exceptions import ValidationError
+
+    problems = invoice_number_pattern_errors(value)
+    if problems:
+        raise ValidationError(problems, code="invoice_number_pattern")
+
+
+class InvoiceNumberPattern:
+    """A valid pattern, filled in for one issue date: the period's text around the sequence."""
+
+    def __init__(self, text: str) -> None:
+        parts, problems = _pattern_parts(text)
+        if problems or not parts:
+            raise ValueError(f"invalid invoice number pattern {text!r}: {' '.join(problems)}")
+        self.text = text
+        self._parts = parts
+        self.width = next(int(v) for kind, v in parts if kind == "seq")
+
+    def around(self, on: datetime.date) -> tuple[str, str]:
+        """The text before and after the sequence for an invoice issued ``on`` (the period's key)."""
+        rendered: list[str] = []
+        head = ""
+        for kind, value in self._parts:
+            if kind == "seq":
+                head, rendered = "".join(rendered), []
+            elif kind == "date":
+                rendered.append(on.strftime(str(value)))
+            else:
+                rendered.append(str(value))
+        return head, "".join(rendered)
+
+    def number(self, on: datetime.date, seq: int) -> str:
+        head, tail = self.around(on)
+        return f"{head}{seq:0{self.width}d}{tail}"
+
+    def regex(self, on: datetime.date) -> str:
+        """A regular expression (Python's and PostgreSQL's alike) matching the period's numbers, the
+        sequence as group 1: exactly N digits, or more without a leading zero (no 0000042 beside 000042)."""
+        head, tail = self.around(on)
+        digits = rf"\d{{{self.width}}}|[1-9]\d{{{self.width},}}" if self.width > 1 else r"[1-9]\d*"
+        return f"^{re.escape(head)}({digits}){re.escape(tail)}$"
+
+    def seq_of(self, number: str, on: datetime.date) -> int | None:
+        match = re.match(self.regex(on), number)
+        return int(match[1]) if match else None

@@ -54,14 +54,19 @@ def token_for(invoice: Invoice) -> str:
 
 
 def paylater_link(request: HttpRequest, invoice: Invoice) -> str:
-    """The pay-later page of a payment request on the host ``request`` came to (console, API)."""
-    return request.build_absolute_uri(reverse("paylater:page", kwargs={"token": token_for(invoice)}))
+    """The pay-later link the console and the API show: the e-mail's (:func:`paylater_url`, on
+    PORTAL_BASE_URL), so every place gives the payer the same link; only without PORTAL_BASE_URL (a
+    production that has not set it) the page on the host ``request`` came to."""
+    if settings.PORTAL_BASE_URL:
+        return paylater_url(invoice)
+    return request.build_absolute_uri(reverse(URL_NAME, kwargs={"token": token_for(invoice)}))
 
 
 def paylater_url(invoice: Invoice) -> str:
-    """The absolute link for e-mails (PORTAL_BASE_URL, path mode)."""
-    path = tenant_reverse(invoice.biller, URL_NAME, kwargs={"token": token_for(invoice)})
-    return settings.PORTAL_BASE_URL.rstrip("/") + path
+    """The absolute link for e-mails, paper and `demo_info` (PORTAL_BASE_URL, path mode)."""
+    from billing.portal.services.access import absolute_url
+
+    return absolute_url(tenant_reverse(invoice.biller, URL_NAME, kwargs={"token": token_for(invoice)}))
 
 
 def _payload(token: str) -> dict[str, Any]:

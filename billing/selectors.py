@@ -198,7 +198,7 @@ def invoice_payments(*, biller: Biller, invoice: Invoice) -> QuerySet[InvoicePay
     they were paid, each with its receipt number (``receipt_number``, None without a receipt)."""
     return (
         InvoicePayment.objects.filter(biller=biller, invoice=invoice)
-        .annotate(receipt_number=F("receipt__id"))
+        .annotate(receipt_number=F("receipt__number"))
         .order_by("paid_at", "id")
     )
 

@@ -6,6 +6,7 @@ from billing import console_customers, console_imports, console_payment_requests
 from billing import views as billing_views
 from billing.portal import urls as portal_urls
 from config import urls_accounts
+from config.urls import favicon
 from payeasy import console_views as payeasy_console
 from payeasy import live_urls, paying_urls
 
@@ -23,6 +24,7 @@ console_patterns: tuple[list[URLPattern | URLResolver], str] = (
         ),
         path("invoices/<int:pk>/cancel/", console_views.InvoiceCancelView.as_view(), name="invoice_cancel"),
         path("invoices/<int:pk>/pdf/", console_views.InvoicePdfView.as_view(), name="invoice_pdf"),
+        path("settings/invoices/", console_views.InvoiceSettingsView.as_view(), name="invoice_settings"),
         path("customers/", console_customers.CustomerListView.as_view(), name="customer_list"),
         path("customers/new/", console_customers.CustomerCreateView.as_view(), name="customer_create"),
         path("customers/<int:pk>/edit/", console_customers.CustomerEditView.as_view(), name="customer_edit"),
@@ -56,6 +58,12 @@ console_patterns: tuple[list[URLPattern | URLResolver], str] = (
         path("imports/<int:pk>/", console_imports.ImportDetailView.as_view(), name="import_detail"),
         path("imports/<int:pk>/import/", console_imports.ImportConfirmView.as_view(), name="import_confirm"),
         path("imports/<int:pk>/errors.csv", console_imports.ImportErrorsView.as_view(), name="import_errors"),
+        path("help/csv-import/", console_imports.ImportHelpView.as_view(), name="import_help"),
+        path(
+            "help/csv-import/invoices-sample.csv",
+            console_imports.ImportSampleView.as_view(),
+            name="import_sample",
+        ),
         path("api-keys/", billing_views.ApiKeyListView.as_view(), name="api_key_list"),
         path("api-keys/<int:pk>/revoke/", billing_views.ApiKeyRevokeView.as_view(), name="api_key_revoke"),
         path("webhooks/", payeasy_console.WebhookListView.as_view(), name="webhook_list"),
@@ -87,6 +95,7 @@ console_patterns: tuple[list[URLPattern | URLResolver], str] = (
 )
 
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),  # a tenant host's browser asks for it too
     path("console/", include(console_patterns)),
     # reconciliation's operations first: billing's API ends with a catch-all that answers 404 in its shape
     path("api/v1/", include("reconciliation.api.urls")),

@@ -319,9 +319,23 @@ SANDBOX_ENTRY_URL = "/sandbox-bank/entry/"
 SANDBOX_CHANNELS = ("02", "03", "05")  # ATM, internet banking, 情報リンク
 
 
+def sandbox_entry_url(bank_code: str) -> str:
+    """The sandbox bank's 情報リンク entry when it plays bank ``bank_code``: its own code at
+    /sandbox-bank/entry/, any other at /sandbox-bank/entry/<code>/ (payeasy.sandbox.urls)."""
+    from django.conf import settings
+
+    if bank_code == settings.PAYEASY_SANDBOX_BANK_CODE:
+        return SANDBOX_ENTRY_URL
+    return f"{SANDBOX_ENTRY_URL}{bank_code}/"
+
+
 def seed_sandbox_bank(staff: User, billers: list[Biller]) -> None:
     """When the sandbox bank is on: its 情報リンク endpoint with an active key, and a contract of every
-    demo biller with it (ATM, internet banking, 情報リンク). Running it again changes nothing."""
+    demo biller with it (ATM, internet banking, 情報リンク). The other banks ``billers`` have 情報リンク
+    contracts with (the demo's みずほ, 三菱UFJ, 三井住友 …) are wired to the sandbox bank too, each at
+    its own entry with its own key, so the bank chooser lists exactly the contracted banks and each
+    hands off to the sandbox, which plays that bank. A bank that has an endpoint already keeps it.
+    Running it again changes nothing."""
     from django.conf import settings
 
     from payeasy.models import ContractedBank, HandoffEndpoint, HandoffKey
@@ -330,15 +344,19 @@ def seed_sandbox_bank(staff: User, billers: list[Biller]) -> None:
     if not settings.PAYEASY_SANDBOX_BANK:
         return
     code = settings.PAYEASY_SANDBOX_BANK_CODE
-    endpoint = HandoffEndpoint.objects.filter(bank_code=code).first()
-    if endpoint is None:
-        endpoint = handoff_services.handoff_endpoint_create(
-            actor=staff, bank_code=code, entry_url=SANDBOX_ENTRY_URL, enabled=True
-        )
-    if not endpoint.keys.filter(status=HandoffKey.Status.ACTIVE).exists():
-        handoff_services.handoff_key_create(actor=staff, endpoint=endpoint)  # the bank reads it from here
     for biller in billers:
         if not ContractedBank.objects.filter(biller=biller, bank_code=code).exists():
             contracted_bank_add(
                 actor=staff, biller=biller, contract=ContractInput(code, SANDBOX_CHANNELS, CONTRACT_START)
             )
+    played = ContractedBank.objects.filter(biller__in=billers, allows_info_link=True)
+    for bank_code in sorted({code, *played.values_list("bank_code", flat=True)}):
+        endpoint = HandoffEndpoint.objects.filter(bank_code=bank_code).first()
+        if endpoint is None:
+            endpoint = handoff_services.handoff_endpoint_create(
+                actor=staff, bank_code=bank_code, entry_url=sandbox_entry_url(bank_code), enabled=True
+            )
+        if endpoint.entry_url != sandbox_entry_url(bank_code):
+            continue  # the bank's own (real) entry: not the sandbox's to key
+        if not endpoint.keys.filter(status=HandoffKey.Status.ACTIVE).exists():
+            handoff_services.handoff_key_create(actor=staff, endpoint=endpoint)  # the bank reads it from here

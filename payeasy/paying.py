@@ -35,6 +35,7 @@ from django.views import View
 from billing.models import Invoice
 from billing.portal.services import account_of, can_pay
 from payeasy import handoff, selectors
+from payeasy.banks import bank_name_matches
 from payeasy.csp import allow_form_action
 
 RETURN_URL_NAME = "invoice_detail"
@@ -79,6 +80,12 @@ def entry_action(request: HttpRequest, entry_url: str) -> str:
     return (getattr(request, "root_script_prefix", None) or "/").rstrip("/") + entry_url
 
 
+def _matches(choice: selectors.HandoffBank, query: str) -> bool:
+    """The search of the chooser: code, the master's name, kana (any width), hiragana, romaji, or the
+    readable name in any width and case (三菱UFJ, ｐａｙｐａｙ)."""
+    return selectors.bank_matches(choice.bank, query) or bank_name_matches(choice.bank, query)
+
+
 def _context(
     request: HttpRequest, invoice: Invoice, base_template: str | None, extra: dict[str, Any] | None
 ) -> dict:
@@ -102,12 +109,14 @@ def bank_chooser(
     extra_context: dict[str, Any] | None = None,
 ) -> HttpResponse:
     """The banks this biller's payers may be handed over to (search ``?q=`` by name or kana; frequently
-    used first), each a link to the hand-off page. ``?returned=1`` adds the "processing" notice."""
+    used first), each a link to the hand-off page, shown by its readable name
+    (``payeasy.banks.bank_display_name``) beside its logo or monogram. ``?returned=1`` adds the
+    "processing" notice."""
     query = request.GET.get("q", "").strip()[:40]
     context = _context(request, invoice, base_template, extra_context)
     day = selectors.jst_today()
     every_bank = selectors.handoff_banks(invoice.biller, day) if context["payable"] else []
-    banks = [b for b in every_bank if selectors.bank_matches(b.bank, query)] if query else every_bank
+    banks = [b for b in every_bank if _matches(b, query)] if query else every_bank
     handoff_name = _name(request, HANDOFF_URL_NAME)
     context.update(
         q=query,

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
@@ -160,6 +160,7 @@ def handoff_bank(biller: Biller, day: datetime.date, bank_code: str) -> HandoffB
 KEY_LENGTH = 26
 SEARCH_MAX_DAYS = 31
 NOTICE_TYPES = ("1200", "1300", "1700")
+PAYMENT_MESSAGE_TYPES = frozenset({"1200", "1700"})  # a payment (1700: sent again by the centre)
 
 
 def jst_today() -> datetime.date:
@@ -243,6 +244,146 @@ def message_rates(*, minutes: int = 60, now: datetime.datetime | None = None) ->
         total=sum(totals),
         peak=max((r.total for r in rows), default=0),
     )
+
+
+@dataclass(frozen=True)
+class ActivityMinute:
+    """One minute of the line's payments: how many arrived, how many were applied and how long after
+    they were acknowledged, and how many notices were waiting when it ended."""
+
+    minute: datetime.datetime  # start of the minute (UTC)
+    payments: int  # new payments acknowledged on the line (1200/1700 answered 0000 and stored)
+    amount: int  # their yen
+    applied: int  # line payments whose ledger entry was written in this minute
+    lag_total: float  # seconds from acknowledgment to ledger entry, summed over ``applied``
+    lag_max: float | None  # the longest of them (None: none applied)
+    waiting: int  # notices of any kind and source not yet applied at the end of the minute (now, so far)
+
+    @property
+    def lag_average(self) -> float | None:
+        return self.lag_total / self.applied if self.applied else None
+
+
+@dataclass(frozen=True)
+class LineActivity:
+    """The last minutes of the line, oldest first; the last one is the current minute so far."""
+
+    since: datetime.datetime
+    now: datetime.datetime
+    minutes: list[ActivityMinute]
+    waiting_now: int
+
+
+def line_activity(*, minutes: int = 60, now: datetime.datetime | None = None) -> LineActivity:
+    """Per minute over the last ``minutes`` minutes (the current one included, so far): the line's new
+    payments, the apply lag (a notice's ``received_at`` — stored, so acknowledged — to its ledger
+    entry's ``created_at``, written in the same transaction as billing's payment) and the notices waiting.
+
+    Three GROUP BY queries, each on an index: the payment frames on message_time; the ledger entries
+    written in the window on ledger_biller_time (every biller as a list of ids, as in
+    :func:`notice_status_by_biller`), joined to their notices by primary key and grouped by the minute
+    each notice arrived and the minute it was applied; and the notices waiting now on notice_waiting.
+    Waiting at the end of minute m = waiting now and arrived by m + applied after m and arrived by m.
+    """
+    if minutes < 1:
+        raise ValueError("minutes must be at least 1")
+    now = now or timezone.now()
+    current = now.astimezone(datetime.UTC).replace(second=0, microsecond=0)
+    since = current - datetime.timedelta(minutes=minutes - 1)
+    end = current + datetime.timedelta(minutes=1)
+    starts = [since + datetime.timedelta(minutes=i) for i in range(minutes)]
+    index = {m: i for i, m in enumerate(starts)}
+
+    def slot(moment: datetime.datetime) -> int:
+        """The minute's index; -1 before the window."""
+        moment = moment.astimezone(datetime.UTC)
+        return index.get(moment, -1 if moment < since else minutes - 1)
+
+    payments, amounts = [0] * minutes, [0] * minutes
+    for row in (
+        Message.objects.filter(
+            received_at__gte=since,
+            received_at__lt=end,
+            message_type__in=sorted(PAYMENT_MESSAGE_TYPES),
+            outcome=Message.Outcome.PROCESSED,
+        )
+        .annotate(minute=TruncMinute("received_at", tzinfo=datetime.UTC))
+        .values("minute")
+        .annotate(n=Count("id"), amount=Sum("amount"))
+        .order_by()
+    ):
+        payments[slot(row["minute"])] += row["n"]
+        amounts[slot(row["minute"])] += row["amount"] or 0
+    applied, lag_total = [0] * minutes, [0.0] * minutes
+    lag_max: list[float | None] = [None] * minutes
+    # +1 where a notice starts waiting, -1 where it stops; a running sum gives the waiting at each end
+    change = [0] * (minutes + 1)
+    line_payment = Q(notice__kind=Notice.Kind.PAYMENT, notice__source=Notice.Source.LINE)
+    lag = ExpressionWrapper(F("created_at") - F("notice__received_at"), output_field=DurationField())
+    for entry in (
+        LedgerEntry.objects.filter(
+            biller_id__in=list(Biller.objects.values_list("pk", flat=True)),
+            created_at__gte=since,
+            created_at__lt=end,
+        )
+        .annotate(
+            applied_minute=TruncMinute("created_at", tzinfo=datetime.UTC),
+            received_minute=TruncMinute("notice__received_at", tzinfo=datetime.UTC),
+        )
+        .values("applied_minute", "received_minute")
+        .annotate(
+            n=Count("id"),
+            paid=Count("id", filter=line_payment),
+            lag_sum=Sum(lag, filter=line_payment),
+            lag_max=Max(lag, filter=line_payment),
+        )
+        .order_by()
+    ):
+        a, r = slot(entry["applied_minute"]), slot(entry["received_minute"])
+        if a < 0:
+            continue
+        if r < a:  # waited at the end of minutes max(r, 0) .. a - 1
+            change[max(r, 0)] += entry["n"]
+            change[a] -= entry["n"]
+        if entry["paid"]:
+            applied[a] += entry["paid"]
+            lag_total[a] += max(_seconds(entry["lag_sum"]), 0.0)
+            longest = max(_seconds(entry["lag_max"]), 0.0)
+            lag_max[a] = longest if lag_max[a] is None else max(lag_max[a] or 0.0, longest)
+    waiting_now = 0
+    for w in (
+        Notice.objects.filter(applied_at__isnull=True)
+        .annotate(minute=TruncMinute("received_at", tzinfo=datetime.UTC))
+        .values("minute")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        change[max(slot(w["minute"]), 0)] += w["n"]
+        waiting_now += w["n"]
+    rows, running = [], 0
+    for i, start in enumerate(starts):
+        running += change[i]
+        rows.append(
+            ActivityMinute(
+                minute=start,
+                payments=payments[i],
+                amount=amounts[i],
+                applied=applied[i],
+                lag_total=lag_total[i],
+                lag_max=lag_max[i],
+                waiting=running,
+            )
+        )
+    return LineActivity(since=since, now=now, minutes=rows, waiting_now=waiting_now)
+
+
+def _seconds(value: datetime.timedelta | int | float | None) -> float:
+    """A duration aggregate in seconds (a timedelta; SQLite may answer microseconds)."""
+    if value is None:
+        return 0.0
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    return float(value) / 1_000_000
 
 
 @dataclass

@@ -65,7 +65,17 @@ class LineInput(serializers.Serializer):
 
 class InvoiceInput(serializers.Serializer):
     customer = serializers.CharField(help_text="customer id or customer code")
-    number = serializers.CharField(max_length=32)
+    number = serializers.CharField(
+        max_length=32,
+        required=False,
+        allow_blank=True,
+        help_text=(
+            "the invoice number, unique per biller (letters, digits and - _ / .). Omitted or empty: "
+            "numbered automatically with the biller's invoice number pattern (default "
+            "{yyyy}-{mm}-{seq:06}, e.g. 2026-12-000042: the issue date's year and month and a sequence "
+            "that restarts every month); the number given is in the response"
+        ),
+    )
     external_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
     issue_date = serializers.DateField()
     due_date = serializers.DateField()
@@ -190,7 +200,9 @@ class InvoicePaymentOutput(serializers.Serializer):
         choices=InvoicePayment.Reason.choices, help_text="why a payment is provisional, or empty"
     )
     payment_key = serializers.CharField(help_text="the reference the payer sees (受付番号)")
-    receipt_number = serializers.IntegerField(allow_null=True, help_text="null until a receipt is sent")
+    receipt_number = serializers.CharField(
+        allow_null=True, help_text="the biller's receipt number (R-2026-000001); null until one is issued"
+    )
 
 
 class ErrorDoc(serializers.Serializer):

@@ -27,6 +27,7 @@ from billing.api.serializers import (
     customer_out,
     invoice_out,
 )
+from billing.invoicing import invoice_create_numbered
 from billing.models import Customer, Invoice
 
 AMOUNT_PATTERN = r"^\s*[0-9,]*\s*$"  # what selectors.InvoiceFilters reads: digits and commas, or nothing
@@ -153,6 +154,13 @@ class InvoiceListApi(TenantAPIView):
 
     @extend_schema(
         operation_id="invoices_create",
+        description=(
+            "Create an invoice (a draft, or published at once with `publish`). Without `number` (or with "
+            "an empty one) the invoice is numbered automatically with the biller's invoice number pattern "
+            "(console: Invoice settings; default `{yyyy}-{mm}-{seq:06}`, dates from `issue_date`): one "
+            "more than the highest number of that pattern and period. A number is never given twice; "
+            "a number typed by the client is used as it is."
+        ),
         request=InvoiceInput,
         responses={201: InvoiceOutputDoc, **ERRORS},
         parameters=[IDEMPOTENCY],
@@ -164,9 +172,17 @@ class InvoiceListApi(TenantAPIView):
         publish = data.pop("publish")
         data["customer"] = self.customer_for(data["customer"])
         data["lines"] = [dict(line) for line in data["lines"]]
-        invoice = services.invoice_create(
-            actor=actor_of(request), biller=self.biller, data=data, publish=publish
-        )
+
+        def create(number: str) -> Invoice:
+            return services.invoice_create(
+                actor=actor_of(request), biller=self.biller, data={**data, "number": number}, publish=publish
+            )
+
+        number = data.pop("number", "").strip()
+        if number:
+            invoice = create(number)
+        else:  # omitted or empty: the biller's pattern numbers it
+            invoice = invoice_create_numbered(create, biller=self.biller, on=data["issue_date"])
         return Response(invoice_out(invoice), status=201)
 
 

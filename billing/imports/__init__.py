@@ -12,7 +12,7 @@ invoice already imported with the same content is counted as unchanged, with oth
 error.
 
 Every problem is reported with its row (as a spreadsheet numbers it: the header is row 1), its column
-and the reason; the first 1,000 are kept.
+and the reason, every problem of a row at once (not the first); the first 1,000 are kept.
 
 The modules, in the order a file goes through them:
 
@@ -22,12 +22,14 @@ The modules, in the order a file goes through them:
   stored, and what the file repeats;
 - ``keys``: the staging of numbers and external ids, and the lookup of stored ones;
 - ``storing``: COPY (under row-level security through a staging table) or INSERT;
-- ``flow``: ``run``, the whole import; ``results``: what it reports; ``limits``: its sizes.
+- ``flow``: ``run``, the whole import; ``results``: what it reports; ``limits``: its sizes;
+- ``columns``: the columns as people read them (``column_label``), for every report of an import.
 """
 
 from __future__ import annotations
 
 import billing.imports.limits as limits
+from billing.imports.columns import COLUMN_NAMES, ColumnHelp, column_help, column_label
 from billing.imports.flow import progress_key, run
 from billing.imports.reading import COLUMNS, HEADER_FIELDS, REQUIRED, detect_encoding
 from billing.imports.records import INVOICE_COLUMNS, INVOICE_TABLE, InvoiceRow
@@ -36,15 +38,19 @@ from billing.imports.scanning import check_rows
 
 __all__ = [
     "COLUMNS",
+    "COLUMN_NAMES",
     "HEADER_FIELDS",
     "INVOICE_COLUMNS",
     "INVOICE_TABLE",
     "REQUIRED",
+    "ColumnHelp",
     "ImportFailed",
     "ImportResult",
     "InvoiceRow",
     "RowError",
     "check_rows",
+    "column_help",
+    "column_label",
     "detect_encoding",
     "limits",
     "progress_key",

@@ -135,14 +135,25 @@ class InvoiceChecker:
 
     def finish(self, pending: PendingInvoice) -> InvoiceRow | None:
         """Check an invoice whose rows are complete; its stored row, or None (unchanged, batched or in
-        error). Its keys are staged now, or when its batch is decided."""
-        if self._repeated(pending) or pending.bad:
-            return self._staged(pending, None)
-        head = self._head(pending)
-        if head is None:
-            return self._staged(pending, None)
-        totals = self._totals(pending, head.inclusive)
-        if totals is None:
+        error). Its keys are staged now, or when its batch is decided.
+
+        Every problem is reported, not the first: the invoice columns are checked even when a line or
+        the number is wrong, and the stated total whenever the lines can be added up."""
+        repeated = self._repeated(pending)
+        number_ok = self._number_ok(pending.first_row, pending.number)
+        head, inclusive = self._head(pending.first_row, self.header_of(pending.row))
+        if len(pending.lines) > MAX_LINES_PER_INVOICE:
+            self.result.error(
+                pending.first_row,
+                "item",
+                _("invoice %(number)s has more than %(max)d lines")
+                % {"number": pending.number, "max": MAX_LINES_PER_INVOICE},
+            )
+            pending.bad = True
+        totals = None
+        if inclusive is not None and not pending.bad_lines:
+            totals = self._totals(pending, inclusive)
+        if repeated or pending.bad or not number_ok or head is None or totals is None:
             return self._staged(pending, None)
         lines_json = "[" + ",".join(pending.lines) + "]"
         if self.keys is None and not self._external_once(pending.first_row, head.external_id):
@@ -154,6 +165,11 @@ class InvoiceChecker:
         self.result.invoices_new += 1
         self.result.total_amount += totals.total
         return self._staged(pending, row, head.external_id, "n", totals.total)
+
+    def check_orphan(self, row_no: int, cells: tuple[str, ...]) -> None:
+        """The invoice columns of a row that belongs to no invoice (its number is missing), checked on
+        their own so that the row's every problem is named at once."""
+        self._head(row_no, cells)
 
     def _staged(
         self,
@@ -178,12 +194,12 @@ class InvoiceChecker:
         self.seen_numbers.add(number_fp)
         return False
 
-    def _head(self, pending: PendingInvoice) -> _Head | None:
-        """The invoice columns checked (every problem reported), or None."""
-        error, row_no = self.result.error, pending.first_row
-        customer_code, issue_text, due_text, description, inclusive_text, external_id = map(
-            str.strip, self.header_of(pending.row)
-        )
+    def _head(self, row_no: int, cells: tuple[str, ...]) -> tuple[_Head | None, bool | None]:
+        """The invoice columns ``cells`` (in HEADER_FIELDS order) of row ``row_no`` checked, every
+        problem reported: the checked columns (None if any is wrong), and whether the prices include
+        tax (None if that column is wrong)."""
+        error = self.result.error
+        customer_code, issue_text, due_text, description, inclusive_text, external_id = map(str.strip, cells)
         customer = self._customer(row_no, customer_code)
         issue_date, due_date = self._dates(row_no, issue_text, due_text)
         bad = customer is None or issue_date is None or due_date is None
@@ -192,27 +208,19 @@ class InvoiceChecker:
             problems = description_errors(description)
             if len(self.descriptions) < limits.CACHE_ENTRIES:
                 self.descriptions[description] = problems
-        if problems:
-            error(row_no, "description", problems[0])
+        for problem in problems:
+            error(row_no, "description", problem)
             bad = True
         lowered = inclusive_text.lower()
-        inclusive = lowered in _TRUE
+        inclusive: bool | None = lowered in _TRUE
         if not inclusive and lowered not in _FALSE:
             error(row_no, "tax_inclusive", _("must be 1 or 0 (got %(text)r)") % {"text": inclusive_text})
+            inclusive = None
             bad = True
-        bad = not self._number_ok(row_no, pending.number) or bad
         bad = not self._external_ok(row_no, external_id) or bad
-        if len(pending.lines) > MAX_LINES_PER_INVOICE:
-            error(
-                row_no,
-                "item",
-                _("invoice %(number)s has more than %(max)d lines")
-                % {"number": pending.number, "max": MAX_LINES_PER_INVOICE},
-            )
-            bad = True
-        if bad or customer is None or issue_date is None or due_date is None:
-            return None
-        return _new_tuple(  # a _Head: tuple.__new__ skips NamedTuple's Python-level __new__
+        if bad or customer is None or issue_date is None or due_date is None or inclusive is None:
+            return None, inclusive
+        head = _new_tuple(  # a _Head: tuple.__new__ skips NamedTuple's Python-level __new__
             _Head,
             (
                 customer_code,
@@ -226,6 +234,7 @@ class InvoiceChecker:
                 inclusive,
             ),
         )
+        return head, inclusive
 
     def _customer(self, row_no: int, code: str) -> _Customer | None:
         customer = self.customers.get(code)
@@ -246,7 +255,7 @@ class InvoiceChecker:
         if due_date is None:
             error(row_no, "due_date", _("bad date %(text)r: use YYYY-MM-DD") % {"text": due_text})
         elif issue_date is not None and due_date < issue_date:
-            error(row_no, "due_date", "is before the issue date")
+            error(row_no, "due_date", _("is before the issue date"))
             due_date = None
         return issue_date, due_date
 
@@ -262,7 +271,7 @@ class InvoiceChecker:
 
     def _external_ok(self, row_no: int, external_id: str) -> bool:
         if len(external_id) > 64:
-            self.result.error(row_no, "external_id", "must be at most 64 characters")
+            self.result.error(row_no, "external_id", _("must be at most 64 characters"))
             return False
         if "\x00" in external_id:  # PostgreSQL text cannot hold it
             self.result.error(row_no, "external_id", _("must not contain NUL characters"))
@@ -283,19 +292,18 @@ class InvoiceChecker:
         except LineError as exc:
             self.result.error(row_no, "unit_price", exc.message)
             return None
-        if pending.total:
-            stated = pending.total.replace(",", "")
-            if not stated.isdigit() or int(stated) != totals.total:
-                self.result.error(
-                    row_no,
-                    "total",
-                    _(
-                        "total mismatch: the file says %(stated)s, the lines come to %(total)s yen "
-                        "(%(rounding)s rounding, tax once per rate)"
-                    )
-                    % {"stated": pending.total, "total": f"{totals.total:,}", "rounding": self.rounding},
+        if pending.total and int(pending.total.replace(",", "")) != totals.total:
+            # the total's form was checked as it was read (scanning): a whole number of yen
+            self.result.error(
+                pending.total_row or row_no,
+                "total",
+                _(
+                    "total mismatch: the file says %(stated)s, the lines come to %(total)s yen "
+                    "(%(rounding)s rounding, tax once per rate)"
                 )
-                return None
+                % {"stated": pending.total, "total": f"{totals.total:,}", "rounding": self.rounding},
+            )
+            return None
         return totals
 
     def _external_once(self, row_no: int, external_id: str) -> bool:

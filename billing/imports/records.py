@@ -63,9 +63,11 @@ class PendingInvoice:
     number: str
     first_row: int
     row: list[str]  # the invoice's first row: its invoice columns are read from it when it is complete
-    total: str = ""
+    total: str = ""  # the total the file states (the first line that states one), as written
+    total_row: int = 0  # the row that states it
     lines: list[str] = field(default_factory=list)  # each line already as JSON
     sum_10: int = 0
     sum_8: int = 0
     sum_exempt: int = 0
-    bad: bool = False
+    bad: bool = False  # a problem was reported: the invoice is not stored
+    bad_lines: bool = False  # a line could not be read: its total cannot be computed (nor checked)

@@ -58,43 +58,49 @@ def check_rows(
             error(
                 row_no, "", _("has %(n)d fields; the header has %(width)d") % {"n": len(row), "width": width}
             )
-            if pending is not None:
-                pending.bad = True
+            if pending is not None:  # the row may be one of its lines: its total cannot be known
+                pending.bad = pending.bad_lines = True
             continue
         rows += 1
         row.append("")
         number = row[i_number].strip()
+        # the invoice this row's line belongs to; None when the row has no number: its cells are still
+        # checked, so that every problem of the row is named at once
+        target: PendingInvoice | None = None
         if not number:
             error(row_no, "invoice_number", _("is required"))
-            continue
-        if pending is None or number != pending.number:
-            if pending is not None:
-                stored = checker.finish(pending)
-                if stored is not None:
-                    emit(stored)
-            pending = PendingInvoice(number, row_no, row)
-        elif pick(row) != pick(pending.row):
-            differing = [
-                HEADER_FIELDS[i]
-                for i, (a, b) in enumerate(zip(pick(row), pick(pending.row), strict=True))
-                if a.strip() != b.strip()
-            ]
-            if differing:
-                error(
-                    row_no,
-                    differing[0],
-                    _(
-                        "differs from row %(row)d of the same invoice %(number)s; "
-                        "the invoice columns must repeat on every line"
+            checker.check_orphan(row_no, pick(row))
+        else:
+            if pending is None or number != pending.number:
+                if pending is not None:
+                    stored = checker.finish(pending)
+                    if stored is not None:
+                        emit(stored)
+                pending = PendingInvoice(number, row_no, row)
+            elif pick(row) != pick(pending.row):
+                for name, cell, first in zip(HEADER_FIELDS, pick(row), pick(pending.row), strict=True):
+                    if cell.strip() != first.strip():
+                        error(
+                            row_no,
+                            name,
+                            _(
+                                "differs from row %(row)d of the same invoice %(number)s; "
+                                "the invoice columns must repeat on every line"
+                            )
+                            % {"row": pending.first_row, "number": number},
+                        )
+                        pending.bad = True
+            target = pending
+            if i_total is not None:
+                stated = row[i_total].strip()
+                if stated and not stated.replace(",", "").isdecimal():
+                    error(
+                        row_no,
+                        "total",
+                        _("must be a whole number of yen (got %(text)r)") % {"text": stated},
                     )
-                    % {"row": pending.first_row, "number": number},
-                )
-                pending.bad = True
-                continue
-        if i_total is not None:
-            stated = row[i_total].strip()
-            if stated:
-                if pending.total and stated != pending.total:
+                    pending.bad = True
+                elif stated and pending.total and stated != pending.total:
                     error(
                         row_no,
                         "total",
@@ -102,7 +108,8 @@ def check_rows(
                         % {"stated": stated, "number": number, "earlier": pending.total},
                     )
                     pending.bad = True
-                pending.total = stated
+                elif stated and not pending.total:
+                    pending.total, pending.total_row = stated, row_no
         # the line: item, quantity, unit price, tax category
         ok = True
         item = row[i_item].strip()
@@ -149,17 +156,19 @@ def check_rows(
                 _("unknown tax category %(text)r: use 10, 8 or exempt") % {"text": c_text.strip()},
             )
             ok = False
-        if not ok:
-            pending.bad = True
+        if target is None:
+            pass  # a row without a number: its cells were checked, it adds to no invoice
+        elif not ok:
+            target.bad = target.bad_lines = True
         else:
             amount = quantity * unit_price
             if category == "10":
-                pending.sum_10 += amount
+                target.sum_10 += amount
             elif category == "8":
-                pending.sum_8 += amount
+                target.sum_8 += amount
             else:
-                pending.sum_exempt += amount
-            pending.lines.append(
+                target.sum_exempt += amount
+            target.lines.append(
                 f'{{"description":{json_string(item)},"quantity":{quantity},"unit_price":{unit_price},'
                 f'"tax_category":"{category}","amount":{amount}}}'
             )
@@ -172,7 +181,8 @@ def check_rows(
             emit(stored)
     checker.resolve()
     checker.duplicates_report()
-    result.errors.sort(key=operator.attrgetter("row"))  # batch decisions and repeats report late
+    # batch decisions and repeats report late; a row's problems in the order of the file's columns
+    result.errors.sort(key=lambda e: (e.row, pos.get(e.column, -1)))
     result.rows = rows
     if rows == 0 and result.error_count == 0:
         raise ImportFailed(_("The file has a header but no invoice rows."), row=2)

@@ -13,7 +13,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing import validators
-from billing.numbers import new_number_key
+from billing.numbers import (
+    INVOICE_NUMBER_PATTERN_DEFAULT,
+    INVOICE_NUMBER_PATTERN_MAX_LENGTH,
+    new_number_key,
+    validate_invoice_number_pattern,
+)
 from billing.scoping import TenantManager
 
 RESERVED_SLUGS = frozenset(
@@ -105,6 +110,17 @@ class Biller(models.Model):
     )
     reminder_days = models.PositiveSmallIntegerField(
         _("reminder days before due"), default=3, help_text=_("0 sends no reminder.")
+    )
+    # Invoices created without a number get one from this pattern (billing.numbers, billing.invoicing).
+    invoice_number_pattern = models.CharField(
+        _("invoice number pattern"),
+        max_length=INVOICE_NUMBER_PATTERN_MAX_LENGTH,
+        default=INVOICE_NUMBER_PATTERN_DEFAULT,
+        validators=[validate_invoice_number_pattern],
+        help_text=_(
+            "Used when an invoice is created without a number. {yyyy} {yy} {mm} {dd}: the issue date; "
+            "{seq:06}: the sequence number, 6 digits. The sequence restarts when the date part changes."
+        ),
     )
     # Administrators and iDC staff always need a second factor in the console; operators when this is on.
     console_totp_for_operators = models.BooleanField(_("operators need two-step verification"), default=False)

@@ -7,17 +7,19 @@ from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 
 from billing.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
 from billing.forms import form_errors_add
-from billing.models import Biller, CustomerAccount, Invoice
+from billing.models import Biller, CustomerAccount, Invoice, Receipt
 from billing.portal import selectors, services
 from billing.portal.forms import (
     ChosenAmountForm,
 )
 from billing.portal.views import PortalView
 from billing.tenancy import TenantRequest
+from billing.views import TenantConsoleView
 
 # --- payments and receipts -----------------------------------------------------------------------------
 
@@ -57,6 +59,49 @@ class ReceiptDetailView(PortalView):
             "bank": selectors.bank_name(payment.bank_code),
         }
         return self.render(request, self.template_name, context)
+
+
+class ReceiptPdfView(PortalView):
+    """The receipt (領収書) as a PDF: only of a payment on a bill this customer may see (the bill page's
+    rule, ``get_queryset``); another customer's or biller's receipt answers 404 like a missing one."""
+
+    def get(self, request: TenantRequest, pk: int) -> HttpResponse:
+        receipt = selectors.receipt_list(biller=self.biller, customer=self.customer).filter(pk=pk).first()
+        if receipt is None or not self.get_queryset().filter(pk=receipt.payment.invoice_id).exists():
+            raise Http404
+        return receipt_pdf_response(receipt)
+
+
+def receipt_pdf_response(receipt: Receipt) -> HttpResponse:
+    """A receipt's PDF as a download (the portal's and the console's)."""
+    from billing.receipt_pdf import receipt_filename, receipt_pdf  # only PDF pages load reportlab
+
+    pdf = receipt_pdf(receipt, bank=selectors.bank_name(receipt.payment.bank_code))
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=receipt_filename(receipt)
+    )
+    return response
+
+
+class ConsoleReceiptPdfView(TenantConsoleView):
+    """The console's download of a receipt of one of the tenant's bills (the console's invoice rule:
+    ``get_object`` of the bill, then the receipt of a payment on it); anything else answers 404."""
+
+    model = Invoice
+    nav_section = "invoices"
+
+    def get(self, request: TenantRequest, pk: int, receipt_pk: int) -> HttpResponse:
+        invoice = self.get_object(pk)
+        receipt = (
+            Receipt.objects.for_biller(self.biller)
+            .filter(pk=receipt_pk, payment__invoice=invoice)
+            .select_related("payment__invoice__biller", "payment__invoice__customer")
+            .first()
+        )
+        if receipt is None:
+            raise Http404
+        return receipt_pdf_response(receipt)
 
 
 # --- balance: chosen amounts (任意金額) ---------------------------------------------------------------

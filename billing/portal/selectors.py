@@ -146,8 +146,15 @@ def receipt_list(*, biller: Biller, customer: Customer) -> QuerySet[Receipt]:
             payment__invoice__biller=biller,
             payment__invoice__customer=customer,
         )
-        .select_related("payment", "payment__invoice")
+        .select_related("payment", "payment__invoice__biller", "payment__invoice__customer")
         .order_by("-sent_at", "-id")
+    )
+
+
+def invoice_receipts(*, biller: Biller, customer: Customer, invoice: Invoice) -> list[Receipt]:
+    """The receipts of the payments on one of the customer's bills, oldest first."""
+    return list(
+        receipt_list(biller=biller, customer=customer).filter(payment__invoice=invoice).order_by("id")
     )
 
 

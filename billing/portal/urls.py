@@ -36,11 +36,17 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("payments/", payment_views.PaymentHistoryView.as_view(), name="payment_list"),
     path("receipts/", payment_views.ReceiptListView.as_view(), name="receipt_list"),
     path("receipts/<int:pk>/", payment_views.ReceiptDetailView.as_view(), name="receipt_detail"),
+    path("receipts/<int:pk>/pdf/", payment_views.ReceiptPdfView.as_view(), name="receipt_pdf"),
     path("balance/", payment_views.BalanceView.as_view(), name="balance"),
 ]
 
 # The tenant console's customer-account actions (mounted in the console namespace by config/urls_tenant).
 console_patterns = [
+    path(
+        "invoices/<int:pk>/receipts/<int:receipt_pk>/pdf/",
+        payment_views.ConsoleReceiptPdfView.as_view(),
+        name="invoice_receipt_pdf",
+    ),
     path(
         "customers/<int:pk>/portal/invite/",
         console_views.CustomerPortalInviteView.as_view(),

@@ -175,6 +175,11 @@ class InvoiceDetailView(PortalView):
     ) -> HttpResponse:
         invoice = self.get_object(pk)
         state = services.approval_state(invoice)
+        approvals = (
+            list(selectors.approvals_of(biller=self.biller, invoice=invoice))
+            if state != "not_required"
+            else []
+        )
         payable = invoice.is_payable and invoice.confirmation_number is not None
         may_pay = services.can_pay(request.user, invoice)
         reason = ""
@@ -208,11 +213,11 @@ class InvoiceDetailView(PortalView):
             "atm_cash_limit": ATM_CASH_LIMIT,
             "returned": request.GET.get("returned") == "1",
             "approval_state": state,
-            "approvals": selectors.approvals_of(biller=self.biller, invoice=invoice)
-            if state != "not_required"
-            else [],
-            "can_decide": payable and self.account.can_approve,
-            "decision_form": decision_form or DecisionForm(),
+            "approvals": approvals,
+            **decision_context(self.account, approvals, payable=payable, form=decision_form),
+            "receipts": selectors.invoice_receipts(
+                biller=self.biller, customer=self.customer, invoice=invoice
+            ),
             "original": self.get_queryset().filter(pk=invoice.original_id).first()
             if invoice.original_id
             else None,
@@ -354,6 +359,43 @@ class ApprovalListView(PortalView):
         )
 
 
+def decision_context(
+    account: CustomerAccount, approvals: list[InvoiceApproval], *, payable: bool, form: DecisionForm | None
+) -> dict[str, Any]:
+    """What the bill page offers an approver. Before any decision: the approve/reject form
+    (``can_decide``). After one: the decision itself (``decision``: who, when, result) instead of the form,
+    and only the opposite step (``change_to``): withdraw an approval (a rejection, with its reason) or
+    approve a rejected bill after all. The same decision twice is refused (``InvoiceDecisionView``)."""
+    decision = approvals[-1] if approvals else None
+    may = payable and account.can_approve
+    change_to = ""
+    if may and decision is not None:
+        approved = decision.decision == InvoiceApproval.Decision.APPROVED
+        change_to = InvoiceApproval.Decision.REJECTED if approved else InvoiceApproval.Decision.APPROVED
+    return {
+        "decision": decision,
+        "can_decide": may and decision is None,
+        "change_to": change_to,
+        "decision_form": form or DecisionForm(initial={"decision": change_to} if change_to else None),
+    }
+
+
+def repeated_decision_message(latest: InvoiceApproval) -> str:
+    """Why the same decision a second time records nothing: who took it, and when (JST)."""
+    from billing.audit_labels import when
+
+    who = latest.decided_by.name or latest.decided_by.email
+    facts = {"who": who, "when": when(latest.decided_at)}
+    if latest.decision == InvoiceApproval.Decision.APPROVED:
+        return (
+            _("This invoice is approved already: %(who)s approved it on %(when)s. Nothing was recorded.")
+            % facts
+        )
+    return (
+        _("This invoice is rejected already: %(who)s rejected it on %(when)s. Nothing was recorded.") % facts
+    )
+
+
 class InvoiceDecisionView(PortalView):
     def post(self, request: TenantRequest, pk: int) -> HttpResponseBase:
         invoice = self.get_object(pk)
@@ -362,6 +404,15 @@ class InvoiceDecisionView(PortalView):
             return InvoiceDetailView(
                 request=request, biller=self.biller, account=self.account, customer=self.customer
             ).get(request, pk, decision_form=form, status=400)
+        latest = services.latest_decision(invoice)
+        if (
+            latest is not None
+            and latest.decision == form.cleaned_data["decision"]
+            and self.account.can_approve
+        ):
+            # a second click, a stale page or another approver who decided first: nothing is appended
+            messages.error(request, repeated_decision_message(latest))
+            return redirect("portal:invoice_detail", pk=pk)
         try:
             approval = services.invoice_decide(
                 actor=request.user,

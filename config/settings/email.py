@@ -1,8 +1,10 @@
 """Outgoing e-mail through Django 6.1's MAILERS.
 
-Development prints messages on the console of the process that sends them
-(the worker, for invitations). DJANGO_EMAIL_BACKEND=file with
-DJANGO_EMAIL_FILE_PATH writes them to files; production uses SMTP.
+Development prints messages readably on the console of the process that sends
+them (the worker, for invitations): decoded headers and text, links one per
+line, attachments by name and size (billing.dev_mail). DJANGO_EMAIL_BACKEND=console
+prints the raw MIME instead; =file with DJANGO_EMAIL_FILE_PATH writes them to
+files; production uses SMTP.
 """
 
 from typing import Any
@@ -10,13 +12,14 @@ from typing import Any
 from config.settings.env import DEBUG, env_bool, env_int, env_str
 
 _BACKENDS = {
+    "readable": "billing.dev_mail.EmailBackend",
     "console": "django.core.mail.backends.console.EmailBackend",
     "file": "django.core.mail.backends.filebased.EmailBackend",
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
     "locmem": "django.core.mail.backends.locmem.EmailBackend",
 }
 
-_kind = env_str("DJANGO_EMAIL_BACKEND") or ("console" if DEBUG else "smtp")
+_kind = env_str("DJANGO_EMAIL_BACKEND") or ("readable" if DEBUG else "smtp")
 _options: dict[str, Any] = {}
 if _kind == "file":
     _options = {"file_path": env_str("DJANGO_EMAIL_FILE_PATH")}

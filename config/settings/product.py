@@ -1,13 +1,44 @@
 """Settings of the product itself: tenant hosts, invitations, imports, the communication server."""
 
+import re
+
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.env import DEBUG, RUN_DIR, env_bool, env_int, env_list, env_str
 
+# Where `make run` serves the site in development: config/Procfile runs `runserver ${WEB_ADDR:-…}` with
+# this default. The forms runserver takes: PORT, HOST:PORT or [IPv6]:PORT.
+DEFAULT_WEB_ADDR = "127.0.0.1:8000"
+_WEB_ADDR = re.compile(
+    r"^(?:(?P<host>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*):)?(?P<port>\d{1,5})$"
+)
+# An address that listens everywhere is browsed at this machine's loopback.
+_LISTEN_ALL = {"0": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "[::1]"}  # noqa: S104 - mapped away
+
+
+def web_base_url(web_addr: str) -> str:
+    """``http://host:port`` of the development server listening on ``web_addr`` (runserver's address,
+    WEB_ADDR); an address that listens on every interface gives the loopback address."""
+    found = _WEB_ADDR.match(web_addr.strip())
+    port = int(found["port"]) if found else 0
+    if found is None or not 0 < port < 65536:
+        raise ImproperlyConfigured(
+            f"WEB_ADDR must be PORT, HOST:PORT or [IPv6]:PORT as runserver takes it (e.g. 127.0.0.1:8100), "
+            f"not {web_addr!r}"
+        )
+    host = found["host"] or "127.0.0.1"
+    return f"http://{_LISTEN_ALL.get(host, host)}:{port}"
+
+
 # Tenants are reached at <slug>.<PORTAL_DOMAIN> or at /b/<slug>/ on any host.
 PORTAL_DOMAIN = (env_str("PORTAL_DOMAIN") or ("localhost" if DEBUG else "")).lower()
-# The address printed in e-mails for links (scheme://host[:port]).
-PORTAL_BASE_URL = env_str("PORTAL_BASE_URL") or ("http://127.0.0.1:8000" if DEBUG else "")
+# The one base of every absolute link the product prints (scheme://host[:port]): in e-mails (invitations,
+# pay-later links, password resets), on the PDF (the registration URL), in `demo_info`'s banner and in
+# the API's and console's pay-later links. Production sets it; in development (DJANGO_DEBUG=1) it follows
+# WEB_ADDR, the address `make run` serves on (http://127.0.0.1:8000 without it).
+PORTAL_BASE_URL = (env_str("PORTAL_BASE_URL") or "").rstrip("/") or (
+    web_base_url(env_str("WEB_ADDR") or DEFAULT_WEB_ADDR) if DEBUG else ""
+)
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 
 # The customer portal (billing.portal). Invitation links for customers live longer than console ones:
@@ -31,7 +62,9 @@ CONSOLE_LOGIN_WINDOW_SECONDS = env_int("CONSOLE_LOGIN_WINDOW_SECONDS", 15 * 60)
 IMPORT_DIR = env_str("PAYEASY_IMPORT_DIR") or str(RUN_DIR / "imports")
 IMPORT_MAX_BYTES = env_int("PAYEASY_IMPORT_MAX_BYTES", 512 * 1024 * 1024)
 
-# The communication server (manage.py commserver): where the MPN side connects.
+# The communication server (manage.py commserver): where the MPN side connects. `make run` starts it and
+# `make pay` (the MPN simulator) and the sandbox bank connect to it on this port: set COMMSERVER_PORT for
+# both terminals to run it elsewhere.
 COMMSERVER_HOST = env_str("COMMSERVER_HOST") or "127.0.0.1"
 COMMSERVER_PORT = env_int("COMMSERVER_PORT", 7700)
 # Frames committed together at most (one transaction, one fsync for all of them).
@@ -86,3 +119,17 @@ if PAYEASY_SANDBOX_BANK and not (DEBUG or PAYEASY_DEMO):
         "PAYEASY_SANDBOX_BANK is for development (DJANGO_DEBUG=1) and demo installations (PAYEASY_DEMO=1)"
     )
 PAYEASY_SANDBOX_BANK_CODE = env_str("PAYEASY_SANDBOX_BANK_CODE") or "0033"
+
+# Banks' logos in the 情報リンク bank chooser (payeasy.banks.bank_logo_url), for banks that allow theirs to be
+# shown: "0001=payeasy/banks/0001.svg,0005=https://cdn.example.jp/mufg.svg" (a path under STATIC_URL or a
+# URL; a URL's origin must also be in the Content-Security-Policy's img-src). A bank without one shows a
+# monogram.
+PAYEASY_BANK_LOGOS: dict[str, str] = {}
+for _item in env_list("PAYEASY_BANK_LOGOS", []):
+    _code, _sep, _logo = _item.partition("=")
+    if not (_sep and _code.strip().isdigit() and len(_code.strip()) == 4 and _logo.strip()):
+        raise ImproperlyConfigured(
+            f"PAYEASY_BANK_LOGOS must be CODE=LOGO pairs separated by commas (0001=payeasy/banks/0001.svg), "
+            f"not {_item!r}"
+        )
+    PAYEASY_BANK_LOGOS[_code.strip()] = _logo.strip()

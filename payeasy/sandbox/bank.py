@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.models import Biller
 from payeasy import codec, simulator
+from payeasy.banks import Bank
 from payeasy.models import Channel, LineState, Notice
 from payeasy.simulator import Answer, Frames, Line
 
@@ -86,6 +87,31 @@ def _run(coroutine: Any) -> Any:
 
 def bank_code() -> str:
     return settings.PAYEASY_SANDBOX_BANK_CODE
+
+
+def plays(code: str) -> bool:
+    """Whether the sandbox bank plays bank ``code``: its own code, or a bank whose 情報リンク endpoint is a
+    path on this site (only the sandbox bank's entries can be: payeasy.services.handoff), as the demo
+    wires the banks its billers have 情報リンク contracts with (payeasy.demo.seed_sandbox_bank)."""
+    from payeasy.models import HandoffEndpoint
+
+    if code == bank_code():
+        return True
+    return HandoffEndpoint.objects.filter(bank_code=code, entry_url__startswith="/").exists()
+
+
+def played_banks() -> list[Bank]:
+    """The other banks the sandbox bank plays (:func:`plays`), by code."""
+    from payeasy.banks import bank_get
+    from payeasy.models import HandoffEndpoint
+
+    codes = (
+        HandoffEndpoint.objects.filter(entry_url__startswith="/")
+        .exclude(bank_code=bank_code())
+        .order_by("bank_code")
+        .values_list("bank_code", flat=True)
+    )
+    return [found for code in codes if (found := bank_get(code)) is not None]
 
 
 def biller_code_for(payee_number: str) -> str:
@@ -162,9 +188,16 @@ def inquire(
 
 
 def pay(
-    *, biller_code: str, customer_number: str, confirmation_number: str, amount: int, channel: str
+    *,
+    biller_code: str,
+    customer_number: str,
+    confirmation_number: str,
+    amount: int,
+    channel: str,
+    as_bank: str = "",
 ) -> LineResult:
-    """1200 消込 of ``amount`` through ``channel``; 0000 once the commserver has stored it."""
+    """1200 消込 of ``amount`` through ``channel``; 0000 once the commserver has stored it. ``as_bank``: the
+    bank code the payment comes from (element 5) when the sandbox plays another bank (:func:`plays`)."""
     for _attempt in range(ATTEMPTS):
         result, request = _round_trip(
             biller_code,
@@ -173,7 +206,7 @@ def pay(
                 1: customer_number,
                 2: confirmation_number,
                 4: amount,
-                5: bank_code(),
+                5: as_bank or bank_code(),
                 6: BRANCH,
                 7: str(channel),
                 8: simulator.now_jst(),

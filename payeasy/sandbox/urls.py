@@ -9,6 +9,7 @@ app_name = "sandbox_bank"
 urlpatterns = [
     path("", views.home, name="home"),
     path("entry/", views.entry, name="entry"),
+    path("entry/<str:bank_code>/", views.entry, name="entry_as"),  # playing another bank (payeasy.demo)
     path("login/", views.login, name="login"),
     path("pay/", views.pay, name="pay"),
     path("atm/", views.atm, name="atm"),

@@ -41,11 +41,14 @@ REFUSAL_TITLES = {
     "key_retired": gettext_lazy("Retired key"),
     "key_unreadable": gettext_lazy("Key not readable"),
     "session": gettext_lazy("Session ended"),
+    "unknown_bank": gettext_lazy("Unknown bank"),
 }
 
 
-def _context(**extra: Any) -> dict[str, Any]:
-    code = bank.bank_code()
+def _context(playing: str = "", **extra: Any) -> dict[str, Any]:
+    """The pages' context; ``playing``: the bank the sandbox plays for this hand-off (its own by default),
+    whose name the bank's header shows."""
+    code = playing or bank.bank_code()
     return {
         "sandbox_bank": bank_get(code),
         "sandbox_bank_code": code,
@@ -67,27 +70,32 @@ def _load(request: HttpRequest, max_age: datetime.timedelta) -> dict[str, Any] |
     return state if isinstance(state, dict) else None
 
 
-def _refused(request: HttpRequest, code: str, message: str, status: int = 400) -> HttpResponse:
+def _refused(
+    request: HttpRequest, code: str, message: str, status: int = 400, playing: str = ""
+) -> HttpResponse:
     title = REFUSAL_TITLES.get(code, _("Refused"))
     return render(
         request,
         "payeasy/sandbox/refused.html",
-        _context(code=code, title=str(title), message=message),
+        _context(playing, code=code, title=str(title), message=message),
         status=status,
     )
 
 
-def _pay_once(guard: str, bill: dict[str, Any], channel: str) -> bank.LineResult | None:
+def _pay_once(guard: str, bill: dict[str, Any], channel: str, playing: str = "") -> bank.LineResult | None:
     """Pay ``bill`` (the numbers and amount of a hand-off or an ATM inquiry) over the line, once per
-    ``guard``: None when it was paid already; a refused payment frees the guard for another try."""
+    ``guard``, as bank ``playing`` (the sandbox's own by default): None when it was paid already; a
+    refused payment frees the guard for another try."""
     if not cache.add(guard, "1", timeout=GUARD_SECONDS):
         return None
+    as_bank = {"as_bank": playing} if playing and playing != bank.bank_code() else {}
     result = bank.pay(
         biller_code=bill["biller_code"],
         customer_number=bill["customer_number"],
         confirmation_number=bill["confirmation_number"],
         amount=int(bill["amount"]),
         channel=channel,
+        **as_bank,
     )
     if not result.ok:
         cache.delete(guard)
@@ -123,19 +131,30 @@ def _bill(payload: dict[str, Any]) -> dict[str, Any]:
 
 @never_cache
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "payeasy/sandbox/home.html", _context())
+    return render(request, "payeasy/sandbox/home.html", _context(played_banks=bank.played_banks()))
 
 
 @csrf_exempt  # the POST comes from the biller's portal, another site for a real bank
 @require_POST
 @never_cache
-def entry(request: HttpRequest) -> HttpResponse:
-    """Open the envelope (once: its nonce is recorded) and show the bill with the login form."""
+def entry(request: HttpRequest, bank_code: str = "") -> HttpResponse:
+    """Open the envelope (once: its nonce is recorded) and show the bill with the login form. At
+    ``entry/<bank_code>/`` the sandbox plays that bank (one the demo wired to it): it opens the envelope
+    with that bank's key and pays as that bank."""
+    playing = bank_code or bank.bank_code()
+    if not (playing.isascii() and playing.isdigit() and len(playing) == 4 and bank.plays(playing)):
+        return _refused(
+            request,
+            "unknown_bank",
+            _("The sandbox bank does not play bank %(code)s: its 情報リンク entry is not the sandbox's.")
+            % {"code": playing[:8]},
+            status=404,
+        )
     try:
-        payload = handoff.handoff_open(request.POST.get("envelope", ""), bank_code=bank.bank_code())
+        payload = handoff.handoff_open(request.POST.get("envelope", ""), bank_code=playing)
     except handoff.HandoffError as exc:
-        return _refused(request, exc.code, exc.message)
-    state = {"p": payload.as_dict(), "in": False}
+        return _refused(request, exc.code, exc.message, playing=playing)
+    state = {"p": payload.as_dict(), "in": False, "b": playing}
     return _login_page(request, state, LoginForm())
 
 
@@ -143,7 +162,11 @@ def _login_page(
     request: HttpRequest, state: dict[str, Any], form: LoginForm, status: int = 200
 ) -> HttpResponse:
     context = _context(
-        bill=_bill(state["p"]), form=form, state=_dump(state), return_url=state["p"]["return_url"]
+        state.get("b", ""),
+        bill=_bill(state["p"]),
+        form=form,
+        state=_dump(state),
+        return_url=state["p"]["return_url"],
     )
     return render(request, "payeasy/sandbox/login.html", context, status=status)
 
@@ -152,6 +175,7 @@ def _confirm_page(
     request: HttpRequest, state: dict[str, Any], *, error: str = "", code: str = "", status: int = 200
 ) -> HttpResponse:
     context = _context(
+        state.get("b", ""),
         bill=_bill(state["p"]),
         state=_dump(state),
         error=error,
@@ -187,9 +211,15 @@ def pay(request: HttpRequest) -> HttpResponse:
     p = state["p"]
     if "cancel" in request.POST:
         return _see_other(p["return_url"])
-    result = _pay_once(f"sandbox-bank:paid:{p['nonce']}", p, Channel.INFO_LINK)
+    result = _pay_once(f"sandbox-bank:paid:{p['nonce']}", p, Channel.INFO_LINK, state.get("b", ""))
     if result is None:
-        return _refused(request, "replayed", _("This bill was already paid with this hand-off."), status=409)
+        return _refused(
+            request,
+            "replayed",
+            _("This bill was already paid with this hand-off."),
+            status=409,
+            playing=state.get("b", ""),
+        )
     if not result.ok:
         return _confirm_page(request, state, error=result.message, code=result.code, status=502)
     return _see_other(p["return_url"])

@@ -15,8 +15,8 @@ from django.utils import formats
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from billing import charts
 from billing.tenancy import TenantRequest
-from reconciliation import charts
 from reconciliation.selectors import dashboard as selectors
 from reconciliation.views.base import ReconciliationConsoleView
 
@@ -70,6 +70,8 @@ def payments_chart(data: selectors.Dashboard) -> str:
         title=_("Payments of the last %(days)d days") % {"days": len(days)},
         description=description,
         columns=[_("Day (JST)"), _("Yen received"), _("Payments"), _("Reversals"), _("Yen reversed")],
+        empty_statement=_("No payment was received from %(first)s to %(last)s (JST).")
+        % {"first": days[0].day.isoformat(), "last": days[-1].day.isoformat()},
     )
 
 

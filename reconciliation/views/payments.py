@@ -70,10 +70,29 @@ class PaymentFilterForm(forms.Form):
     amount_max = forms.CharField(label=gettext_lazy("Amount to (yen)"), required=False, widget=_yen_widget())
 
 
-def payment_rows(entries: list[LedgerEntry]) -> list[dict[str, Any]]:
+def column_labels() -> dict[str, str]:
+    """The payments table's column names in the request's language, once per request: its headers and
+    every cell's ``data-label`` (the cell's label in a row's card at phone width, static/css/lists.css)."""
+    return {
+        "paid_at": _("Paid at (JST)"),
+        "key_date": _("Processing date"),
+        "amount": _("Amount"),
+        "outcome": _("Outcome"),
+        "reason": _("Reason"),
+        "bank": _("Bank"),
+        "branch": _("Branch"),
+        "channel": _("Channel"),
+        "transaction_key": _("Transaction key"),
+        "confirmation": _("Report (速報/確報)"),
+        "invoice": _("Invoice"),
+        "customer_number": _("Customer number"),
+    }
+
+
+def payment_rows(entries: list[LedgerEntry], labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """What each line of the page shows of an entry (``selectors.payment_entries``'s annotations), as
     ready text: a page of 50 rows costs one pass here instead of some 1,500 template lookups and 100 URL
-    reversals (the links are the reversed pattern with the id put in)."""
+    reversals (the links are the reversed pattern with the id put in). ``labels``: ``column_labels()``."""
     detail = reverse("console:payment_detail", args=[0])[:-2]  # …/payments/0/ → …/payments/
     invoice = reverse("console:invoice_detail", args=[0])[:-2]
     # the labels in the request's language, once (lazy strings would translate again for every row)
@@ -82,6 +101,12 @@ def payment_rows(entries: list[LedgerEntry]) -> list[dict[str, Any]]:
     channels = {k: str(v) for k, v in Channel.choices}
     teller = Notice.Source.TELLER_FILE
     teller_label = str(_("teller file"))
+    # each cell's attributes, escaped once: its role (the card layout changes the cells' display, which
+    # may drop their table semantics) and its column's name
+    cells = {
+        name: f' role="cell" data-label="{html.escape(label)}"'
+        for name, label in (labels or column_labels()).items()
+    }
     rows: list[dict[str, Any]] = []
     for entry in entries:
         notice = entry.notice
@@ -104,16 +129,17 @@ def payment_rows(entries: list[LedgerEntry]) -> list[dict[str, Any]]:
                 "invoice_url": f"{invoice}{entry.invoice_id}/" if entry.invoice_id else "",
             }
         )
-        rows[-1]["html"] = _row_html(rows[-1], teller_label)
+        rows[-1]["html"] = _row_html(rows[-1], teller_label, cells)
     return rows
 
 
-def _row_html(row: dict[str, Any], teller_label: str) -> SafeString:
+def _row_html(row: dict[str, Any], teller_label: str, cells: dict[str, str]) -> SafeString:
     """One table row, escaped once here: the page's 50 rows × 12 cells through the template engine (or
     ``format_html``'s per-argument escaping) cost more than the rest of the request
-    (tests/bench/test_reconcile.py)."""
+    (tests/bench/test_reconcile.py). ``cells``: each column's cell attributes, already escaped."""
     entry, notice = row["entry"], row["notice"]
     e = html.escape
+    c = cells
     channel = e(row["channel"])
     if row["teller_file"]:
         channel += f' <span class="muted">({e(teller_label)})</span>'
@@ -123,15 +149,17 @@ def _row_html(row: dict[str, Any], teller_label: str) -> SafeString:
         else "—"
     )
     return mark_safe(  # noqa: S308 - every value above and below is escaped
-        f'<tr><td><a href="{e(row["url"])}">'
+        f'<tr role="row"><td{c["paid_at"]} class="cell-primary"><a href="{e(row["url"])}">'
         f'<time datetime="{e(row["paid_at_iso"])}">{e(row["paid_at"])}</time></a></td>'
-        f'<td><time datetime="{e(row["key_date"])}">{e(row["key_date"])}</time></td>'
-        f'<td class="num">{e(yen(entry.amount))}</td><td>{e(row["outcome"])}</td>'
-        f"<td>{e(row['reason'] or '—')}</td><td>{e(row['bank'])}</td><td>{e(row['branch'])}</td>"
-        f"<td>{channel}</td>"
-        f"<td><code>{e(notice.transaction_key)}</code></td>"
-        f'<td><span class="confirmation-{e(entry.confirmation)}">{e(row["confirmation"])}</span></td>'  # type: ignore[attr-defined]
-        f"<td>{invoice}</td><td>{e(notice.customer_number)}</td></tr>"
+        f'<td{c["key_date"]}><time datetime="{e(row["key_date"])}">{e(row["key_date"])}</time></td>'
+        f'<td{c["amount"]} class="num">{e(yen(entry.amount))}</td><td{c["outcome"]}>{e(row["outcome"])}</td>'
+        f"<td{c['reason']}>{e(row['reason'] or '—')}</td><td{c['bank']}>{e(row['bank'])}</td>"
+        f"<td{c['branch']}>{e(row['branch'])}</td>"
+        f"<td{c['channel']}>{channel}</td>"
+        f"<td{c['transaction_key']}><code>{e(notice.transaction_key)}</code></td>"
+        f'<td{c["confirmation"]}><span class="confirmation-{e(entry.confirmation)}">'  # type: ignore[attr-defined]
+        f"{e(row['confirmation'])}</span></td>"
+        f"<td{c['invoice']}>{invoice}</td><td{c['customer_number']}>{e(notice.customer_number)}</td></tr>"
     )
 
 
@@ -166,10 +194,12 @@ class PaymentListView(ReconciliationConsoleView):
                 form.add_error(None, _("The page link is out of date. Start again from the first page."))
                 status = 400
         url = reverse("console:payment_list")
+        labels = column_labels()
         context = self.get_context_data(
             form=form,
             page=page,
-            rows=payment_rows(list(page.rows)) if page else [],
+            labels=labels,
+            rows=payment_rows(list(page.rows), labels) if page else [],
             **page_links(url, params, page),
         )
         return render(request, self.template_name, context, status=status)

@@ -363,17 +363,21 @@ def test_staff_console_under_the_policy(watched: Any, live_server: Any, tenant: 
     sign_in(page, base, user)
     visited = crawl(page, base + "/staff/", within=base + "/staff/")
     assert any("/operations/" in u for u in visited) and any("/handoff/" in u for u in visited), visited
-    # the per-minute bars still draw: the current minute's is the peak (full width), the others empty
+    # the charts draw under the policy (colours and sizes from charts.css, no inline styles): the current
+    # minute's bar of messages is the peak (the full plot height), the others empty
     Message.objects.bulk_create(
         [Message(message_type="1100", outcome=Message.Outcome.PROCESSED, raw=b"x") for _ in range(3)]
     )
     page.goto(base + "/staff/operations/")
-    rows = page.locator("table.rates tbody tr")
-    full, empty = (rows.nth(i).locator(".bar-cell") for i in (0, 1))
-    full_bar, cell = full.locator(".bar rect").bounding_box(), full.bounding_box()
-    assert full_bar and cell and full_bar["width"] > 0.8 * cell["width"], (full_bar, cell)
-    empty_bar = empty.locator(".bar rect").bounding_box()
-    assert empty_bar is None or empty_bar["width"] < 1, empty_bar
+    chart = page.locator('section[aria-labelledby="rates-heading"] svg[role="img"]')
+    bars = chart.locator("rect.bar")
+    expect(bars).to_have_count(60)
+    top = chart.locator(".y-axis .grid").last.bounding_box()
+    baseline = chart.locator(".baseline").bounding_box()
+    full, empty = bars.nth(59).bounding_box(), bars.nth(0).bounding_box()
+    assert top and baseline and full, (top, baseline, full)
+    assert full["height"] > 0.95 * (baseline["y"] - top["y"]), (full, top, baseline)
+    assert empty is None or empty["height"] < 1, empty
     watch.check()
 
 

@@ -206,14 +206,14 @@ def test_invoices_console_import_and_api(
     csv_path = tmp_path / "請求データ_12月.csv"
     csv_path.write_bytes(invoice_csv(today, due, tax_category_of_second="5"))
     upload_csv(page, csv_path)
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Failed")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Errors found")
     expect(page.get_by_role("main")).to_contain_text("Encoding: cp932")
     expect(page.get_by_role("status")).to_contain_text("1 problem: nothing was written.")
     expect(fact(page, "Errors")).to_have_text("1")
     problems = page.get_by_role("table").filter(has=page.get_by_role("columnheader", name="Problem"))
     expect(problems.get_by_role("row")).to_have_count(2)  # the header and the one problem
     expect(problems.get_by_role("row").nth(1).get_by_role("cell")).to_have_text(
-        [str(BAD_ROW), "tax_category", re.compile(r"unknown tax category '5'")]
+        [str(BAD_ROW), "Tax category", re.compile(r"unknown tax category '5'")]
     )
     expect(page.get_by_role("button", name=IMPORT_BUTTON)).to_have_count(0)
     expect(page.get_by_role("link", name="Download the list (CSV)")).to_be_visible()
@@ -225,7 +225,9 @@ def test_invoices_console_import_and_api(
     # -- the fixed file: preview, import, result ----------------------------------------------------------
     csv_path.write_bytes(invoice_csv(today, due))
     upload_csv(page, csv_path)
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Succeeded")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(
+        "Checked: ready to import"
+    )  # a preview is not "done"
     expect(page.get_by_role("status")).to_contain_text("3 new invoices can be imported.")
     expect(fact(page, "New invoices")).to_have_text("3")
     expect(fact(page, "Total of new invoices")).to_have_text("17,952円")

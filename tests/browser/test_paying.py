@@ -302,7 +302,7 @@ def invoice(biller: Biller, customer: Customer, number: str, description: str = 
 def sandbox_bank_name() -> str:
     bank = bank_get(SANDBOX)
     assert bank is not None
-    return bank.name
+    return bank.display_name
 
 
 # --- 1. 情報リンク through the sandbox bank -----------------------------------------------------------------

@@ -463,7 +463,10 @@ def test_seed_demo_sets_up_the_sandbox_bank_once() -> None:
     for biller in Biller.objects.filter(biller_code__in=["58191001", "58192001"]):
         contract = ContractedBank.objects.get(biller=biller, bank_code=SANDBOX)
         assert contract.allows("05") and contract.allows("02")
-        assert [b.code for b in selectors.handoff_banks(biller, selectors.jst_today())] == [SANDBOX]
+        info_link = ContractedBank.objects.filter(biller=biller, allows_info_link=True)
+        contracted = sorted(info_link.values_list("bank_code", flat=True))
+        assert SANDBOX in contracted and len(contracted) > 1  # the contracted banks are wired to the sandbox
+        assert sorted(b.code for b in selectors.handoff_banks(biller, selectors.jst_today())) == contracted
 
 
 @pytest.mark.django_db

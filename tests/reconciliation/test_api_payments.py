@@ -229,7 +229,7 @@ def test_invoice_payments_are_billings_record_of_them(api: Api, biller: Biller) 
         "outcome": "paid",
         "reason": "",
         "payment_key": first.transaction_key,
-        "receipt_number": receipt.pk,
+        "receipt_number": receipt.number,
     }
     assert rows[1]["receipt_number"] is None
 

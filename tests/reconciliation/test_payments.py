@@ -78,7 +78,7 @@ def teller_pay(biller: Biller, invoice: Invoice, *, serial: int = 1) -> str:
 
 def listed_keys(response) -> list[str]:  # type: ignore[no-untyped-def]
     assert response.status_code == 200, response.content[:2000]
-    return re.findall(r"<td><code>([^<]+)</code></td>", response.content.decode())
+    return re.findall(r"<td[^>]*><code>([^<]+)</code></td>", response.content.decode())
 
 
 # --- the list --------------------------------------------------------------------------------------------

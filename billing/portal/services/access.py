@@ -204,14 +204,24 @@ def can_pay(user: Any, invoice: Invoice | None) -> bool:
     return biller.status == Biller.Status.ACTIVE and not past_due_refused(invoice)
 
 
+def absolute_url(path: str) -> str:
+    """``path`` (absolute, from the site's root) as a link that works outside a request: in e-mails, on
+    paper, in the console's and the API's links, in `demo_info`. Every such link is built here, on the
+    one setting PORTAL_BASE_URL (which follows WEB_ADDR in development, config/settings/product.py)."""
+    if not path.startswith("/"):
+        raise ValueError(f"absolute_url takes a path from the site's root, not {path!r}")
+    return settings.PORTAL_BASE_URL.rstrip("/") + path
+
+
 def portal_url(biller: Biller, name: str, **kwargs: Any) -> str:
     """An absolute link into ``biller``'s portal for e-mails and paper (PORTAL_BASE_URL, path mode)."""
-    return settings.PORTAL_BASE_URL.rstrip("/") + tenant_reverse(biller, name, **kwargs)
+    return absolute_url(tenant_reverse(biller, name, **kwargs))
 
 
 __all__ = [
     "NUMBERS_SHOWN",
     "NumbersVisibility",
+    "absolute_url",
     "account_of",
     "approval_state",
     "can_pay",

@@ -53,6 +53,7 @@ class Command(BaseCommand):
                 paylater = seed_balance_demo(biller)
                 lines.append(f"  pay-later order:   {paylater.paylater_url}")
         if settings.PAYEASY_SANDBOX_BANK:
+            from payeasy.sandbox.bank import played_banks
             from payeasy.sandbox.forms import DEMO_LOGIN
             from payeasy.sandbox.forms import DEMO_PASSWORD as BANK_PASSWORD
 
@@ -61,5 +62,14 @@ class Command(BaseCommand):
                 f"  internet banking:  {base}/sandbox-bank/      {DEMO_LOGIN} / {BANK_PASSWORD}",
                 f"  ATM:               {base}/sandbox-bank/atm/",
             ]
-        lines += ["Invitation e-mails are printed in the 'worker' log below.", "=" * 60, ""]
+            played = ", ".join(f"{b.display_name} {b.code}" for b in played_banks())
+            if played:
+                lines.append(f"  also plays:        {played} (情報リンク)")
+        lines += [
+            f"MPN line:            commserver on {settings.COMMSERVER_HOST}:{settings.COMMSERVER_PORT}; "
+            "`make pay` pays a demo bill over it",
+            "E-mails (invitations, bills) are printed in the 'worker' log below.",
+            "=" * 60,
+            "",
+        ]
         self.stdout.write("\n".join(lines))
