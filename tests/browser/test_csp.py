@@ -238,7 +238,8 @@ def test_portal_handoff_bank_and_live_status_under_the_policy(watched: Any, live
     expect_paid(page, timeout=10_000)
 
     # the receipt's print button (static JS, no onclick)
-    receipt = page.get_by_role("row").filter(has_text=bill.number).get_by_role("link")
+    # the row's first link opens the receipt (the second downloads its PDF)
+    receipt = page.get_by_role("row").filter(has_text=bill.number).get_by_role("link").first
     for _ in range(40):  # the receipt is issued by the worker right after the payment
         page.goto(my(base, biller, "receipts/"))
         if receipt.count():
