@@ -153,6 +153,8 @@ SUBJECT_LABELS: dict[str, Promise] = {
 # Keys of before/after that are not a field of the entry's target.
 KEY_LABELS: dict[str, Promise] = {
     "ip": _("IP address"),
+    "customer": _("Customer"),
+    "expires_at": _("Expires at"),
     "login": _("Login"),
     "via": pgettext_lazy("audit: how a person signed in", "Via"),
     "step": pgettext_lazy("audit: sign-in step", "Step"),

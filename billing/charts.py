@@ -450,13 +450,14 @@ def chart_figure(
         f'<li class="series-{n}"><span class="swatch" aria-hidden="true"></span>{escape(name)}</li>'
         for n, name in enumerate(legend, start=1)
     )
+    as_table = _("The figures as a table")
     html = (
         f'<figure class="chart" aria-labelledby="{chart_id}-caption">'
         f'<figcaption id="{chart_id}-caption">{escape(title)}</figcaption>'
         + (f'<ul class="chart-legend">{keys}</ul>' if legend else "")
         + f'<div class="chart-box">{svg}</div>'
         f'<details class="chart-data"{" open" if open_table else ""}>'
-        f"<summary>{escape(_('The figures as a table'))}</summary>"
+        f"<summary>{escape(as_table)}</summary>"
         + (f'<p class="chart-note">{escape(note)}</p>' if note else "")
         + f'<div class="table-scroll" role="region" tabindex="0" aria-labelledby="{table_id}-caption">'
         f'<table id="{table_id}"><caption id="{table_id}-caption">{escape(table.caption)}</caption>'

@@ -409,14 +409,14 @@ class Walker:
     seen: list[Page] = field(default_factory=list)
 
     def check(self, entry: Page) -> None:
-        """The page as it is now, at each width: axe; at 390 px no sideways overflow; the screenshots."""
+        """The page as it is now, at each width: axe; no sideways overflow; the screenshots."""
         for width in WIDTHS:
             self.page.set_viewport_size({"width": width, "height": 900})
             where = f"{entry.area}-{entry.slug} at {width}px ({self.page.url})"
             violations = axe_violations(self.page, self.axe_js)
             if violations:
                 self.problems.append(axe_report(where, violations))
-            if width < 1000 and (overflow := sideways_overflow(self.page)):
+            if overflow := sideways_overflow(self.page):
                 self.problems.append(f"{where}: sideways overflow: {overflow}")
             if saving_screenshots():
                 self.shot(entry, width)
