@@ -212,16 +212,20 @@ def totals_preview(
 
 # --- automatic invoice numbers -------------------------------------------------------------------------
 
-NUMBERING_ATTEMPTS = 25  # a lost race costs one attempt, and is only lost to a committed invoice
+NUMBERING_ATTEMPTS = 25  # an attempt is lost only to a number typed by a concurrent creation
 
 
-def invoice_number_next(*, biller: Biller, on: datetime.date) -> str:
-    """The number the biller's pattern gives the next invoice issued ``on``: one more than the highest
-    sequence among the stored numbers of that period (1 for the first). Not reserved: the unique
-    constraint decides between two creations that read the same (``invoice_create_numbered``)."""
+def _scope(pattern: InvoiceNumberPattern, on: datetime.date) -> str:
+    """The counter's key: the pattern's text around the sequence for ``on`` (``2026-12-{seq}``)."""
+    head, tail = pattern.around(on)
+    return f"{head}{{seq}}{tail}"
+
+
+def _highest_stored(biller: Biller, pattern: InvoiceNumberPattern, on: datetime.date) -> int:
+    """The highest sequence among the biller's stored numbers of ``on``'s period (0 for none): read once
+    per period, when its counter is created (numbers typed or imported before automatic numbering)."""
     from billing.models import Invoice
 
-    pattern = InvoiceNumberPattern(biller.invoice_number_pattern)
     head, _tail = pattern.around(on)
     highest = (
         Invoice.objects.for_biller(biller)
@@ -230,8 +234,10 @@ def invoice_number_next(*, biller: Biller, on: datetime.date) -> str:
         .values_list("number", flat=True)
         .first()
     )
-    seq = (pattern.seq_of(highest, on) or 0) + 1 if highest else 1
-    number = pattern.number(on, seq)
+    return (pattern.seq_of(highest, on) or 0) if highest else 0
+
+
+def _number_checked(number: str) -> str:
     if len(number) > INVOICE_NUMBER_MAX_LENGTH:
         raise ValidationFailed(
             {
@@ -247,12 +253,64 @@ def invoice_number_next(*, biller: Biller, on: datetime.date) -> str:
     return number
 
 
+def _first_free(biller: Biller, pattern: InvoiceNumberPattern, on: datetime.date, seq: int) -> int:
+    """``seq``, or the first sequence after it whose number is not stored yet (typed numbers are skipped)."""
+    from billing.models import Invoice
+
+    invoices = Invoice.objects.for_biller(biller)
+    while invoices.filter(number=pattern.number(on, seq)).exists():
+        seq += 1
+    return seq
+
+
+def invoice_number_next(*, biller: Biller, on: datetime.date) -> str:
+    """The number the biller's pattern gives the next invoice issued ``on``, for the form's hint: one more
+    than the period's counter (or, before its first automatic number, than the highest stored number),
+    past the numbers already stored. Not reserved: ``invoice_number_take`` takes one."""
+    from billing.models import InvoiceNumberCounter
+
+    pattern = InvoiceNumberPattern(biller.invoice_number_pattern)
+    last = (
+        InvoiceNumberCounter.objects.for_biller(biller)
+        .filter(scope=_scope(pattern, on))
+        .values_list("last", flat=True)
+        .first()
+    )
+    seq = (last if last is not None else _highest_stored(biller, pattern, on)) + 1
+    return _number_checked(pattern.number(on, _first_free(biller, pattern, on, seq)))
+
+
+def invoice_number_take(*, biller: Biller, on: datetime.date) -> str:
+    """Take the next automatic number for an invoice issued ``on``: the period's counter row (created from
+    the highest stored number the first time) locked ``FOR UPDATE``, moved past numbers already stored,
+    and advanced. One row lookup per number, however many invoices the biller has. Inside the caller's
+    transaction when there is one (the lock is then held until it ends); a number whose creation fails
+    is not handed out again (a gap)."""
+    from billing.models import InvoiceNumberCounter
+
+    pattern = InvoiceNumberPattern(biller.invoice_number_pattern)
+    scope = _scope(pattern, on)
+    counters = InvoiceNumberCounter.objects.for_biller(biller)
+    with transaction.atomic():
+        if not counters.filter(scope=scope).exists():
+            seed = _highest_stored(biller, pattern, on)
+            counters.bulk_create(
+                [InvoiceNumberCounter(biller=biller, scope=scope, last=seed)], ignore_conflicts=True
+            )
+        counter = counters.select_for_update().get(scope=scope)
+        seq = _first_free(biller, pattern, on, counter.last + 1)
+        number = _number_checked(pattern.number(on, seq))
+        counter.last = seq
+        counter.save(update_fields=["last"])
+    return number
+
+
 def invoice_create_numbered[InvoiceT](
     create: Callable[[str], InvoiceT], *, biller: Biller, on: datetime.date
 ) -> InvoiceT:
-    """``create(number)`` with the next automatic number; when that number was taken meanwhile (a
-    concurrent creation committed it first: the duplicate check or the unique constraint refused it),
-    again with the number after it. Any other error is the caller's. ``create`` is a service call
+    """``create(number)`` with the next automatic number (``invoice_number_take``); when that number was
+    stored meanwhile by a creation that typed it (the duplicate check or the unique constraint refused
+    it), again with the number after it. Any other error is the caller's. ``create`` is a service call
     (``services.invoice_create``) that runs in a transaction (or savepoint) of its own."""
     from billing.models import Invoice
 
@@ -260,7 +318,7 @@ def invoice_create_numbered[InvoiceT](
         return Invoice.objects.for_biller(biller).filter(number=number).exists()
 
     for _attempt in range(NUMBERING_ATTEMPTS):
-        number = invoice_number_next(biller=biller, on=on)
+        number = invoice_number_take(biller=biller, on=on)
         try:
             return create(number)
         except ValidationFailed as exc:

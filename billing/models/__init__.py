@@ -12,7 +12,7 @@
 from billing.models.audit import AppendOnlyQuerySet, AuditEntry
 from billing.models.balances import BalanceAccount, BalanceAllocation, BalanceItem, BalancePaymentRequest
 from billing.models.customers import Customer, CustomerAccount, CustomerInvitation
-from billing.models.invoices import ImportJob, Invoice, InvoiceApproval
+from billing.models.invoices import ImportJob, Invoice, InvoiceApproval, InvoiceNumberCounter
 from billing.models.payments import InvoicePayment, Receipt
 from billing.models.signin import ConsoleTwoFactor, LoginAttempt, PortalLoginAttempt
 from billing.models.tenants import (
@@ -51,6 +51,7 @@ __all__ = [
     "InvitationState",
     "Invoice",
     "InvoiceApproval",
+    "InvoiceNumberCounter",
     "InvoicePayment",
     "LoginAttempt",
     "Membership",

@@ -275,3 +275,26 @@ class InvoiceApproval(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise TypeError("InvoiceApproval is append-only: a decision is never deleted.")
+
+
+class InvoiceNumberCounter(models.Model):
+    """The last sequence handed out by a biller's automatic invoice numbering, per *scope*: the pattern's
+    text around the sequence for a period (``2026-12-{seq}`` for ``{yyyy}-{mm}-{seq:06}`` in December
+    2026). Locked (``SELECT … FOR UPDATE``) while a number is taken, so the next number costs one row
+    lookup however many invoices the biller has; created on a scope's first number from the highest
+    number already stored (typed or imported). Gaps are allowed (a number taken by a creation that then
+    failed is not reused); a number is never given twice — the unique (biller, number) backs it."""
+
+    biller = models.ForeignKey(Biller, on_delete=models.PROTECT, related_name="+", db_index=False)
+    scope = models.CharField(max_length=64)
+    last = models.PositiveBigIntegerField(default=0)
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["biller", "scope"], name="invoice_number_counter_once_per_scope"),
+        ]
+
+    def __str__(self) -> str:
+        return f"invoice numbers of {self.biller_id} in {self.scope}: {self.last}"
