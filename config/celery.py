@@ -7,12 +7,15 @@ goes away"); the settings in config/settings/tasks.py select them:
   when the broker goes away with tasks in flight (celery 5.7.0 with kombu 5.7.0 did:
   ``Unrecoverable error: AttributeError … 'hostname'``; see :class:`RedisTransport`).
 - :class:`BeatScheduler` — beat, which runs the payment sweeper itself against the database instead of
-  sending it through Redis to a worker, so that it works when nothing but PostgreSQL and beat is alive.
+  sending it through Redis to a worker, so that it works when nothing but PostgreSQL and beat is alive;
+  and which sends (and sweeps) only while it holds the beat lock, so that a second beat stands by.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import logging
 import os
 import threading
@@ -150,17 +153,34 @@ class WorkerConsumer(Consumer):
 
 
 class BeatScheduler(PersistentScheduler):
-    """Beat, running the tasks named in ``PAYEASY_BEAT_RUNS_ITSELF`` in its own threads.
+    """Beat, sending only while it holds the beat lock, and running the tasks named in
+    ``PAYEASY_BEAT_RUNS_ITSELF`` in its own threads.
 
-    Those entries of ``CELERY_BEAT_SCHEDULE`` (interval schedules only) are not sent to a worker: a
-    thread of this process runs each at its interval, calling the task's code directly. For the
-    payment sweeper that means it needs PostgreSQL and this process, nothing else — not Redis (down,
-    restarted or flushed), not a worker (dead, or alive but no longer consuming). Every other entry is
-    sent as usual. Runs of an entry never overlap: the next starts one interval after the last ended.
+    Exactly one beat sends: each tick first makes sure this process holds the beat lock
+    (:func:`beat_lock`: a PostgreSQL session advisory lock, or a ``flock`` on SQLite). A beat that does
+    not hold it sends nothing and runs nothing, logs "beat: standing by (another beat holds the lock)"
+    and tries again every ``PAYEASY_BEAT_LOCK_RETRY_SECONDS``; when the holder dies (or its lock
+    connection to PostgreSQL breaks) the lock is free and the next try logs "beat: leader". A leader
+    whose lock connection broke stops sending at its next tick, before any send: two beats never send
+    at once. A new leader sends each entry that is due by its own schedule file, so a task the old one
+    sent just before it died may run once more (every scheduled task is safe to run twice).
+
+    Entries of ``CELERY_BEAT_SCHEDULE`` named in ``PAYEASY_BEAT_RUNS_ITSELF`` (interval schedules only)
+    are not sent to a worker: a thread of this process runs each at its interval, calling the task's
+    code directly, while this beat is the leader. For the payment sweeper that means it needs PostgreSQL
+    and this process, nothing else — not Redis (down, restarted or flushed), not a worker (dead, or
+    alive but no longer consuming). Every other entry is sent as usual. Runs of an entry never overlap:
+    the next starts one interval after the last ended.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from django.conf import settings
+
         self._local: list[_LocalRunner] = []
+        self._leading = threading.Event()
+        self._lock = beat_lock()
+        self._lock_retry = float(settings.PAYEASY_BEAT_LOCK_RETRY_SECONDS)
+        self._standby_reason: str | None = None
         super().__init__(*args, **kwargs)
         for runner in self._local:
             runner.start()
@@ -173,18 +193,202 @@ class BeatScheduler(PersistentScheduler):
         for name, entry in list(self.schedule.items()):
             if entry.task in local:
                 del self.schedule[name]
-                self._local.append(_LocalRunner(self.app, name, entry))
+                self._local.append(_LocalRunner(self.app, name, entry, self._leading))
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this beat held the lock at its last tick."""
+        return self._leading.is_set()
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """One iteration: nothing but a short sleep unless this beat holds the lock (checked every tick,
+        so before every send); the leader wakes at least every retry interval to check it again."""
+        if not self._hold_lock():
+            return self._lock_retry
+        return min(super().tick(*args, **kwargs), self._lock_retry)
+
+    def _hold_lock(self) -> bool:
+        was = self._leading.is_set()
+        try:
+            held = self._lock.hold()
+            reason = "another beat holds the lock"
+        except Exception as exc:  # the database is down or restarting: no lock, try again later
+            held = False
+            reason = f"the lock is out of reach: {type(exc).__name__}: {' '.join(str(exc).split())}"
+        if held:
+            if not was:
+                self._leading.set()
+                log.info("beat: leader (%s)", self._lock.describe())
+            self._standby_reason = None
+            return True
+        self._leading.clear()
+        if was:
+            log.warning("beat: lost the lock (%s)", reason)
+        if reason != self._standby_reason:  # said once, and again when the reason changes
+            log.info("beat: standing by (%s)", reason)
+            self._standby_reason = reason
+        return False
 
     def close(self) -> None:
         for runner in self._local:
             runner.stop()
-        super().close()
+        self._leading.clear()
+        try:
+            super().close()
+        finally:
+            self._lock.release()
+
+
+class BeatLock:
+    """The lock that makes one beat the leader. ``hold()`` returns whether this process holds it now
+    (taking it if it is free), never waits; ``release()`` lets it go."""
+
+    def hold(self) -> bool:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class PostgresAdvisoryLock(BeatLock):
+    """A session-level ``pg_try_advisory_lock(key)`` on a connection of its own (not Django's), opened
+    with the credentials of ``settings.DATABASES["default"]``. The lock lives as long as that session:
+    when the holder dies, or PostgreSQL restarts, it is free. The holder checks its connection on every
+    ``hold()``; a broken connection means the lock is lost (another beat may have it by now)."""
+
+    def __init__(self, connect_kwargs: dict[str, Any], key: int) -> None:
+        self.connect_kwargs = connect_kwargs
+        self.key = key
+        self._conn: Any = None
+        self._held = False
+
+    @classmethod
+    def from_settings(cls) -> PostgresAdvisoryLock:
+        from django.conf import settings
+
+        db = settings.DATABASES["default"]
+        options = dict(db.get("OPTIONS") or {})
+        for django_only in ("pool", "server_side_binding", "assume_role", "isolation_level"):
+            options.pop(django_only, None)
+        kwargs: dict[str, Any] = {
+            "dbname": db.get("NAME") or None,
+            "user": db.get("USER") or None,
+            "password": db.get("PASSWORD") or None,
+            "host": db.get("HOST") or None,
+            "port": db.get("PORT") or None,
+            "application_name": "payeasy-beat-lock",
+            "connect_timeout": 5,
+            # a dead peer (network cut, host gone) shows as an error in seconds, not the OS's minutes
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 10000,
+            **options,
+        }
+        return cls({k: v for k, v in kwargs.items() if v is not None}, int(settings.PAYEASY_BEAT_LOCK_KEY))
+
+    def hold(self) -> bool:
+        import psycopg
+
+        try:
+            if self._conn is None or self._conn.closed:
+                self._held = False
+                self._conn = psycopg.connect(autocommit=True, **self.connect_kwargs)
+            if self._held:
+                self._conn.execute("SELECT 1")  # the session, and so the lock, is still there
+            else:
+                row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+                self._held = bool(row and row[0])
+        except psycopg.Error:
+            self._drop()
+            raise
+        return self._held
+
+    def release(self) -> None:
+        if self._conn is not None and self._held:
+            with contextlib.suppress(Exception):  # closing the session below frees it anyway
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        self._drop()
+
+    def _drop(self) -> None:
+        self._held = False
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # already broken
+                conn.close()
+
+    def describe(self) -> str:
+        return f"PostgreSQL advisory lock {self.key}"
+
+
+class FileLock(BeatLock):
+    """An exclusive ``flock`` on a file (the embedded default, where every process is on one host).
+    The kernel frees it when the holder's process ends, however it ends."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._fd: int | None = None
+
+    def hold(self) -> bool:
+        import fcntl
+
+        if self._fd is not None:
+            return True
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor of the open file frees the flock
+
+    def describe(self) -> str:
+        return f"flock on {self.path}"
+
+
+def beat_lock() -> BeatLock:
+    """The beat lock for the configured database: an advisory lock on PostgreSQL, a file lock in the
+    run directory otherwise (SQLite: every process of the product is on this host)."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+        return PostgresAdvisoryLock.from_settings()
+    return FileLock(sqlite_lock_path())
+
+
+def sqlite_lock_path(database: str | None = None) -> str:
+    """``PAYEASY_BEAT_LOCK_DIR/celerybeat-<database file>-<hash of its path>.lock`` for ``database``
+    (the configured one by default): one beat per database file (the beats of two test runs, each on
+    its own database, do not wait for each other)."""
+    from django.conf import settings
+
+    database = os.path.abspath(database or os.fspath(settings.DATABASES["default"]["NAME"]))
+    digest = hashlib.sha256(database.encode()).hexdigest()[:8]
+    name = f"celerybeat-{os.path.basename(database)}-{digest}.lock"
+    return os.path.join(os.fspath(settings.PAYEASY_BEAT_LOCK_DIR), name)
 
 
 class _LocalRunner(threading.Thread):
-    """Runs one beat entry's task in this process every ``entry.schedule.run_every``."""
+    """Runs one beat entry's task in this process every ``entry.schedule.run_every`` while ``leading``
+    is set (the beat holds the beat lock)."""
 
-    def __init__(self, app: Celery, name: str, entry: ScheduleEntry) -> None:
+    def __init__(self, app: Celery, name: str, entry: ScheduleEntry, leading: threading.Event) -> None:
         every = getattr(entry.schedule, "run_every", None)
         if not isinstance(every, timedelta):
             raise ValueError(f"beat runs {entry.task} itself only on an interval, not {entry.schedule!r}")
@@ -192,12 +396,14 @@ class _LocalRunner(threading.Thread):
         self.app = app
         self.task_name = entry.task
         self.every = every.total_seconds()
+        self.leading = leading
         self._stopped = threading.Event()
 
     def run(self) -> None:
         log.info("beat runs %s itself every %s s", self.task_name, self.every)
         while not self._stopped.wait(self.every):
-            self.run_once()
+            if self.leading.is_set():  # a beat standing by runs nothing
+                self.run_once()
 
     def run_once(self) -> None:
         from django.db import close_old_connections

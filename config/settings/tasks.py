@@ -117,6 +117,16 @@ CELERY_WORKER_CONSUMER = "config.celery:WorkerConsumer"
 CELERY_BEAT_SCHEDULER = "config.celery:BeatScheduler"
 PAYEASY_BEAT_RUNS_ITSELF = ("payeasy.tasks.notices_sweep",)
 
+# Beat runs exactly once: a second beat (another host, or one started twice) stands by and sends
+# nothing until the first is gone (config.celery.BeatScheduler). On PostgreSQL the lock is a
+# session-level advisory lock under this key ("payeasyb"), held on a connection of beat's own; on
+# SQLite it is an exclusive flock() on a file in PAYEASY_BEAT_LOCK_DIR named after the database file
+# (one beat per database, as on PostgreSQL, whose advisory locks are per database). A beat standing by
+# (or one whose lock connection broke) tries again every PAYEASY_BEAT_LOCK_RETRY_SECONDS.
+PAYEASY_BEAT_LOCK_KEY = env_int("PAYEASY_BEAT_LOCK_KEY", 0x7061796561737962)
+PAYEASY_BEAT_LOCK_DIR = RUN_DIR
+PAYEASY_BEAT_LOCK_RETRY_SECONDS = float(env_int("PAYEASY_BEAT_LOCK_RETRY_SECONDS", 3))
+
 CELERY_BEAT_SCHEDULE = {
     "payeasy-notices-sweep": {
         "task": "payeasy.tasks.notices_sweep",
