@@ -35,7 +35,7 @@ BYPASS_REASONS = frozenset(
         "line",  # the commserver: looks invoices up by number, of any biller (payeasy.line)
         "worker",  # Celery tasks: take ids of any tenant (payments, notifications, webhooks, imports)
         "staff",  # the iDC staff console
-        "health",  # /readyz: counts and states of the line and the waiting notices, no tenant data
+        "health",  # /readyz and /metrics: counts and states, no tenant data
         "accounts",  # sign-in, sign-out, invitations, the home page: a user's memberships of every biller
         "payer",  # the payer's pages reached without a tenant (sandbox bank, 情報リンク hand-off)
         "command",  # management commands (seed_demo, imports, the simulator, …)

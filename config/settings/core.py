@@ -31,6 +31,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # /healthz and /readyz answer before host checks, tenant routing and sessions (payeasy.health)
     "payeasy.health.HealthMiddleware",
+    # /metrics for the scraper (bearer PAYEASY_METRICS_TOKEN; off when empty), then request counts and times
+    "payeasy.metrics.MetricsMiddleware",
+    "payeasy.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -133,3 +133,7 @@ for _item in env_list("PAYEASY_BANK_LOGOS", []):
             f"not {_item!r}"
         )
     PAYEASY_BANK_LOGOS[_code.strip()] = _logo.strip()
+
+# Prometheus metrics at /metrics (payeasy.metrics), for a scraper sending "Authorization: Bearer <token>";
+# empty: the endpoint is off (404). Under gunicorn set PROMETHEUS_MULTIPROC_DIR too (docs/operators.md).
+PAYEASY_METRICS_TOKEN = env_str("PAYEASY_METRICS_TOKEN") or ""
