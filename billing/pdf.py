@@ -84,7 +84,8 @@ WITHHELD_NOTE = {
     "payers": "お支払い番号は、お支払い担当者の方のWeb明細とPDFにのみ表示されます。",
 }
 
-_build_lock = threading.Lock()
+# reportlab keeps per-font subset state: one PDF (invoice, receipt, daily report) built at a time
+build_lock = threading.Lock()
 
 
 # --- the font -------------------------------------------------------------------------------------
@@ -586,6 +587,6 @@ def invoice_pdf(invoice: Invoice, *, numbers: NumbersVisibility | None = None) -
         invariant=True,
         initialFontName=font,
     )
-    with _build_lock:  # reportlab keeps per-font subset state; one build at a time is the safe side
+    with build_lock:  # reportlab keeps per-font subset state; one build at a time is the safe side
         doc.build(story, onFirstPage=first_page, onLaterPages=later_pages, canvasmaker=_canvas_maker(font))
     return buffer.getvalue()

@@ -15,7 +15,6 @@ may see (``billing.portal.payment_views``).
 from __future__ import annotations
 
 import io
-import threading
 from xml.sax.saxutils import escape
 
 from django.utils import timezone, translation
@@ -26,11 +25,21 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from billing.models import Customer, Receipt
-from billing.pdf import ACCENT, CONTENT_WIDTH, INK, MARGIN, MUTED, RULE, SHADE, japanese_date, pdf_font, yen
+from billing.pdf import (
+    ACCENT,
+    CONTENT_WIDTH,
+    INK,
+    MARGIN,
+    MUTED,
+    RULE,
+    SHADE,
+    build_lock,
+    japanese_date,
+    pdf_font,
+    yen,
+)
 
 __all__ = ["receipt_filename", "receipt_pdf"]
-
-_lock = threading.Lock()
 
 
 def receipt_filename(receipt: Receipt) -> str:
@@ -165,6 +174,6 @@ def receipt_pdf(receipt: Receipt, *, bank: str = "") -> bytes:
         invariant=True,
         initialFontName=font,
     )
-    with _lock:
+    with build_lock:
         doc.build(story)
     return buffer.getvalue()

@@ -159,15 +159,14 @@ def notice_warn_after() -> int:
 
 
 def check_notices() -> CheckResult:
-    """The notices not yet applied, as the staff operations page counts them
-    (``selectors.notice_status_by_biller``): how many, how many failing, the oldest one's age. Only the
-    totals: no tenant's row."""
+    """The notices not yet applied (``selectors.waiting_notices_total``, one aggregate): how many, how many
+    failing, the oldest one's age. Only the totals: no tenant's row."""
     with bounded_queries(), cross_tenant("health"):
-        status = selectors.notice_status_by_biller()
+        waiting = selectors.waiting_notices_total()
     return {
-        "waiting": status.total.waiting.count,
-        "failing": status.total.failing,
-        "oldest_waiting_age_seconds": status.oldest_waiting_age,
+        "waiting": waiting.waiting.count,
+        "failing": waiting.failing,
+        "oldest_waiting_age_seconds": waiting.oldest_waiting_age(timezone.now()),
         "warn_after_seconds": notice_warn_after(),
     }
 

@@ -47,7 +47,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from prometheus_client import (
@@ -127,28 +127,11 @@ class RequestMetricsMiddleware:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _seconds(value: datetime.timedelta | int | float | None) -> float:
-    """A duration aggregate in seconds (a timedelta; SQLite may answer microseconds)."""
-    if value is None:
-        return 0.0
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    return float(value) / 1_000_000
-
-
 def _message_type(value: str) -> str:
     """A message type of the MPN specification, or ``other`` (a frame may carry anything there)."""
     from payeasy.codec import MESSAGE_TYPES
 
     return value if value in MESSAGE_TYPES else "other"
-
-
-def _biller_ids() -> list[int]:
-    """Every biller's id: the indexes that lead with the biller are read one range per biller (as
-    ``payeasy.selectors.notice_status_by_biller`` does)."""
-    from billing.models import Biller
-
-    return list(Biller.objects.values_list("pk", flat=True))
 
 
 def line_message_metrics(now: datetime.datetime) -> list[Metric]:
@@ -215,20 +198,19 @@ def line_state_metrics(now: datetime.datetime) -> list[Metric]:
 
 
 def notice_metrics(now: datetime.datetime) -> list[Metric]:
-    """The notices not yet applied (partial index notice_waiting), as
-    ``selectors.notice_status_by_biller`` counts them, for every tenant together: one aggregate."""
-    from payeasy.models import Notice
+    """The notices not yet applied, every tenant together (``selectors.waiting_notices_total``)."""
+    from payeasy import selectors
 
-    row = Notice.objects.filter(applied_at__isnull=True).aggregate(
-        n=Count("id"), oldest=Min("received_at"), failing=Count("id", filter=~Q(last_error=""))
-    )
-    oldest = row["oldest"]
+    waiting = selectors.waiting_notices_total()
+    oldest = waiting.oldest_waiting_at
     return [
-        GaugeMetricFamily("payeasy_notices_waiting", "Notices waiting to be applied.", value=row["n"]),
+        GaugeMetricFamily(
+            "payeasy_notices_waiting", "Notices waiting to be applied.", value=waiting.waiting.count
+        ),
         GaugeMetricFamily(
             "payeasy_notices_waiting_failing",
             "Notices waiting to be applied whose last attempt failed.",
-            value=row["failing"],
+            value=waiting.failing,
         ),
         GaugeMetricFamily(
             "payeasy_notices_oldest_waiting_age_seconds",
@@ -242,11 +224,12 @@ def apply_lag_metrics(now: datetime.datetime) -> list[Metric]:
     """The line payments applied in the last 5 minutes and their lag, from the notice's ``received_at``
     (stored, so acknowledged) to its ledger entry's ``created_at``, as ``selectors.line_activity``
     computes it: one aggregate on index ledger_biller_time (every biller as a list of ids)."""
+    from payeasy import selectors
     from payeasy.models import LedgerEntry, Notice
 
     lag = ExpressionWrapper(F("created_at") - F("notice__received_at"), output_field=DurationField())
     row = LedgerEntry.objects.filter(
-        biller_id__in=_biller_ids(),
+        biller_id__in=selectors.biller_ids(),
         created_at__gte=now - RECENT,
         created_at__lte=now,
         notice__kind=Notice.Kind.PAYMENT,
@@ -262,12 +245,12 @@ def apply_lag_metrics(now: datetime.datetime) -> list[Metric]:
         GaugeMetricFamily(
             "payeasy_apply_lag_max_seconds",
             "Longest apply lag (acknowledged to ledger entry) of the last 5 minutes (0: none applied).",
-            value=max(_seconds(row["lag_max"]), 0.0),
+            value=max(selectors.duration_seconds(row["lag_max"]), 0.0),
         ),
         GaugeMetricFamily(
             "payeasy_apply_lag_average_seconds",
             "Average apply lag (acknowledged to ledger entry) of the last 5 minutes (0: none applied).",
-            value=max(_seconds(row["lag_sum"]), 0.0) / n if n else 0.0,
+            value=max(selectors.duration_seconds(row["lag_sum"]), 0.0) / n if n else 0.0,
         ),
     ]
 
@@ -275,11 +258,12 @@ def apply_lag_metrics(now: datetime.datetime) -> list[Metric]:
 def webhook_metrics(now: datetime.datetime) -> list[Metric]:
     """Webhook deliveries given up (``failed``) and being retried (``retrying``: pending after a failed
     attempt), on index webhook_delivery_biller_status (every biller as a list of ids)."""
+    from payeasy import selectors
     from payeasy.models import WebhookDelivery
 
     Status = WebhookDelivery.Status
     row = WebhookDelivery.objects.filter(
-        biller_id__in=_biller_ids(), status__in=[Status.FAILED, Status.PENDING]
+        biller_id__in=selectors.biller_ids(), status__in=[Status.FAILED, Status.PENDING]
     ).aggregate(
         failed=Count("id", filter=Q(status=Status.FAILED)),
         retrying=Count("id", filter=Q(status=Status.PENDING, attempts__gt=0)),

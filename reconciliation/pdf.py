@@ -9,7 +9,6 @@ The same report gives the same bytes (reportlab's ``invariant`` mode; the report
 from __future__ import annotations
 
 import io
-import threading
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -20,7 +19,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from billing.pdf import ACCENT, INK, MUTED, RULE, SHADE, japanese_date, pdf_font
+from billing.pdf import ACCENT, INK, MUTED, RULE, SHADE, build_lock, japanese_date, pdf_font
 from reconciliation.selectors.reports import DailyReport, ReportTable, report_heading, report_tables
 
 __all__ = ["TITLE", "daily_report_pdf", "pdf_filename"]
@@ -29,8 +28,6 @@ TITLE = "日次照合レポート"
 PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 15 * mm
 CONTENT_WIDTH = PAGE_WIDTH - 2 * MARGIN
-
-_build_lock = threading.Lock()
 
 
 def font_name() -> str:
@@ -164,6 +161,6 @@ def daily_report_pdf(report: DailyReport) -> bytes:
         invariant=True,
         initialFontName=font,
     )
-    with _build_lock:
+    with build_lock:
         doc.build(story, onFirstPage=every_page, onLaterPages=every_page)
     return buffer.getvalue()
