@@ -75,7 +75,9 @@ class PgProxy:
             sel = selectors.DefaultSelector()
             try:
                 if listener is not None:
-                    sel.register(listener, selectors.EVENT_READ)
+                    # stop() may close it between the lock and here: a closed listener is skipped this turn
+                    with contextlib.suppress(ValueError, OSError, KeyError):
+                        sel.register(listener, selectors.EVENT_READ)
                 if not self.frozen.is_set():
                     for a, b in pairs:
                         for s in (a, b):
