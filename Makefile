@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.14 python3 python; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
 
 
-.PHONY: run pay test bench lint typecheck migrations-check messages venv clean
+.PHONY: run pay test bench prod-check lint typecheck migrations-check messages venv clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "Python 3.12 or newer is needed (python3.13 recommended)." >&2; exit 1; fi
@@ -39,6 +39,12 @@ test: venv
 
 bench: venv
 	env -u DJANGO_SETTINGS_MODULE $(PY) -m pytest tests/bench -p no:cacheprovider -s $(PYTEST_ARGS)
+
+## make prod-check — run with the production environment (as the services get it; no DJANGO_DEBUG): Django's
+## deployment checks, the security settings, PostgreSQL, Redis and Celery as production uses them, each
+## item OK or FAIL with what to change; fails on any FAIL. PROD_CHECK_ARGS="--json" or "--waive=ID".
+prod-check: venv
+	env -u DJANGO_SETTINGS_MODULE $(PY) manage.py prod_check $(PROD_CHECK_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -52,6 +52,7 @@ from billing.pagination import BadCursor, KeysetPage, keyset_page, page_links
 from billing.portal.selectors import bank_name
 from billing.tenancy import TenantRequest
 from billing.views import TenantConsoleView
+from config.logs import exception_summary
 
 INVOICE_PAGE_SIZE = 50
 CUSTOMER_SUGGESTIONS = 200
@@ -61,7 +62,7 @@ logger = logging.getLogger(__name__)
 
 def refused_by_database(exc: IntegrityError) -> str:
     """A database rule refused a service's write (the service rolled back): logged as the bug it is."""
-    logger.exception("a service write was refused by the database", exc_info=exc)
+    logger.error("a service write was refused by the database: %s", exception_summary(exc, frames=True))
     return _("the database refused the change; nothing was changed. Please report this.")
 
 

@@ -27,7 +27,15 @@ from typing import Any
 import redis
 from celery import Celery
 from celery.beat import PersistentScheduler, ScheduleEntry
-from celery.signals import beat_init, task_postrun, task_prerun, worker_init, worker_process_init
+from celery.signals import (
+    after_setup_task_logger,
+    beat_init,
+    before_task_publish,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+)
 from celery.worker.consumer import Consumer
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES
@@ -39,7 +47,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Celery's Django fix-up closes the database connection after every task by
 # default; reusing it is 3x faster (measured on a 2-vCPU machine: a new PostgreSQL connection per
 # task cost more than the task itself).
-# CONN_HEALTH_CHECKS is on, and no task sets a hard time limit inside a query.
+# CONN_HEALTH_CHECKS is on, and a task's hard time limit (config/settings/tasks.py) kills its whole
+# worker process, its connection with it: no reused connection is ever left in the middle of a query.
 os.environ.setdefault("CELERY_DB_REUSE_MAX", "1000")
 
 
@@ -99,6 +108,36 @@ def _eager_task_done(task_id: str | None = None, **kwargs: Any) -> None:
     from billing.tenancy import task_finished
 
     task_finished(task_id or "")
+
+
+# Log ids (config/logs.py): a task's lines in the worker carry the request, trace and tenant ids of
+# the request that sent it; the task logger writes through the root's handlers (JSON, masking).
+@before_task_publish.connect
+def _task_carries_log_ids(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    from config.logs import task_headers_add
+
+    task_headers_add(headers)
+
+
+@task_prerun.connect
+def _task_log_ids(task: Any = None, **kwargs: Any) -> None:
+    from config.logs import task_started
+
+    task_started(task)
+
+
+@task_postrun.connect
+def _task_log_ids_done(task: Any = None, **kwargs: Any) -> None:
+    from config.logs import task_finished
+
+    task_finished(task)
+
+
+@after_setup_task_logger.connect
+def _task_logger_through_root(logger: logging.Logger | None = None, **kwargs: Any) -> None:
+    if logger is not None:
+        logger.handlers.clear()
+        logger.propagate = True
 
 
 log = logging.getLogger("config.celery")
@@ -266,7 +305,11 @@ class PostgresAdvisoryLock(BeatLock):
         self._held = False
 
     @classmethod
-    def from_settings(cls) -> PostgresAdvisoryLock:
+    def from_settings(
+        cls, key: int | None = None, application_name: str = "payeasy-beat-lock"
+    ) -> PostgresAdvisoryLock:
+        """The lock ``key`` (the beat's, ``PAYEASY_BEAT_LOCK_KEY``, by default) on a connection of its own
+        named ``application_name`` (how ``pg_stat_activity`` shows it)."""
         from django.conf import settings
 
         db = settings.DATABASES["default"]
@@ -279,7 +322,7 @@ class PostgresAdvisoryLock(BeatLock):
             "password": db.get("PASSWORD") or None,
             "host": db.get("HOST") or None,
             "port": db.get("PORT") or None,
-            "application_name": "payeasy-beat-lock",
+            "application_name": application_name,
             "connect_timeout": 5,
             # a dead peer (network cut, host gone) shows as an error in seconds, not the OS's minutes
             "keepalives": 1,
@@ -289,7 +332,9 @@ class PostgresAdvisoryLock(BeatLock):
             "tcp_user_timeout": 10000,
             **options,
         }
-        return cls({k: v for k, v in kwargs.items() if v is not None}, int(settings.PAYEASY_BEAT_LOCK_KEY))
+        if key is None:
+            key = int(settings.PAYEASY_BEAT_LOCK_KEY)
+        return cls({k: v for k, v in kwargs.items() if v is not None}, key)
 
     def hold(self) -> bool:
         import psycopg
@@ -322,7 +367,7 @@ class PostgresAdvisoryLock(BeatLock):
                 conn.close()
 
     def describe(self) -> str:
-        return f"PostgreSQL advisory lock {self.key}"
+        return f"PostgreSQL advisory lock {self.key:#x}"
 
 
 class FileLock(BeatLock):
@@ -372,16 +417,22 @@ def beat_lock() -> BeatLock:
     return FileLock(sqlite_lock_path())
 
 
-def sqlite_lock_path(database: str | None = None) -> str:
+def sqlite_lock_path(
+    database: str | None = None,
+    *,
+    prefix: str = "celerybeat",
+    directory: str | os.PathLike[str] | None = None,
+) -> str:
     """``PAYEASY_BEAT_LOCK_DIR/celerybeat-<database file>-<hash of its path>.lock`` for ``database``
     (the configured one by default): one beat per database file (the beats of two test runs, each on
-    its own database, do not wait for each other)."""
+    its own database, do not wait for each other). Other leaders (the commserver) name their own
+    ``prefix`` and ``directory``."""
     from django.conf import settings
 
     database = os.path.abspath(database or os.fspath(settings.DATABASES["default"]["NAME"]))
     digest = hashlib.sha256(database.encode()).hexdigest()[:8]
-    name = f"celerybeat-{os.path.basename(database)}-{digest}.lock"
-    return os.path.join(os.fspath(settings.PAYEASY_BEAT_LOCK_DIR), name)
+    name = f"{prefix}-{os.path.basename(database)}-{digest}.lock"
+    return os.path.join(os.fspath(directory or settings.PAYEASY_BEAT_LOCK_DIR), name)
 
 
 class _LocalRunner(threading.Thread):

@@ -76,7 +76,9 @@ preload_app = False
 # per user, which two instances on one host would share. Off; older versions ignore the setting.
 control_socket_disable = True
 
-accesslog = "-"
+# No access log of gunicorn's own: the product writes one JSON line per request (``payeasy.access``, from
+# config.logs.RequestIdMiddleware) with the URL's name instead of its path — paths carry tenant slugs and
+# pay-later tokens, query strings search terms — and with the request, trace and tenant ids.
+accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("WEB_LOG_LEVEL", "info")
-access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}i)s "%(a)s"'

@@ -39,9 +39,12 @@ from typing import Any
 
 from django.db import close_old_connections, connection
 
+from config import logs
 from payeasy import codec
 from payeasy.codec import CodecError, FrameDecoder
+from payeasy.commserver_metrics import LineStats, serve_metrics
 from payeasy.line import Answer, LineProcessor, Received, is_unavailable, refusal
+from payeasy.line_lock import Leadership, line_lock
 from payeasy.peers import PeerPolicy, PeerRefused
 from payeasy.wakeup import WorkerWaker
 
@@ -112,6 +115,9 @@ class _Lane:
         batch that meets a dead connection early is tried once more on a new connection (a terminated
         backend, a restarted server); nothing was committed, or it was and the retry answers 0000 for
         the keys it finds stored."""
+        # a trace of its own for each batch (the executor's thread keeps it until the next batch): the
+        # batch's log lines, and the tasks it wakes in the workers, carry it
+        logs.bind_ids(request_id=None, trace_id=logs.new_trace_id(), span_id=logs.new_span_id(), tenant=None)
         try:
             answers = self._store(batch)
         except Exception as exc:
@@ -192,6 +198,10 @@ class _Lane:
                     done = True
                     break
                 batch.append(more)
+            if self.server.fenced:
+                # the line lock is not proven (payeasy.line_lock): nothing new is stored, 9001
+                self._refuse(batch)
+                continue
             unstored, self.unstored = self.unstored, []
             future = loop.run_in_executor(self.executor, self._process, [r for r, _ in batch], unstored)
             budget = batch[0][0].arrived + ANSWER_WITHIN - time.monotonic()
@@ -230,8 +240,11 @@ class _Lane:
             if not recorded:
                 self.unstored[:0] = unstored
             by_connection: dict[_Connection, list[Answer]] = {}
-            for (_received, conn), answer in zip(batch, answers, strict=True):
+            stats, now = self.server.stats, time.monotonic()
+            for (received, conn), answer in zip(batch, answers, strict=True):
                 by_connection.setdefault(conn, []).append(answer)
+                if stats is not None:
+                    stats.answered(received.body, answer.code, received.arrived, now)
             for conn, its_answers in by_connection.items():
                 conn.send(its_answers)
         await loop.run_in_executor(self.executor, self._close_db)
@@ -240,9 +253,12 @@ class _Lane:
     def _refuse(self, items: list[tuple[Received, _Connection]], *, store_later: bool = True) -> None:
         """Answer ``items`` without the database: 9001, or close a connection whose frame's header
         cannot be read. Kept to be put into the message history when it can be written again."""
+        stats, now = self.server.stats, time.monotonic()
         for received, conn in items:
             answer = refusal(received)
             conn.send([answer])
+            if stats is not None:
+                stats.answered(received.body, answer.code, received.arrived, now)
             if store_later and len(self.unstored) < UNSTORED_MAX:
                 self.unstored.append((received, answer))
 
@@ -280,53 +296,101 @@ class CommServer:
         batch_max: int = 256,
         on_new_notices: Callable[[], None] | None = None,
         policy: PeerPolicy | None = None,
+        stats: LineStats | None = None,
+        on_listening: Callable[[int], None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.batch_max = batch_max
         self.on_new_notices = on_new_notices
         self.policy = policy or PeerPolicy(tls=None)
+        self.stats = stats
+        self.on_listening = on_listening
         self.connections: set[_Connection] = set()
         self.readers: set[asyncio.Task[None]] = set()
         self.count = 0
         self.stopping = asyncio.Event()
         self.server: asyncio.Server | None = None
+        # set while this node cannot prove it holds the line lock (payeasy.line_lock): no batch is
+        # stored, every frame is answered 9001
+        self.fenced = False
         self.inquiries = _Lane("inquiry", self)
         self.main = _Lane("main", self)
 
-    async def serve(self, ready: asyncio.Event | None = None) -> None:
-        """Serve until :meth:`stop` (or SIGTERM/SIGINT when run by the command)."""
+    @property
+    def listening(self) -> bool:
+        return self.server is not None
+
+    async def serve(self, ready: asyncio.Event | None = None, leadership: Leadership | None = None) -> None:
+        """Serve until :meth:`stop` (or SIGTERM/SIGINT when run by the command): listening from the start,
+        or with ``leadership`` only while this process holds the line lock (payeasy.line_lock)."""
         lanes = [asyncio.create_task(self.inquiries.run()), asyncio.create_task(self.main.run())]
-        self.server = await asyncio.start_server(
-            self._accept,
-            self.host,
-            self.port,
-            limit=READ_SIZE,
-        )
+        try:
+            if leadership is None:
+                await self.listen()
+                if ready is not None:
+                    ready.set()
+                await self.stopping.wait()
+            else:
+                if ready is not None:
+                    ready.set()
+                await leadership.run(self)
+        finally:
+            # stop accepting and reading; what was read is answered, then the connections close
+            self.stopping.set()
+            server, self.server = self.server, None
+            if server is not None:
+                server.close()
+            for task in list(self.readers):
+                task.cancel()
+            await asyncio.gather(*self.readers, return_exceptions=True)
+            await self.inquiries.queue.put(None)
+            await self.main.queue.put(None)
+            await asyncio.gather(*lanes)
+            for conn in list(self.connections):
+                with contextlib.suppress(Exception):
+                    await conn.writer.drain()
+                conn.close()
+            if server is not None:
+                await server.wait_closed()
+            if leadership is not None:
+                await asyncio.to_thread(leadership.release)
+        log.info("commserver stopped")
+
+    async def listen(self) -> None:
+        """Bind the port and accept connections (an ``OSError`` when it cannot be bound)."""
+        self.server = await asyncio.start_server(self._accept, self.host, self.port, limit=READ_SIZE)
         self.port = self.server.sockets[0].getsockname()[1]
+        self.fenced = False
         log.info(
             "commserver listening on %s:%d (%s)",
             self.host,
             self.port,
             "mutual TLS" if self.policy.tls is not None else "plain TCP",
         )
-        if ready is not None:
-            ready.set()
-        await self.stopping.wait()
-        # stop accepting and reading; what was read is answered, then the connections close
-        self.server.close()
-        for task in list(self.readers):
-            task.cancel()
-        await asyncio.gather(*self.readers, return_exceptions=True)
-        await self.inquiries.queue.put(None)
-        await self.main.queue.put(None)
-        await asyncio.gather(*lanes)
+        if self.on_listening is not None:
+            self.on_listening(self.port)
+
+    async def unlisten(self, within: float = 3.0) -> None:
+        """Stop listening (the port is free at once), stop reading, answer what was read — 9001 unless
+        it was being committed: this is called fenced — and close every connection."""
+        server, self.server = self.server, None
+        if server is None:
+            return
+        self.fenced = True
+        server.close()
+        readers = list(self.readers)
+        for task in readers:
+            task.cancel()  # each waits for its connection's answers (up to 3 s), then closes it
+        await asyncio.gather(*readers, return_exceptions=True)
         for conn in list(self.connections):
             with contextlib.suppress(Exception):
-                await conn.writer.drain()
+                await asyncio.wait_for(conn.writer.drain(), within)
             conn.close()
-        await self.server.wait_closed()
-        log.info("commserver stopped")
+        self.connections.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), within)
+        log.info("commserver stopped listening on %s:%d", self.host, self.port)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -338,7 +402,12 @@ class CommServer:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.count += 1
+        # each connection is a task of its own, with its own copy of the context: its lines share a trace
+        logs.bind_ids(trace_id=logs.new_trace_id(), span_id=logs.new_span_id())
         conn = _Connection(reader, writer, self.count)
+        if self.server is None:  # stopped listening since this connection was accepted
+            conn.close()
+            return
         # the source address first, so that a refused address costs no handshake; then TLS here rather
         # than in start_server, where asyncio logs a failed handshake only at debug level
         if not self.policy.source_allowed(conn.host):
@@ -363,6 +432,9 @@ class CommServer:
             return
         if peercert is not None:
             conn.peer = f"{conn.peer} {self.policy.describe(peercert)}"  # the history keeps 64 characters
+        if self.server is None or self.stopping.is_set():  # stopped listening during the handshake
+            conn.close()
+            return
         self.connections.add(conn)
         task = asyncio.current_task()
         assert task is not None
@@ -428,7 +500,14 @@ def run(
     policy: PeerPolicy | None = None,
 ) -> None:
     """Run the server in this process until SIGTERM or SIGINT, waking the workers after every commit
-    that stored new notices (:class:`payeasy.wakeup.WorkerWaker`). ``on_ready(port)`` once listening."""
+    that stored new notices (:class:`payeasy.wakeup.WorkerWaker`). ``on_ready(port)`` each time it starts
+    listening: at once on ``--port 0``, otherwise whenever it takes the line lock (payeasy.line_lock).
+    Meanwhile its heartbeat row (payeasy.line_nodes) and, on ``COMMSERVER_METRICS_ADDR``, its metrics
+    (payeasy.commserver_metrics)."""
+    from django.conf import settings
+
+    from payeasy.line_nodes import Heartbeat, node_name
+
     # the loop thread reads and answers sockets while a lane thread runs Python: hand the GIL over every
     # 1 ms instead of 5, or a frame waits for a whole batch's Python before it is even read
     sys.setswitchinterval(0.001)
@@ -436,15 +515,57 @@ def run(
     gc.freeze()  # Django's start-up objects stay: the collector's full passes skip them from here on
 
     waker = WorkerWaker()
+    stats = LineStats()
+    metrics = None
+    if settings.COMMSERVER_METRICS_ADDR:
+        metrics = serve_metrics(
+            stats, settings.COMMSERVER_METRICS_ADDR, str(settings.PAYEASY_METRICS_TOKEN or "")
+        )
+    lock = line_lock(port)
+    name = node_name()
 
     async def main() -> None:
-        server = CommServer(host=host, port=port, batch_max=batch_max, on_new_notices=waker, policy=policy)
+        server = CommServer(
+            host=host,
+            port=port,
+            batch_max=batch_max,
+            on_new_notices=waker,
+            policy=policy,
+            stats=stats,
+            on_listening=on_ready,
+        )
         server.install_signal_handlers()
-        ready = asyncio.Event()
-        serving = asyncio.create_task(server.serve(ready))
-        await ready.wait()
-        if on_ready is not None:
-            on_ready(server.port)
-        await serving
+        heartbeat = Heartbeat(
+            name=name,
+            role=lambda: "active" if server.listening and not server.fenced else "standby",
+            figures=stats.last_minute,
+            every=float(settings.COMMSERVER_HEARTBEAT_SECONDS),
+        )
 
-    asyncio.run(main())
+        def on_role(active: bool) -> None:
+            stats.set_role(active)
+            heartbeat.poke()
+
+        leadership = None
+        if lock is not None:
+            log.info("commserver node %s: taking the line lock (%s) before listening", name, lock.describe())
+            leadership = Leadership(
+                lock,
+                retry=float(settings.COMMSERVER_LOCK_RETRY_SECONDS),
+                grace=float(settings.COMMSERVER_LOCK_GRACE_SECONDS),
+                on_role=on_role,
+            )
+        else:
+            stats.set_role(True)
+        heartbeat.start()
+        try:
+            await server.serve(leadership=leadership)
+        finally:
+            stats.set_role(False)
+            await asyncio.get_running_loop().run_in_executor(None, heartbeat.stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        if metrics is not None:
+            metrics.shutdown()

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from billing.models import Biller, Invoice
 from billing.numbers import issuer_for
+from config.logs import exception_summary
 from payeasy import codec
 from payeasy.codec import CodecError, Message
 from payeasy.line_store import line_state_read, messages_and_notices_insert, rows_insert
@@ -183,7 +184,11 @@ class LineProcessor:
         except Exception as exc:
             if is_unavailable(exc):
                 raise
-            log.exception("a batch of %d frames could not be stored; storing them one by one", len(batch))
+            log.error(
+                "a batch of %d frames could not be stored; storing them one by one: %s",
+                len(batch),
+                exception_summary(exc, frames=True),
+            )
         answers = []
         for received in batch:
             try:
@@ -191,7 +196,13 @@ class LineProcessor:
             except Exception as exc:
                 if is_unavailable(exc):
                     raise
-                log.exception("a frame from %s could not be stored: %r", received.peer, received.body[:80])
+                log.error(
+                    "a %r frame of %d bytes from %s could not be stored: %s",
+                    bytes(received.body[:4]),  # the message type; the rest holds payment numbers and names
+                    len(received.body),
+                    received.peer,
+                    exception_summary(exc, frames=True),
+                )
                 answers.append(self._unstorable(received, exc))
         return answers
 
@@ -211,8 +222,12 @@ class LineProcessor:
         try:
             with transaction.atomic():
                 row.save()
-        except Exception:
-            log.exception("not even the bytes of a frame from %s could be stored", received.peer)
+        except Exception as stored:
+            log.error(
+                "not even the bytes of a frame from %s could be stored: %s",
+                received.peer,
+                exception_summary(stored, frames=True),
+            )
         return answer
 
     def record_unstored(self, frames: Sequence[tuple[Received, Answer]]) -> None:
@@ -331,7 +346,12 @@ class LineProcessor:
         try:
             return self._route(message, biller, row, line, pending)
         except Exception as exc:  # a bug must not take the other frames of the batch with it
-            log.exception("internal error on %s %s", message.message_type, message.transaction_key)
+            log.error(
+                "internal error on %s %s: %s",
+                message.message_type,
+                message.transaction_key,
+                exception_summary(exc, frames=True),
+            )
             row.error = f"internal error: {type(exc).__name__}: {exc}"[:300]
             return self._answer(row, message, "9001", LoggedMessage.Outcome.INTERNAL_ERROR, pending)
 

@@ -11,7 +11,9 @@ updates) to :func:`updates_publish`, which publishes them on ``payeasy:invoice:<
 - on the embedded default (no Redis), to ``status`` once a second.
 
 Under WSGI (runserver, gunicorn) the stream is a generator that blocks one thread per open page on
-Redis; under ASGI (uvicorn) it is an async generator that costs no thread.
+Redis; under ASGI (uvicorn: payeasy-events.service) it is an async generator waiting on Redis, which holds
+no worker and, between its reads, no database connection (only the idle thread Django keeps for a
+request's sync middleware). Either way each read runs in the invoice's tenant (row-level security).
 
 Who may watch: :func:`can_watch` — the invoice's own customer in the portal, or the biller's console
 members and iDC staff.
@@ -37,7 +39,7 @@ from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from billing.models import Invoice, User
+from billing.models import Biller, Invoice, User
 from billing.portal.services import customer_of
 
 log = logging.getLogger("payeasy.events")  # the name the live publishing has always logged under
@@ -152,9 +154,11 @@ def events_response(request: HttpRequest, invoice_id: int) -> HttpResponseBase:
         raise Http404("live events need Redis; the page polls the status instead")
     language = translation.get_language()
     if isinstance(request, ASGIRequest):
-        content: Iterator[bytes] | AsyncIterator[bytes] = _async_stream(invoice_id, language)
+        content: Iterator[bytes] | AsyncIterator[bytes] = _async_stream(
+            invoice_id, language, getattr(request, "biller", None)
+        )
     else:
-        content = _sync_stream(invoice_id, language)
+        content = _sync_stream(invoice_id, language, getattr(request, "biller", None))
     response = StreamingHttpResponse(content, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on as it comes
@@ -165,12 +169,28 @@ def _event(status: dict[str, Any]) -> bytes:
     return f"event: status\ndata: {json.dumps(status, ensure_ascii=False)}\n\n".encode()
 
 
-def _status(invoice_id: int, language: str | None) -> dict[str, Any]:
-    with translation.override(language):
+def _status(invoice_id: int, language: str | None, biller: Biller | None) -> dict[str, Any]:
+    """The status read in the invoice's tenant: a stream's reads come after the request's transaction (and
+    its tenant) ended, and on PostgreSQL row-level security shows no row outside a tenant."""
+    from billing.tenancy import tenant_session
+
+    with translation.override(language), tenant_session(biller):
         return status_of(invoice_id)
 
 
-def _sync_stream(invoice_id: int, language: str | None) -> Iterator[bytes]:
+def _status_released(invoice_id: int, language: str | None, biller: Biller | None) -> dict[str, Any]:
+    """:func:`_status`, then the connection closed: under ASGI each open stream has a database connection
+    of its own (Django's connections belong to the request's context), and a stream waits minutes between
+    reads; kept open, 100 streams would take every connection PostgreSQL allows."""
+    from django.db import connection
+
+    try:
+        return _status(invoice_id, language, biller)
+    finally:
+        connection.close()
+
+
+def _sync_stream(invoice_id: int, language: str | None, biller: Biller | None) -> Iterator[bytes]:
     import redis
 
     client = redis.Redis.from_url(str(settings.REDIS_URL))
@@ -178,7 +198,7 @@ def _sync_stream(invoice_id: int, language: str | None) -> Iterator[bytes]:
     try:
         pubsub.subscribe(invoice_channel(invoice_id))
         # read after subscribing: a payment committed in between is then seen one way or the other
-        current = _status(invoice_id, language)
+        current = _status(invoice_id, language, biller)
         yield b"retry: 2000\n\n" + _event(current)
         deadline = time.monotonic() + STREAM_SECONDS
         while current["status"] != Invoice.Status.PAID and time.monotonic() < deadline:
@@ -186,7 +206,7 @@ def _sync_stream(invoice_id: int, language: str | None) -> Iterator[bytes]:
             if message is None:
                 yield b": keep-alive\n\n"
                 continue
-            latest = _status(invoice_id, language)
+            latest = _status(invoice_id, language, biller)
             if latest != current:
                 current = latest
                 yield _event(current)
@@ -195,16 +215,16 @@ def _sync_stream(invoice_id: int, language: str | None) -> Iterator[bytes]:
         client.close()
 
 
-async def _async_stream(invoice_id: int, language: str | None) -> AsyncIterator[bytes]:
+async def _async_stream(invoice_id: int, language: str | None, biller: Biller | None) -> AsyncIterator[bytes]:
     import redis.asyncio
     from asgiref.sync import sync_to_async
 
-    status = sync_to_async(_status)
+    status = sync_to_async(_status_released)
     client = redis.asyncio.Redis.from_url(str(settings.REDIS_URL))
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
         await pubsub.subscribe(invoice_channel(invoice_id))
-        current = await status(invoice_id, language)
+        current = await status(invoice_id, language, biller)
         yield b"retry: 2000\n\n" + _event(current)
         deadline = time.monotonic() + STREAM_SECONDS
         while current["status"] != Invoice.Status.PAID and time.monotonic() < deadline:
@@ -212,7 +232,7 @@ async def _async_stream(invoice_id: int, language: str | None) -> AsyncIterator[
             if message is None:
                 yield b": keep-alive\n\n"
                 continue
-            latest = await status(invoice_id, language)
+            latest = await status(invoice_id, language, biller)
             if latest != current:
                 current = latest
                 yield _event(current)

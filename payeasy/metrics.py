@@ -1,8 +1,8 @@
 """Prometheus metrics for the scraper: ``/metrics``, guarded by a bearer token.
 
 What is exposed (every name prefixed ``payeasy_``; labels only ``message_type``, ``outcome``, ``state``,
-``queue``, ``kind``, ``status``, ``method`` and ``view`` — never a tenant, a slug, an id, a payment number
-or an amount):
+``queue``, ``kind``, ``status``, ``method``, ``view``, and the alerts' fixed ``key`` and ``severity`` —
+never a tenant, a slug, an id, a payment number or an amount):
 
 - computed at scrape time by :class:`OperationsCollector`, from the database (aggregate queries only,
   each on an index, across tenants under ``cross_tenant("health")`` and PostgreSQL's statement timeout of
@@ -12,7 +12,9 @@ or an amount):
   being retried, the import jobs by status; and what other apps add with :func:`register_part` (the
   open reconciliation findings by kind: payeasy may not import reconciliation, which registers its
   part). A part that fails (the database or the broker away) is left out of the answer and counted in
-  ``payeasy_metrics_collect_errors``; the others are still reported.
+  ``payeasy_metrics_collect_errors``; the others are still reported. Then the operator alerts
+  (``payeasy_alerts{key,severity}``, ``payeasy_alerts_firing``) from ``payeasy.alerts.active_alerts``,
+  the very function of the operations view's alerts panel.
 - per request, by :class:`RequestMetricsMiddleware`: ``payeasy_http_requests_total{method,status,view}``
   and ``payeasy_http_request_duration_seconds{method,view}``. ``view`` is the URL pattern's name
   (``resolver_match.view_name``) or ``unmatched``, never the path: tenant slugs and ids are in paths.
@@ -43,8 +45,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
@@ -63,16 +63,13 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from billing.tenancy import cross_tenant
+from payeasy.queues import queue_depths
 
 logger = logging.getLogger(__name__)
 
 METRICS_PATH = "/metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 RECENT = datetime.timedelta(minutes=5)
-REDIS_TIMEOUT_SECONDS = 1.0
-# kombu's Redis transport: a queue's messages of priority p > 0 are in the list "<queue>\x06\x16<p>"
-REDIS_PRIORITY_SEP = "\x06\x16"
-REDIS_PRIORITY_STEPS = (0, 3, 6, 9)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 # ---------------------------------------------------------------------------------------------------------
@@ -291,6 +288,13 @@ def import_job_metrics(now: datetime.datetime) -> list[Metric]:
     return [family]
 
 
+def line_node_metrics(now: datetime.datetime) -> list[Metric]:
+    """The commserver nodes alive, by role (``payeasy.line_nodes``): 1 active and at least 1 standby."""
+    from payeasy import line_nodes
+
+    return line_nodes.line_node_metrics(now)
+
+
 Part = Callable[[datetime.datetime], list[Metric]]
 
 DATABASE_PARTS: tuple[Part, ...] = (
@@ -300,6 +304,7 @@ DATABASE_PARTS: tuple[Part, ...] = (
     apply_lag_metrics,
     webhook_metrics,
     import_job_metrics,
+    line_node_metrics,
 )
 # Parts of the apps payeasy may not import (reconciliation: docs/adr/0001-app-split.md), registered by
 # them when Django starts (their AppConfig.ready): each runs like the ones above.
@@ -313,46 +318,28 @@ def register_part(part: Part) -> None:
         REGISTERED_PARTS.append(part)
 
 
-def queue_names() -> list[str]:
-    """The Celery queues (config/settings/tasks.py), each once."""
-    names = [q.name for q in getattr(settings, "CELERY_TASK_QUEUES", ())]
-    names += [r["queue"] for r in getattr(settings, "CELERY_TASK_ROUTES", {}).values() if r.get("queue")]
-    return list(dict.fromkeys(names))
+def alert_metrics(now: datetime.datetime) -> list[Metric]:
+    """The operator alerts of ``payeasy.alerts.active_alerts`` — the operations view's panel, the same
+    call: ``payeasy_alerts{key,severity}`` 1 for each alert firing (absent when not, like Prometheus's
+    own ``ALERTS``), and ``payeasy_alerts_firing``, how many. Not a database part: it runs its own
+    checks of the database and the broker first, so that it still reports the database being away."""
+    from payeasy.alerts import active_alerts
 
-
-def queue_depths() -> dict[str, int] | None:
-    """Messages waiting in each queue: Redis, the lengths of its lists (one pipelined round trip); the
-    filesystem broker, its message files (``<time>_<uuid>.<queue>.msg``); None for any other broker."""
-    names = queue_names()
-    url = settings.CELERY_BROKER_URL
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in {"redis", "rediss", "unix"}:
-        from payeasy.health import redis_client
-
-        client = redis_client(url, REDIS_TIMEOUT_SECONDS)
-        try:
-            pipe = client.pipeline(transaction=False)
-            for name in names:
-                for step in REDIS_PRIORITY_STEPS:
-                    pipe.llen(name if step == 0 else f"{name}{REDIS_PRIORITY_SEP}{step}")
-            lengths = pipe.execute()
-        finally:
-            client.close()
-        steps = len(REDIS_PRIORITY_STEPS)
-        return {name: sum(lengths[i * steps : (i + 1) * steps]) for i, name in enumerate(names)}
-    if scheme == "filesystem":
-        options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
-        folder = options.get("data_folder_in")
-        if not folder:
-            return None
-        depths = dict.fromkeys(names, 0)
-        with os.scandir(Path(folder)) as entries:
-            for entry in entries:
-                queue = entry.name.partition(".")[2].removesuffix(".msg")
-                if queue in depths and entry.name.endswith(".msg"):
-                    depths[queue] += 1
-        return depths
-    return None
+    firing = GaugeMetricFamily(
+        "payeasy_alerts",
+        "Operator alerts firing (1), by fixed key and severity (critical, warning): the operations view's "
+        "alerts, see docs/operations.md.",
+        labels=["key", "severity"],
+    )
+    keys: set[str] = set()
+    for alert in active_alerts(now):
+        if alert.key not in keys:  # the most severe of one key (the alerts come critical first)
+            keys.add(alert.key)
+            firing.add_metric([alert.key, alert.severity], 1)
+    return [
+        firing,
+        GaugeMetricFamily("payeasy_alerts_firing", "How many operator alerts are firing.", value=len(keys)),
+    ]
 
 
 class OperationsCollector(Collector):
@@ -388,6 +375,11 @@ class OperationsCollector(Collector):
             for name, depth in depths.items():
                 queues.add_metric([name], depth)
             families.append(queues)
+        try:
+            families += alert_metrics(now)
+        except Exception as exc:
+            errors += 1
+            logger.warning("metrics: alerts failed: %s", type(exc).__name__, exc_info=True)
         families.append(
             GaugeMetricFamily(
                 "payeasy_metrics_collect_errors",

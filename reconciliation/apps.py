@@ -12,3 +12,8 @@ class ReconciliationConfig(AppConfig):
         from reconciliation.metrics import finding_metrics
 
         register_part(finding_metrics)
+        # and the findings an operator must act on among the operations view's alerts
+        from payeasy.alerts import register_rule
+        from reconciliation.alerts import finding_alerts
+
+        register_rule(finding_alerts)

@@ -23,6 +23,8 @@ from django.db import connection
 from billing import dbsecurity, tenancy
 from tests import factories
 
+pytest_plugins = ["tests.logscan"]  # every log line is JSON without payment numbers, names or secrets
+
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") in {"1", "true", "yes"}
 
 

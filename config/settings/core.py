@@ -6,6 +6,9 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY") or (
     "dev-only-insecure-key-do-not-use-in-production-0123456789abcdef" if DEBUG else ""
 )
 required("DJANGO_SECRET_KEY", SECRET_KEY)
+# Previous keys during a rotation: still accepted for sessions, password-reset and pay-later links
+# (Django's signing tries them after SECRET_KEY), never used to sign anything new.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", [])
 
 ALLOWED_HOSTS = env_list(
     "DJANGO_ALLOWED_HOSTS",
@@ -34,6 +37,7 @@ MIDDLEWARE = [
     # /metrics for the scraper (bearer PAYEASY_METRICS_TOKEN; off when empty), then request counts and times
     "payeasy.metrics.MetricsMiddleware",
     "payeasy.metrics.RequestMetricsMiddleware",
+    "config.logs.RequestIdMiddleware",  # request, trace and tenant ids on every log line; X-Request-ID
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -80,6 +80,24 @@ COMMSERVER_TLS_CLIENT_CA = env_str("COMMSERVER_TLS_CLIENT_CA") or ""
 COMMSERVER_PEERS = env_str("COMMSERVER_PEERS") or ""
 # Addresses or networks the MPN side may connect from, comma-separated; empty: any.
 COMMSERVER_ALLOWED_SOURCES = env_list("COMMSERVER_ALLOWED_SOURCES", [])
+# Active/standby (payeasy.line_lock): several commservers may run for one line (two hosts behind a VIP, or
+# the MPN side's list of addresses); only the holder of the line lock listens, the others stand by and
+# try the lock every COMMSERVER_LOCK_RETRY_SECONDS. The lock is PostgreSQL's session advisory lock
+# COMMSERVER_LOCK_KEY (a bigint, one per line; the beat's is PAYEASY_BEAT_LOCK_KEY), or on SQLite a
+# flock() on a file in COMMSERVER_LOCK_DIR. A holder whose lock session broke answers 9001 while it tries
+# to take the lock again, for COMMSERVER_LOCK_GRACE_SECONDS at most, then stops listening. A commserver
+# on --port 0 (an ephemeral port: tests, benchmarks) takes no lock.
+COMMSERVER_LOCK_KEY = env_int("COMMSERVER_LOCK_KEY", 0x7061796561736C6E)
+COMMSERVER_LOCK_RETRY_SECONDS = float(env_str("COMMSERVER_LOCK_RETRY_SECONDS") or 1.0)
+COMMSERVER_LOCK_GRACE_SECONDS = float(env_str("COMMSERVER_LOCK_GRACE_SECONDS") or 5.0)
+COMMSERVER_LOCK_DIR = env_str("COMMSERVER_LOCK_DIR") or str(RUN_DIR)
+# Each commserver's heartbeat row (payeasy.models.LineNode, the operations page): its name (default
+# "<host name>:<pid>") and how often the row is written.
+COMMSERVER_NODE_NAME = env_str("COMMSERVER_NODE_NAME") or ""
+COMMSERVER_HEARTBEAT_SECONDS = float(env_str("COMMSERVER_HEARTBEAT_SECONDS") or 5.0)
+# The commserver's own Prometheus endpoint (ack latency, frames by type and code, role), HOST:PORT, e.g.
+# 127.0.0.1:9108; empty: off. It asks for PAYEASY_METRICS_TOKEN as /metrics does, when that is set.
+COMMSERVER_METRICS_ADDR = env_str("COMMSERVER_METRICS_ADDR") or ""
 # The client side of the line for the MPN simulator, the sandbox bank and the benchmarks: with a CA (the
 # one that signed the commserver's certificate) they speak TLS, presenting this client certificate/key.
 MPN_SIMULATOR_TLS_CA = env_str("MPN_SIMULATOR_TLS_CA") or ""

@@ -12,9 +12,38 @@ from config.settings.env import RUN_DIR, env_bool, env_int, env_str
 
 REDIS_URL = env_str("REDIS_URL")
 
+# Every task has a hard time limit: a task that hangs (an SMTP server that stops answering, a lock held
+# for ever) is killed, its worker process replaced, and the message acknowledged as failed instead of
+# being delivered again to a second worker while the first still runs it. CELERY_TASK_TIME_LIMIT is the
+# default; the tasks that legitimately run longer have their own below (CELERY_TASK_ANNOTATIONS). Hard
+# limits only: a soft limit raises an exception wherever the task happens to be, a query included.
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600)
+PAYEASY_TASK_TIME_LIMITS = {
+    # a CSV import of IMPORT_MAX_BYTES (a million rows take under a minute on PostgreSQL: docs/line.md)
+    "billing.tasks.import_job_run": env_int("PAYEASY_IMPORT_TIME_LIMIT", 3600),
+    # one batch of posts, each up to its timeouts (payeasy.services.webhooks: 32 × 5 s connect + 20 s body)
+    "payeasy.tasks.webhooks_deliver": 1200,
+    "payeasy.tasks.webhooks_retry_due": 1200,
+    # every active biller's closed day (8 s for a million bills: docs/architecture.md)
+    "reconciliation.tasks.reconcile_after_close": 1800,
+    "reconciliation.tasks.reconcile_run": 1800,
+}
+CELERY_TASK_ANNOTATIONS = {name: {"time_limit": limit} for name, limit in PAYEASY_TASK_TIME_LIMITS.items()}
+# The longest countdown any task is sent with: retries with retry_backoff wait at most celery's
+# retry_backoff_max (600 s); no task is sent with a countdown or eta of its own.
+PAYEASY_TASK_MAX_COUNTDOWN = 600
+# Redis hands an unacknowledged message to another worker after the visibility timeout. With late
+# acknowledgement a message is unacknowledged from its delivery (a retry's countdown is waited out in
+# the worker) until its task ends, so the timeout exceeds the longest countdown plus the longest time
+# limit, with a margin: otherwise a long task runs twice at once. `manage.py prod_check` verifies it
+# against every registered task.
+PAYEASY_BROKER_VISIBILITY_TIMEOUT = (
+    max(CELERY_TASK_TIME_LIMIT, *PAYEASY_TASK_TIME_LIMITS.values()) + PAYEASY_TASK_MAX_COUNTDOWN + 300
+)
+
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": PAYEASY_BROKER_VISIBILITY_TIMEOUT}
 else:
     _broker_dir = RUN_DIR / "broker"
     for _sub in ("queue", "control"):

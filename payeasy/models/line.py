@@ -338,3 +338,31 @@ class TellerFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
+
+
+class LineNode(models.Model):
+    """One communication server process's heartbeat (payeasy.line_nodes): whether it is the active one
+    (holds the line lock and listens) or stands by, and its last minute of acknowledgements. Written by
+    each commserver every ``COMMSERVER_HEARTBEAT_SECONDS`` from a thread of its own, never by a lane: the
+    row is for the operations page and ``/metrics``, and no answer ever waits for it. Not a tenant's row
+    (no biller): every commserver answers for every biller."""
+
+    class Role(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        STANDBY = "standby", _("Standing by")
+        STOPPED = "stopped", _("Stopped")
+
+    name = models.CharField(_("node"), max_length=100, unique=True)
+    role = models.CharField(_("node role"), max_length=10, choices=Role, default=Role.STANDBY)
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    role_since = models.DateTimeField(_("in this role since"), default=timezone.now)
+    seen_at = models.DateTimeField(_("last seen at"), default=timezone.now)
+    ack_p50_ms = models.FloatField(_("acknowledgement p50 (ms)"), null=True, blank=True)
+    ack_p99_ms = models.FloatField(_("acknowledgement p99 (ms)"), null=True, blank=True)
+    frames_last_minute = models.PositiveIntegerField(_("frames in the last minute"), default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role})"

@@ -29,6 +29,7 @@ from django.utils import timezone
 from billing.models import Biller, Invoice
 from billing.numbers import issuer_for
 from billing.services.balances import balance_payment_allocate, balance_payment_unallocate
+from config.logs import exception_summary
 from payeasy import codec
 from payeasy.events import Event, dispatch
 from payeasy.models import ContractedBank, LedgerEntry, Notice
@@ -64,7 +65,7 @@ def notices_apply(*, limit: int = APPLY_BATCH, notice_ids: Sequence[int] | None 
         with transaction.atomic():
             result = _claim_and_apply(limit, notice_ids, isolate=False)
     except Exception as exc:  # whatever one notice did, the others go on without it
-        log.warning("batch failed (%s: %s); applying its notices one by one", type(exc).__name__, exc)
+        log.warning("batch failed (%s); applying its notices one by one", exception_summary(exc))
         with transaction.atomic():
             result = _claim_and_apply(limit, notice_ids, isolate=True)
         if result.failed:
@@ -94,7 +95,7 @@ def _claim_and_apply(limit: int, notice_ids: Sequence[int] | None, *, isolate: b
                 with transaction.atomic():
                     _apply_one(notice, context, result, flush=True)
             except Exception as exc:  # recorded on the notice; the sweeper retries it
-                log.warning("notice %s not applied: %s: %s", notice.transaction_key, type(exc).__name__, exc)
+                log.warning("notice %s not applied: %s", notice.transaction_key, exception_summary(exc))
                 errors[notice.pk] = f"{type(exc).__name__}: {exc}"[:300]
                 result.failed.append(notice.pk)
                 context.reload_invoices()

@@ -113,7 +113,15 @@ def teller_file_import(
                 error=refused.message[:500],
             )
             _audit(row)
-            log.warning("teller file %s rejected: %s", name, refused.message)
+            # the reason stays on the stored row (the staff page): it may quote お客様番号 and 確認番号
+            log.warning(
+                "teller file %s rejected (row %s): record %s, %s at byte offset %s",
+                name,
+                row.pk,
+                refused.record,
+                refused.field,
+                refused.offset,
+            )
             return TellerImport(row, stored=True)
         except IntegrityError:
             continue

@@ -1,6 +1,7 @@
-"""The operations view of the iDC staff console: the MPN line, the last hour as charts (payments per
-minute, apply lag, notices waiting, messages per minute), every tenant's waiting and applied notices,
-today's provisional payments (仮消込) by reason, and the message history (電文履歴) with each stored frame.
+"""The operations view of the iDC staff console: the alerts to act on, the MPN line, the last hour as
+charts (payments per minute, apply lag, notices waiting, messages per minute), every tenant's waiting
+and applied notices, today's provisional payments (仮消込) by reason, and the message history (電文履歴)
+with each stored frame.
 
 The charts cover the last 60 minutes by minute: the page is watched live through the online day and
 reloads itself every ten seconds, so the hour is what a watcher compares "now" with (a peak, a backlog
@@ -28,7 +29,9 @@ from billing.models import Biller
 from billing.pagination import BadCursor, KeysetPage, keyset_page, page_query
 from billing.tenancy import TenantRequest
 from payeasy import selectors
+from payeasy.alerts import CRITICAL, active_alerts
 from payeasy.codec import JST
+from payeasy.line_nodes import line_nodes
 from payeasy.models import LedgerEntry, Message
 from payeasy.staff.forms import MessageSearchForm
 from payeasy.staff.frames import frame_view, message_type_label
@@ -349,13 +352,15 @@ def _messages_chart(rates: selectors.RateTable, ticks: list[int], window: Window
 
 
 class OperationsView(StaffView):
-    """The line, messages per minute by type, and every tenant's waiting and applied notices.
+    """The alerts, the line, messages per minute by type, and every tenant's waiting and applied notices.
 
-    Reloads itself every ten seconds (a meta refresh: no script needed) unless ``?refresh=0``.
+    The alerts panel comes first: ``payeasy.alerts.active_alerts``, the same call that /metrics exports as
+    ``payeasy_alerts``. Reloads itself every ten seconds (static/js/auto-refresh.js) unless ``?refresh=0``.
     """
 
     def get(self, request: TenantRequest) -> HttpResponse:
         now = timezone.now()
+        alerts = active_alerts(now)
         refresh = REFRESH_SECONDS if request.GET.get("refresh") != "0" else None
         rates = selectors.message_rates(minutes=CHART_MINUTES, now=now)
         activity = selectors.line_activity(minutes=CHART_MINUTES, now=now)
@@ -363,7 +368,10 @@ class OperationsView(StaffView):
             request,
             "payeasy/staff/operations.html",
             {
+                "alerts": alerts,
+                "critical_count": sum(1 for a in alerts if a.severity == CRITICAL),
                 "overview": selectors.line_overview(),
+                "line_nodes": line_nodes(now),
                 "rates": rates,
                 "activity": activity,
                 "charts": activity_charts(activity, rates, refresh=refresh),

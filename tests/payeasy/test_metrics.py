@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from billing import events
 from billing.models import Biller, ImportJob
-from payeasy import metrics
+from payeasy import alerts, metrics
 from payeasy.codec import JST
 from payeasy.models import Message, Notice, WebhookDelivery
 from payeasy.services.payments import notices_apply
@@ -359,7 +359,9 @@ def test_the_queries_do_not_grow_with_the_rows(
     # one or two queries a part (an aggregate, the billers' ids for two of them, the line's state), and
     # on PostgreSQL the statement timeout, the savepoint and the bypass around each
     parts = len(metrics.DATABASE_PARTS) + len(metrics.REGISTERED_PARTS)
-    with django_assert_max_num_queries(parts * (2 if connection.vendor == "sqlite" else 7)):
+    # and the operator alerts (payeasy.alerts): a query or two per rule, each in a savepoint, and their scope
+    rules = len(alerts.DATABASE_RULES) + len(alerts.REGISTERED_RULES)
+    with django_assert_max_num_queries(parts * (2 if connection.vendor == "sqlite" else 7) + rules * 4 + 6):
         collected(metrics.OperationsCollector(clock=lambda: NOON))
 
 

@@ -1,7 +1,11 @@
 """python manage.py commserver [--host H] [--port P] [--insecure-plaintext]: the MPN line's communication
 server. Mutual TLS from the COMMSERVER_TLS_* settings (payeasy.peers); production refuses to start without
 them, naming what is missing. The command parses its options and runs ``payeasy.commserver``, which wakes
-the workers itself (``payeasy.wakeup``)."""
+the workers itself (``payeasy.wakeup``).
+
+Several may run for one line (active/standby, ``payeasy.line_lock``): only the holder of the line lock
+listens; the others log "commserver: standing by (…)" and take over when it dies. "commserver listening
+on HOST:PORT" is printed each time this process starts listening."""
 
 from __future__ import annotations
 
