@@ -99,7 +99,7 @@ class _PostgresLineLock(PostgresAdvisoryLock):
             select.select([conn.fileno()], [], [], timeout)
 
     def describe(self) -> str:
-        return f"PostgreSQL advisory lock {self.key}"
+        return f"PostgreSQL advisory lock {self.key:#x}"
 
 
 class _FileLineLock(FileLock):

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,10 @@ def test_open_pages_are_told_paid_and_hold_no_database_connection(
 
     live._redis.cache_clear()
     try:
-        first, holding, told = asyncio.run(scenario())
+        # on a thread of its own: a browser test driven by Playwright's sync API may have left a loop
+        # running on this one, where asyncio.run refuses to start
+        with ThreadPoolExecutor(1) as pool:
+            first, holding, told = pool.submit(asyncio.run, scenario()).result()
     finally:
         live._redis.cache_clear()
     assert [s["status"] for s in first] == ["published"] * STREAMS
