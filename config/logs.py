@@ -36,6 +36,7 @@ import os
 import re
 import secrets
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -130,8 +131,6 @@ class RequestIdMiddleware:
         connect_request_finished()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        import time
-
         request_id = sane_request_id(request.headers.get("X-Request-ID")) or new_request_id()
         trace_id = trace_id_from_traceparent(request.headers.get("traceparent")) or new_trace_id()
         bind_ids(request_id=request_id, trace_id=trace_id, span_id=new_span_id(), tenant=None)

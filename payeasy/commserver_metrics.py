@@ -19,7 +19,6 @@ web's ``/metrics`` (404 to anyone else). prometheus_client's own ``start_http_se
 from __future__ import annotations
 
 import bisect
-import hmac
 import logging
 import threading
 import time
@@ -30,6 +29,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from payeasy.metrics import bearer_matches, message_type_label
+
 log = logging.getLogger("payeasy.commserver")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 5.0)
@@ -39,15 +40,13 @@ WINDOW_SECONDS = 60
 _MINUTE_BOUNDS = tuple(0.05 * 1.1**i for i in range(140))
 
 
-def message_type_label(body: bytes) -> str:
+def frame_type_label(body: bytes) -> str:
     """The frame's message type when it is one of the spec's, otherwise ``other``."""
-    from payeasy.codec import MESSAGE_TYPES
-
     try:
         value = body[:4].decode("ascii")
     except UnicodeDecodeError:
         return "other"
-    return value if value in MESSAGE_TYPES else "other"
+    return message_type_label(value)
 
 
 class LineStats:
@@ -81,7 +80,7 @@ class LineStats:
         """One frame answered ``code`` (empty: connection closed) ``now - arrived`` seconds after it came."""
         now = time.monotonic() if now is None else now
         seconds = max(0.0, now - arrived)
-        kind = message_type_label(body)
+        kind = frame_type_label(body)
         self.latency.labels(message_type=kind).observe(seconds)
         self.frames.labels(message_type=kind, response_code=code or "closed").inc()
         bucket = bisect.bisect_left(_MINUTE_BOUNDS, seconds * 1000)
@@ -137,10 +136,7 @@ def metrics_app(registry: CollectorRegistry, token: str) -> Callable[..., Iterab
         path = (environ.get("PATH_INFO") or "/").rstrip("/") or "/"
         allowed = path == "/metrics"
         if allowed and token:
-            scheme, _sep, given = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
-            allowed = scheme.lower() == "bearer" and hmac.compare_digest(
-                given.strip().encode(), token.encode()
-            )
+            allowed = bearer_matches(str(environ.get("HTTP_AUTHORIZATION", "")), token)
         if not allowed:
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"Not Found\n"]

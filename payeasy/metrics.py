@@ -63,6 +63,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from billing.tenancy import cross_tenant
+from payeasy.codec import MESSAGE_TYPES
 from payeasy.queues import queue_depths
 
 logger = logging.getLogger(__name__)
@@ -124,10 +125,9 @@ class RequestMetricsMiddleware:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _message_type(value: str) -> str:
-    """A message type of the MPN specification, or ``other`` (a frame may carry anything there)."""
-    from payeasy.codec import MESSAGE_TYPES
-
+def message_type_label(value: str) -> str:
+    """A message type of the MPN specification, or ``other`` (a frame may carry anything there): the
+    label of line messages here and of the commserver's own metrics (payeasy.commserver_metrics)."""
     return value if value in MESSAGE_TYPES else "other"
 
 
@@ -159,7 +159,7 @@ def line_message_metrics(now: datetime.datetime) -> list[Metric]:
         )
         .order_by()
     ):
-        key = (_message_type(row["message_type"]), row["outcome"])
+        key = (message_type_label(row["message_type"]), row["outcome"])
         pair = counts.setdefault(key, [0, 0])
         pair[0] += row["recent"]
         pair[1] += row["today"]
@@ -429,12 +429,14 @@ def metrics_token() -> str:
 def authorized(request: HttpRequest) -> bool:
     """The endpoint is on (a token is set) and the request carries ``Authorization: Bearer <token>``."""
     token = metrics_token()
-    if not token:
-        return False
-    scheme, _sep, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+    return bool(token) and bearer_matches(request.headers.get("Authorization", ""), token)
+
+
+def bearer_matches(authorization: str, token: str) -> bool:
+    """``authorization`` (the header's value) is ``Bearer <token>``, compared in constant time: the web
+    endpoint's check and the commserver's (payeasy.commserver_metrics)."""
+    scheme, _sep, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
