@@ -80,6 +80,7 @@ class InvoiceFilterForm(forms.Form):
     """The list's GET filters. Every value is checked by ``selectors.InvoiceFilters.parse`` alone."""
 
     use_required_attribute = False
+    renders_same_unbound = True  # {% field_group %} (billing.templatetags.form_fields)
 
     q = forms.CharField(
         label=_("Search"),

@@ -6,6 +6,7 @@ import zlib
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 # The header's mark: a biller's logo when it has one, else a monogram in one of this many tones
 # (static/css/foundation/layout.css, .brand-mark.tone-1 … tone-8).
@@ -56,14 +57,24 @@ def biller_brand(biller: Any) -> dict[str, Any] | None:
     }
 
 
-def tenancy(request: HttpRequest) -> dict[str, Any]:
-    """The current biller (with its header mark) and, for console users, the billers they can switch to."""
-    user = getattr(request, "user", None)
-    memberships = []
-    if user is not None and user.is_authenticated:
-        from billing.tenancy import cross_tenant
+def _memberships(user: Any) -> list[Any]:
+    from billing.tenancy import cross_tenant
 
-        with cross_tenant("accounts"):  # the user's own memberships, of every biller
-            memberships = list(user.memberships.select_related("biller").exclude(biller__status="suspended"))
+    with cross_tenant("accounts"):  # the user's own memberships, of every biller
+        return list(
+            user.memberships.select_related("biller")
+            .exclude(biller__status="suspended")
+            .only("biller_id", "biller__slug", "biller__legal_name", "biller__status")
+        )
+
+
+def tenancy(request: HttpRequest) -> dict[str, Any]:
+    """The current biller (with its header mark) and, for console users, the billers they can switch to:
+    read only when a page shows the switcher (a portal customer has no memberships, and a page that
+    does not render the header reads nothing)."""
+    user = getattr(request, "user", None)
+    memberships: Any = ()
+    if user is not None and user.is_authenticated and user.realm == "console":
+        memberships = SimpleLazyObject(lambda: _memberships(user))
     biller = getattr(request, "biller", None)
     return {"current_biller": biller, "biller_brand": biller_brand(biller), "my_memberships": memberships}

@@ -82,3 +82,18 @@ control_socket_disable = True
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("WEB_LOG_LEVEL", "info")
+
+
+def post_worker_init(worker: object) -> None:
+    """After a worker loaded the application: resolve the URLconfs and compile the page templates once
+    (Django does both on first use, which would fall on a customer's request), then move everything
+    loaded so far out of the garbage collector's view (``gc.freeze``): a full collection then walks
+    only what requests allocate, not the ~150,000 long-lived objects of Django, the URLconfs and the
+    templates — it was ~6 % of a page's CPU time."""
+    import gc
+
+    from config.warmup import warm_up
+
+    warm_up()
+    gc.collect()
+    gc.freeze()

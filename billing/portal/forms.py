@@ -64,6 +64,7 @@ class InvoiceFilterForm(forms.Form):
     """The search and period filter of the invoice list (the tab is a link, carried as a hidden field)."""
 
     use_required_attribute = False
+    renders_same_unbound = True  # {% field_group %} (billing.templatetags.form_fields)
 
     tab = forms.CharField(required=False, widget=forms.HiddenInput)
     q = forms.CharField(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -40,6 +40,11 @@ class PortalFilters:
     q: str = ""
     issued_from: datetime.date | None = None
     issued_to: datetime.date | None = None
+
+    @property
+    def tab_only(self) -> bool:
+        """Nothing but a tab is chosen: the list is that tab's rows, counted by ``tab_counts``."""
+        return not (self.q or self.issued_from or self.issued_to)
 
     @classmethod
     def parse(cls, params: Mapping[str, Any]) -> PortalFilters:
@@ -90,8 +95,12 @@ def invoice_list(*, biller: Biller, customer: Customer, filters: PortalFilters) 
 
 
 def tab_counts(*, biller: Biller, customer: Customer) -> dict[str, int]:
-    base = portal_invoices(biller=biller, customer=customer)
-    return {tab: _tab_filter(base, tab).count() for tab in ("open", "overdue")}
+    """The numbers beside the open and overdue tabs, in one read (each is ``_tab_filter``'s rule)."""
+    today = timezone.localdate()
+    unpaid = Q(status=Invoice.Status.PUBLISHED) & ~Q(kind=Invoice.Kind.CREDIT_NOTE)
+    return portal_invoices(biller=biller, customer=customer).aggregate(
+        open=Count("pk", filter=unpaid), overdue=Count("pk", filter=unpaid & Q(due_date__lt=today))
+    )
 
 
 def awaiting_approval(*, biller: Biller, customer: Customer) -> list[tuple[Invoice, InvoiceApproval | None]]:
@@ -152,10 +161,26 @@ def receipt_list(*, biller: Biller, customer: Customer) -> QuerySet[Receipt]:
 
 
 def invoice_receipts(*, biller: Biller, customer: Customer, invoice: Invoice) -> list[Receipt]:
-    """The receipts of the payments on one of the customer's bills, oldest first."""
+    """The receipts of the payments on one of the customer's bills, oldest first. ``invoice`` is one the
+    customer may see (``portal_invoices``): its receipts are read by it alone, without the joins of
+    ``receipt_list`` that find a customer's receipts among the biller's."""
+    if invoice.biller_id != biller.pk or invoice.customer_id != customer.pk:
+        return []
     return list(
-        receipt_list(biller=biller, customer=customer).filter(payment__invoice=invoice).order_by("id")
+        Receipt.objects.filter(biller=biller, payment__biller=biller, payment__invoice=invoice)
+        .select_related("payment")
+        .order_by("id")
     )
+
+
+def known_parents(invoices: Iterable[Invoice], *, biller: Biller, customer: Customer) -> None:
+    """Give invoices read by ``portal_invoices(...).select_related(None)`` their biller and customer, which
+    the read's filter made ``biller`` and ``customer``: no join, no second read of either."""
+    for invoice in invoices:
+        if invoice.biller_id != biller.pk or invoice.customer_id != customer.pk:
+            raise ValueError(f"invoice {invoice.pk} is not {customer.pk}'s at {biller.pk}")
+        Invoice.biller.field.set_cached_value(invoice, biller)
+        Invoice.customer.field.set_cached_value(invoice, customer)
 
 
 def bank_name(code: str) -> str:

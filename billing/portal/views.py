@@ -96,9 +96,22 @@ class PortalView(TenantScopedMixin, PortalPublicView):
         context.setdefault("view", self)
         return super().render(request, template, context, status)
 
-    def page_of(self, request: TenantRequest, qs: QuerySet) -> Page:
-        """The page of ``qs`` that ``?page=`` asks for, PAGE_SIZE rows a page."""
-        return Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    def own_invoice(self, pk: int) -> Invoice:
+        """``get_object`` without its joins: the invoice's biller and customer are this page's."""
+        try:
+            invoice = self.get_queryset().select_related(None).get(pk=pk)
+        except (Invoice.DoesNotExist, ValueError, TypeError) as exc:
+            raise Http404 from exc
+        selectors.known_parents([invoice], biller=self.biller, customer=self.customer)
+        return invoice
+
+    def page_of(self, request: TenantRequest, qs: QuerySet, *, count: int | None = None) -> Page:
+        """The page of ``qs`` that ``?page=`` asks for, PAGE_SIZE rows a page; ``count``: how many rows
+        ``qs`` has when the caller has just counted them (no second COUNT)."""
+        paginator = Paginator(qs, PAGE_SIZE)
+        if count is not None:
+            paginator.__dict__["count"] = count  # Paginator.count is a cached_property
+        return paginator.get_page(request.GET.get("page"))
 
 
 # --- invoices ------------------------------------------------------------------------------------------
@@ -135,8 +148,10 @@ class InvoiceListView(PortalView):
             qs = Invoice.objects.none()
         else:
             qs = selectors.invoice_list(biller=self.biller, customer=self.customer, filters=filters)
-        page = self.page_of(request, qs)
+            qs = qs.select_related(None)  # the rows' biller and customer are this page's (below)
         counts = selectors.tab_counts(biller=self.biller, customer=self.customer)
+        known = counts.get(filters.tab) if status == 200 and filters.tab_only else None
+        page = self.page_of(request, qs, count=known)
         base = request.GET.copy()
         for name in ("tab", "page"):
             base.pop(name, None)
@@ -153,7 +168,9 @@ class InvoiceListView(PortalView):
                     "current": key == filters.tab,
                 }
             )
-        rows = [(invoice, invoice.is_overdue) for invoice in page]
+        invoices = list(page)
+        selectors.known_parents(invoices, biller=self.biller, customer=self.customer)
+        rows = [(invoice, invoice.is_overdue) for invoice in invoices]
         context = {
             "form": form,
             "filters": filters,
@@ -173,7 +190,7 @@ class InvoiceDetailView(PortalView):
     def get(
         self, request: TenantRequest, pk: int, decision_form: DecisionForm | None = None, status: int = 200
     ) -> HttpResponse:
-        invoice = self.get_object(pk)
+        invoice = self.own_invoice(pk)
         state = services.approval_state(invoice)
         approvals = (
             list(selectors.approvals_of(biller=self.biller, invoice=invoice))
@@ -181,7 +198,7 @@ class InvoiceDetailView(PortalView):
             else []
         )
         payable = invoice.is_payable and invoice.confirmation_number is not None
-        may_pay = services.can_pay(request.user, invoice)
+        may_pay = services.can_pay(request.user, invoice, account=self.account)
         reason = ""
         if payable and not may_pay:
             if services.past_due_refused(invoice):

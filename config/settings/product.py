@@ -40,6 +40,9 @@ PORTAL_BASE_URL = (env_str("PORTAL_BASE_URL") or "").rstrip("/") or (
     web_base_url(env_str("WEB_ADDR") or DEFAULT_WEB_ADDR) if DEBUG else ""
 )
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
+# The events service (ASGI): how many event streams may be opening at once in one process, each with a
+# database connection until its first status is sent (payeasy.live_admission).
+EVENTS_OPENING_LIMIT = max(1, env_int("EVENTS_OPENING_LIMIT", 32))
 
 # The customer portal (billing.portal). Invitation links for customers live longer than console ones:
 # one comes with a bill that may be read days later.

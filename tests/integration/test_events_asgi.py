@@ -10,11 +10,13 @@ would see no invoice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,8 +44,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def events_service(redis_url: str, tmp_path: Path) -> Iterator[int]:
+@contextlib.contextmanager
+def started_events(redis_url: str, tmp_path: Path, **env: str) -> Iterator[int]:
     """The events service's command line (config/deploy/systemd/payeasy-events.service) on a free port."""
     port = free_port()
     log = tmp_path / "events.log"
@@ -55,7 +57,7 @@ def events_service(redis_url: str, tmp_path: Path) -> Iterator[int]:
                 *("--graceful-timeout", "5", "--no-control-socket", "--error-logfile", "-"),
             ],
             cwd=ROOT,
-            env=process_env(REDIS_URL=redis_url, PAYEASY_RUN_DIR=str(tmp_path / "run")),
+            env=process_env(REDIS_URL=redis_url, PAYEASY_RUN_DIR=str(tmp_path / "run"), **env),
             stdout=handle,
             stderr=subprocess.STDOUT,
             text=True,
@@ -74,6 +76,12 @@ def events_service(redis_url: str, tmp_path: Path) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.fixture
+def events_service(redis_url: str, tmp_path: Path) -> Iterator[int]:
+    with started_events(redis_url, tmp_path) as port:
+        yield port
 
 
 def backends() -> int:
@@ -177,3 +185,61 @@ def test_open_pages_are_told_paid_and_hold_no_database_connection(
     assert all(s["invoice"] == invoice.pk for s in told)
     # the streams wait on Redis, not on PostgreSQL: no connection each (a few for the service itself)
     assert holding - idle <= 3, f"{holding - idle} database sessions held by {STREAMS} open streams"
+
+
+BURST = 150
+OPENING_LIMIT = 8
+
+
+def test_a_burst_of_pages_opening_at_once_takes_no_more_connections_than_the_opening_limit(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """150 pages open their streams in the same instant (a reminder e-mail read by everyone at once):
+    each gets its first status, and the events service never holds more database sessions than its
+    opening limit (``EVENTS_OPENING_LIMIT``, payeasy.live_admission) — not one per opening page, which
+    would pass PostgreSQL's ``max_connections``."""
+    if connection.vendor != "postgresql":
+        pytest.skip("counts PostgreSQL sessions")
+    biller = make_biller()
+    customer = make_customer(biller)
+    today = timezone.localdate()
+    invoice = make_invoice(
+        biller=biller,
+        customer=customer,
+        number="ASGI-BURST",
+        amount=1200,
+        issue_date=today,
+        due_date=today + datetime.timedelta(days=20),
+    )
+    client = Client()
+    client.force_login(make_portal_account(biller, customer).user)
+    session = client.cookies["sessionid"].value
+    path = f"/b/{biller.slug}/my/invoices/{invoice.pk}/events/"
+    idle = backends()
+    peak = [0]
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.is_set():
+            peak[0] = max(peak[0], backends())
+            time.sleep(0.01)
+
+    with started_events(redis_url, tmp_path, EVENTS_OPENING_LIMIT=str(OPENING_LIMIT)) as port:
+
+        async def burst() -> list[dict[str, Any]]:
+            streams = await asyncio.gather(*(open_stream(port, path, session) for _ in range(BURST)))
+            for _, writer, _ in streams:
+                writer.close()
+            return [status for _, _, status in streams]
+
+        sampler = threading.Thread(target=closing_connection(sample))
+        sampler.start()
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                first = pool.submit(asyncio.run, burst()).result()
+        finally:
+            sampling.set()
+            sampler.join()
+    assert [s["status"] for s in first] == ["published"] * BURST
+    # the sampler's own session and the service's own (Redis-free) setup aside
+    assert peak[0] - idle <= OPENING_LIMIT + 2, f"{peak[0] - idle} sessions for {BURST} opening pages"

@@ -29,11 +29,15 @@ def account_of(user: Any, biller: Biller) -> CustomerAccount | None:
         return None
     if user.realm != User.Realm.CUSTOMER or user.customer_biller_id != biller.pk:
         return None
-    return (
-        CustomerAccount.objects.select_related("customer", "user")
+    account = (
+        CustomerAccount.objects.select_related("customer", "customer__balance_account")
         .filter(user=user, biller=biller, customer__biller=biller)
         .first()
     )
+    if account is not None:
+        # the filter's own user: no join
+        CustomerAccount.user.field.set_cached_value(account, getattr(user, "_wrapped", user))
+    return account
 
 
 def customer_of(user: Any, biller: Biller) -> Customer | None:
@@ -191,14 +195,14 @@ def email_numbers_visibility(invoice: Invoice) -> NumbersVisibility:
     return NUMBERS_SHOWN
 
 
-def can_pay(user: Any, invoice: Invoice | None) -> bool:
+def can_pay(user: Any, invoice: Invoice | None, *, account: CustomerAccount | None = None) -> bool:
     """May ``user`` pay ``invoice`` now?
 
     Yes only when the user may see its numbers (:func:`numbers_visibility`: a payer account of the
     invoice's own biller and customer, a published, unpaid invoice that is not a credit note, approved
     when a corporate customer's), of an active biller, and not past a due date the biller enforces.
     """
-    if invoice is None or not numbers_visibility(user, invoice).visible:
+    if invoice is None or not numbers_visibility(user, invoice, account=account).visible:
         return False
     biller = invoice.biller
     return biller.status == Biller.Status.ACTIVE and not past_due_refused(invoice)
