@@ -7,4 +7,5 @@ class BillingConfig(AppConfig):
     verbose_name = _("Billing")
 
     def ready(self) -> None:
-        from billing import two_factor  # noqa: F401  (connects the console login's session mark)
+        # the biller cache's and the console login's signals
+        from billing import tenancy, two_factor  # noqa: F401

@@ -18,13 +18,17 @@ workers, the staff console, management commands) say so by name (``cross_tenant`
 
 from __future__ import annotations
 
+import copy
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.urls import get_script_prefix, reverse, set_script_prefix
 
@@ -59,11 +63,47 @@ def _host_slug(request: HttpRequest) -> str | None:
     return None
 
 
+# Every tenant request reads its biller by slug; billers change rarely. Each process keeps what it read
+# for BILLER_SECONDS: a suspension (or any change of a biller) shows in every process within that time,
+# at once in the process that saved it (``_biller_saved``). Each request gets a copy of its own.
+BILLER_SECONDS = 2.0
+_billers: dict[str, tuple[Biller, float]] = {}
+
+
 def biller_for_slug(slug: str) -> Biller:
-    biller = Biller.objects.filter(slug=slug).exclude(status=Biller.Status.SUSPENDED).first()
-    if biller is None:
+    now = time.monotonic()
+    held = _billers.get(slug)
+    if held is not None and now - held[1] < BILLER_SECONDS:
+        biller = _copy(held[0])
+    else:
+        found = Biller.objects.filter(slug=slug).first()
+        if found is None:
+            _billers.pop(slug, None)
+            raise Http404("No such biller.")
+        if len(_billers) >= 10_000:  # a bound, not a working size: hundreds of billers per installation
+            _billers.clear()
+        _billers[slug] = (_copy(found), now)
+        biller = found
+    if biller.status == Biller.Status.SUSPENDED:
         raise Http404("No such biller.")
     return biller
+
+
+def _copy(biller: Biller) -> Biller:
+    clone = copy.copy(biller)
+    clone._state = copy.copy(biller._state)
+    clone._state.fields_cache = {}
+    return clone
+
+
+def forget_billers() -> None:
+    """Drop every biller this process holds (tests start each from the database)."""
+    _billers.clear()
+
+
+@receiver(post_save, sender=Biller)
+def _biller_saved(sender: Any, instance: Biller, **kwargs: Any) -> None:
+    forget_billers()  # the slug may have changed too; the next request of each biller reads it again
 
 
 def _settings_swap(biller_id: str, bypass: str, *, local: bool) -> tuple[str, str]:

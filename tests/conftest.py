@@ -122,6 +122,15 @@ def _database_is_what_ci_asked_for(django_db_setup: None, django_db_blocker: pyt
 
 
 @pytest.fixture(autouse=True)
+def _billers_forgotten() -> None:
+    """Each test reads its billers from its own database, not from what an earlier test's requests kept
+    (billing.tenancy.biller_for_slug keeps a process's billers for a moment)."""
+    from billing.tenancy import forget_billers
+
+    forget_billers()
+
+
+@pytest.fixture(autouse=True)
 def _language_reset() -> Iterator[None]:
     """A request served in Japanese leaves the thread's language active; each test starts from the default."""
     from django.utils import translation

@@ -33,7 +33,7 @@ from billing.errors import Conflict, Forbidden, InvalidTransition, NotFound, Val
 from billing.forms import form_errors_add
 from billing.models import Biller, Customer, CustomerAccount, Invoice, InvoiceApproval
 from billing.numbers import ATM_CASH_LIMIT
-from billing.portal import selectors, services
+from billing.portal import page_cache, selectors, services
 from billing.portal.forms import (
     DecisionForm,
     InvoiceFilterForm,
@@ -58,15 +58,40 @@ class PortalPublicView(View):
         if request.biller is None:
             raise Http404
         self.biller = request.biller
-        self.account = services.account_of(request.user, self.biller)
-        if self.login_required:
-            if self.account is None:
-                login = reverse("portal:login")
-                return HttpResponseRedirect(f"{login}?{urlencode({'next': request.get_full_path()})}")
-            self.customer = self.account.customer
-        response = super().dispatch(request, *args, **kwargs)
+        key, hit = self.page_from_cache(request, *args, **kwargs)
+        response: HttpResponseBase
+        if hit is not None:
+            response = hit
+        else:
+            self.account = services.account_of(request.user, self.biller)
+            if self.login_required:
+                if self.account is None:
+                    login = reverse("portal:login")
+                    return HttpResponseRedirect(f"{login}?{urlencode({'next': request.get_full_path()})}")
+                self.customer = self.account.customer
+            response = super().dispatch(request, *args, **kwargs)
+            if key is not None and isinstance(response, HttpResponse):
+                page_cache.keep(key, response)
         add_never_cache_headers(response)
         return response
+
+    def cached_page(
+        self, request: TenantRequest, *args: Any, **kwargs: Any
+    ) -> tuple[str, dict[str, Any]] | None:
+        """A page kept by ``billing.portal.page_cache``: its fingerprint statement and parameters."""
+        return None
+
+    def page_from_cache(
+        self, request: TenantRequest, *args: Any, **kwargs: Any
+    ) -> tuple[str | None, HttpResponse | None]:
+        if request.method != "GET":
+            return None, None
+        fingerprint = self.cached_page(request, *args, **kwargs)
+        if fingerprint is None:
+            return None, None
+        sql, params = fingerprint
+        name = request.resolver_match.view_name if request.resolver_match else type(self).__name__
+        return page_cache.lookup(request, page=name, sql=sql, params=params)
 
     def render(
         self, request: TenantRequest, template: str, context: dict[str, Any], status: int = 200
@@ -134,6 +159,9 @@ class InvoiceListView(PortalView):
     nav_section = "invoices"
     template_name = "billing/portal/invoice_list.html"
 
+    def cached_page(self, request: TenantRequest, *args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        return page_cache.LIST_SQL, {"user": request.user.pk, "biller": self.biller.pk}
+
     def get(self, request: TenantRequest) -> HttpResponse:
         form = InvoiceFilterForm(request.GET or None)
         status = 200
@@ -186,6 +214,10 @@ class InvoiceListView(PortalView):
 class InvoiceDetailView(PortalView):
     nav_section = "invoices"
     template_name = "billing/portal/invoice_detail.html"
+
+    def cached_page(self, request: TenantRequest, *args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        params = {"user": request.user.pk, "invoice": kwargs["pk"], "biller": self.biller.pk}
+        return page_cache.BILL_SQL, params
 
     def get(
         self, request: TenantRequest, pk: int, decision_form: DecisionForm | None = None, status: int = 200
