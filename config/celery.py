@@ -410,9 +410,9 @@ class FileLock(BeatLock):
 def beat_lock() -> BeatLock:
     """The beat lock for the configured database: an advisory lock on PostgreSQL, a file lock in the
     run directory otherwise (SQLite: every process of the product is on this host)."""
-    from django.conf import settings
+    from django.db import connections
 
-    if settings.DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    if connections["default"].vendor == "postgresql":
         return PostgresAdvisoryLock.from_settings()
     return FileLock(sqlite_lock_path())
 

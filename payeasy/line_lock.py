@@ -110,10 +110,11 @@ class _FileLineLock(FileLock):
 def line_lock(port: int) -> BeatLock | None:
     """The line lock of the configured database for a commserver on ``port``; None on ``--port 0``."""
     from django.conf import settings
+    from django.db import connections
 
     if port == 0:
         return None
-    if settings.DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    if connections["default"].vendor == "postgresql":
         lock = _PostgresLineLock.from_settings(
             key=int(settings.COMMSERVER_LOCK_KEY), application_name="payeasy-commserver-lock"
         )

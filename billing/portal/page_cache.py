@@ -2,7 +2,8 @@
 
 The bill page and the invoice list are what a biller's customers open in bursts (a reminder e-mail,
 a due date at month end). Rendering one is most of its cost; reading whether anything it shows has
-changed is one statement. A page is kept (in the Redis cache, :data:`SECONDS`) under a key made of:
+changed is one statement. A page is kept (in the Redis cache, :data:`SECONDS`, zlib-compressed) under a
+key made of:
 
 - a *fingerprint* read from PostgreSQL in the request's own tenant transaction: the row versions
   (``xmin``) of every row the page shows — the invoice(s), the customer account, the customer, its
@@ -20,9 +21,12 @@ The fingerprint statement joins the account of *this* user to the invoice's cust
 ever looked up for a user whom the database itself shows to be that customer's, and the page was
 rendered for that same user by the view (the view's rules decide what it shows; the cache only
 remembers the answer). Served from the cache, the page's CSRF tokens are replaced by fresh ones of the
-request. Not cached: anything but a GET answered 200, a request with messages waiting to be shown, a
-page with a CSP nonce, SQLite (no ``xmin``: the embedded default renders every time), and any
-request while the cache is unreachable (rendered as usual).
+request. Not cached: anything but a GET answered 200, a query string other than the page's own few
+values (:data:`QUERIES`: a search or any made-up parameter would let one user fill Redis, which also
+holds the task queues, with pages nobody opens again), a request with messages waiting to be shown, a
+page with a CSP nonce, SQLite (no ``xmin``: the embedded default renders every time), and any request
+while the cache is unreachable (rendered as usual). The short life (:data:`SECONDS`) bounds the memory
+to the pages opened in the last minutes.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import hashlib
 import logging
 import os
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +47,19 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.utils import timezone, translation
 
+from billing.portal.selectors import TABS
+
 logger = logging.getLogger(__name__)
 
-SECONDS = 15 * 60
+SECONDS = 120
+# the query strings a kept page may have, per page (view name): parameter → allowed values
+QUERIES: dict[str, dict[str, re.Pattern[str]]] = {
+    "portal:invoice_detail": {"returned": re.compile(r"1")},
+    "portal:invoice_list": {
+        "tab": re.compile("|".join(TABS)),
+        "page": re.compile(r"[1-9][0-9]{0,2}"),
+    },
+}
 HEADER = "X-Page-Cache"  # "hit" or "miss": what happened, for operators and tests
 _TOKEN = re.compile(r'(name="csrfmiddlewaretoken" value=")[^"]*(")')
 _ROOT = Path(__file__).resolve().parents[2]
@@ -105,9 +120,13 @@ def release() -> str:
     return digest.hexdigest()[:16]
 
 
-def _usable(request: HttpRequest) -> bool:
+def _usable(request: HttpRequest, page: str) -> bool:
     if connection.vendor != "postgresql" or not settings.REDIS_URL or request.method != "GET":
         return False
+    allowed = QUERIES.get(page, {})
+    for name, values in request.GET.lists():
+        if name not in allowed or len(values) != 1 or not allowed[name].fullmatch(values[0]):
+            return False
     if getattr(request, "biller", None) is None or not request.user.is_authenticated:
         return False
     # messages waiting to be shown are shown (and consumed) by a rendering
@@ -130,7 +149,7 @@ def lookup(
 ) -> tuple[str | None, HttpResponse | None]:
     """The key the page is kept under (None: not to be kept) and, when its fingerprint is unchanged, the
     page from the cache with fresh CSRF tokens."""
-    if not _usable(request):
+    if not _usable(request, page):
         return None, None
     fingerprint = _fingerprint(sql, params)
     if fingerprint is None:
@@ -152,9 +171,10 @@ def lookup(
     except Exception as exc:  # a shortcut, never a reason to fail a page
         logger.warning("page cache unavailable: %s", type(exc).__name__)
         return None, None
-    if not isinstance(html, str):
+    if not isinstance(html, bytes):
         return key, None
-    response = HttpResponse(_fresh_tokens(html, request), content_type="text/html; charset=utf-8")
+    text = zlib.decompress(html).decode()
+    response = HttpResponse(_fresh_tokens(text, request), content_type="text/html; charset=utf-8")
     response[HEADER] = "hit"
     return key, response
 
@@ -164,7 +184,7 @@ def keep(key: str, response: HttpResponse) -> None:
     if response.status_code != 200 or response.streaming or b'nonce="' in response.content:
         return
     try:
-        cache.set(key, response.content.decode(response.charset), SECONDS)
+        cache.set(key, zlib.compress(response.content, 1), SECONDS)
     except Exception as exc:
         logger.warning("page cache unavailable: %s", type(exc).__name__)
         return

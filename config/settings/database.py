@@ -36,6 +36,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 else:
+    # Django's backend with a health check that needs no round trip (config/postgresql/base.py)
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
     # A database host that does not answer at all (a network cut, a failover in progress) must not hold
     # a process for the operating system's minutes-long connect timeout: the commserver answers 9001
     # meanwhile, but its lane's thread waits for the connect to give up.
