@@ -243,17 +243,17 @@ def cookies_of(headers: list[tuple[str, str]]) -> dict[str, str]:
     return found
 
 
-def log_in(port: int, email: str) -> str:
+def log_in(port: int, email: str, *, slug: str = SLUG, password: str = PASSWORD) -> str:
     """The real login form of the portal, as a browser behind the TLS proxy: the page (CSRF cookie and
     token), then the POST; returns the Cookie header of the logged-in session."""
-    login = f"/b/{SLUG}/my/login/"
+    login = f"/b/{slug}/my/login/"
     status, headers, body = http_get(port, login)
     assert status == 200, (status, body[:500])
     jar = cookies_of(headers)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body)
     assert token, body[:2000]
     form = urllib.parse.urlencode(
-        {"csrfmiddlewaretoken": token.group(1), "email": email, "password": PASSWORD}
+        {"csrfmiddlewaretoken": token.group(1), "email": email, "password": password}
     )
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
@@ -346,12 +346,14 @@ def lua_script(
     return path
 
 
-def wrk(port: int, script: Path, seconds: float) -> subprocess.Popen[str]:
+def wrk(
+    port: int, script: Path, seconds: float, *, threads: int = 1, connections: int = WRK_CONNECTIONS
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             "wrk",
-            "-t1",
-            f"-c{WRK_CONNECTIONS}",
+            f"-t{threads}",
+            f"-c{connections}",
             f"-d{max(1, round(seconds))}s",
             "--timeout",
             "10s",
