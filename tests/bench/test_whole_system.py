@@ -243,12 +243,14 @@ def cookies_of(headers: list[tuple[str, str]]) -> dict[str, str]:
     return found
 
 
-def log_in(port: int, email: str, *, slug: str = SLUG, password: str = PASSWORD) -> str:
-    """The real login form of the portal, as a browser behind the TLS proxy: the page (CSRF cookie and
-    token), then the POST; returns the Cookie header of the logged-in session."""
-    login = f"/b/{slug}/my/login/"
+def log_in(
+    port: int, email: str, *, slug: str = SLUG, password: str = PASSWORD, path: str | None = None
+) -> str:
+    """The real login form (the portal's, or the one at ``path``), as a browser behind the TLS proxy: the
+    page (CSRF cookie and token), then the POST; returns the Cookie header of the logged-in session."""
+    login = path or f"/b/{slug}/my/login/"
     status, headers, body = http_get(port, login)
-    assert status == 200, (status, body[:500])
+    assert status == 200, (login, status, body[:500])
     jar = cookies_of(headers)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body)
     assert token, body[:2000]
@@ -271,7 +273,7 @@ def log_in(port: int, email: str, *, slug: str = SLUG, password: str = PASSWORD)
         )
         response = conn.getresponse()
         text = response.read().decode("utf-8", "replace")
-        assert response.status == 302, (response.status, text[:2000])
+        assert response.status == 302, (login, response.status, text[:2000])
         jar.update(cookies_of(response.getheaders()))
     finally:
         conn.close()

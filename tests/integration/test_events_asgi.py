@@ -126,16 +126,15 @@ async def next_status(reader: asyncio.StreamReader, buffered: bytes) -> dict[str
     return dict(json.loads(payload))
 
 
-def test_open_pages_are_told_paid_and_hold_no_database_connection(
-    events_service: int, redis_url: str
-) -> None:
+def watched_invoice(number: str) -> tuple[Invoice, str, str]:
+    """A customer's published bill, the session id of the customer logged in, and the bill's stream path."""
     biller = make_biller()
     customer = make_customer(biller)
     today = timezone.localdate()
     invoice = make_invoice(
         biller=biller,
         customer=customer,
-        number="ASGI-1",
+        number=number,
         amount=1200,
         issue_date=today,
         due_date=today + datetime.timedelta(days=20),
@@ -143,7 +142,13 @@ def test_open_pages_are_told_paid_and_hold_no_database_connection(
     client = Client()
     client.force_login(make_portal_account(biller, customer).user)
     session = client.cookies["sessionid"].value
-    path = f"/b/{biller.slug}/my/invoices/{invoice.pk}/events/"
+    return invoice, session, f"/b/{biller.slug}/my/invoices/{invoice.pk}/events/"
+
+
+def test_open_pages_are_told_paid_and_hold_no_database_connection(
+    events_service: int, redis_url: str
+) -> None:
+    invoice, session, path = watched_invoice("ASGI-1")
     idle = backends()
 
     async def scenario() -> tuple[list[dict[str, Any]], int, list[dict[str, Any]]]:
@@ -200,21 +205,7 @@ def test_a_burst_of_pages_opening_at_once_takes_no_more_connections_than_the_ope
     would pass PostgreSQL's ``max_connections``."""
     if connection.vendor != "postgresql":
         pytest.skip("counts PostgreSQL sessions")
-    biller = make_biller()
-    customer = make_customer(biller)
-    today = timezone.localdate()
-    invoice = make_invoice(
-        biller=biller,
-        customer=customer,
-        number="ASGI-BURST",
-        amount=1200,
-        issue_date=today,
-        due_date=today + datetime.timedelta(days=20),
-    )
-    client = Client()
-    client.force_login(make_portal_account(biller, customer).user)
-    session = client.cookies["sessionid"].value
-    path = f"/b/{biller.slug}/my/invoices/{invoice.pk}/events/"
+    _invoice, session, path = watched_invoice("ASGI-BURST")
     idle = backends()
     peak = [0]
     sampling = threading.Event()

@@ -29,13 +29,11 @@ from __future__ import annotations
 import collections
 import datetime
 import functools
-import http.client
 import os
 import re
 import socket
 import sys
 import time
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -51,7 +49,7 @@ from payeasy.codec import Message
 from payeasy.models import Notice
 from tests.bench.conftest import production_env
 from tests.bench.test_line import Processes
-from tests.bench.test_whole_system import HEADERS, cookies_of, gunicorn_argv, http_get, wait_http
+from tests.bench.test_whole_system import gunicorn_argv, http_get, log_in, wait_http
 from tests.conftest import live_redis_url, need
 from tests.factories import make_customer, make_invoice, make_portal_account
 from tests.integration.conftest import celery_worker_argv, wait_for
@@ -105,7 +103,9 @@ def system(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
     redis_url = live_redis_url(needed_by="the page caches need")
     import redis
 
-    redis.Redis.from_url(redis_url).flushdb()  # no page cached by an earlier run (ids are reused)
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match="*portal:page:*"):  # no page kept by an earlier run (ids are reused)
+        client.delete(key)
     tmp = tmp_path_factory.mktemp("freshness")
     (tmp / "prometheus").mkdir()
     env = production_env(
@@ -152,44 +152,6 @@ def production_password() -> str:
 
     hasher = PBKDF2PasswordHasher()
     return hasher.encode(PASSWORD, hasher.salt())
-
-
-def post_form(port: int, path: str, fields: dict[str, str], jar: dict[str, str]) -> tuple[int, str]:
-    """A form POST as a browser behind the TLS proxy sends it; the cookies it sets join ``jar``."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        conn.request(
-            "POST",
-            path,
-            body=urllib.parse.urlencode(fields),
-            headers={
-                **HEADERS,
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Origin": "https://localhost",
-                "Referer": f"https://localhost{path}",
-                "Cookie": "; ".join(f"{k}={v}" for k, v in jar.items()),
-            },
-        )
-        response = conn.getresponse()
-        text = response.read().decode("utf-8", "replace")
-        jar.update(cookies_of(response.getheaders()))
-        return response.status, text
-    finally:
-        conn.close()
-
-
-def log_in(port: int, path: str, email: str) -> str:
-    """The real login form at ``path`` (the portal's or the console's): the page for its CSRF cookie and
-    token, then the POST; the Cookie header of the logged-in session."""
-    status, headers, body = http_get(port, path)
-    assert status == 200, (path, status, body[:500])
-    jar = cookies_of(headers)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body)
-    assert token, body[:2000]
-    fields = {"csrfmiddlewaretoken": token.group(1), "email": email, "password": PASSWORD}
-    status, text = post_form(port, path, fields, jar)
-    assert status == 302, (path, status, text[:2000])
-    return "; ".join(f"{k}={v}" for k, v in jar.items())
 
 
 @dataclass
@@ -421,8 +383,8 @@ def test_paid_then_reversed_over_the_line_shows_on_the_next_reload(system: Syste
     views = Views(
         system.web,
         inv,
-        log_in(system.web, f"/b/{biller.slug}/my/login/", payer.email),
-        log_in(system.web, f"/b/{biller.slug}/accounts/login/", operator),
+        log_in(system.web, payer.email, password=PASSWORD, slug=biller.slug),
+        log_in(system.web, operator, password=PASSWORD, path=f"/b/{biller.slug}/accounts/login/"),
     )
     views.warm()
     line_send(system.line, h.open_day(biller))
@@ -456,8 +418,8 @@ def test_a_console_correction_shows_on_the_customers_next_reload(system: System)
     views = Views(
         system.web,
         old,
-        log_in(system.web, f"/b/{biller.slug}/my/login/", payer.email),
-        log_in(system.web, f"/b/{biller.slug}/accounts/login/", operator),
+        log_in(system.web, payer.email, password=PASSWORD, slug=biller.slug),
+        log_in(system.web, operator, password=PASSWORD, path=f"/b/{biller.slug}/accounts/login/"),
     )
     views.warm()
     # the console's edit form refuses a published invoice (409, invoice_locked.html): its service does
@@ -553,9 +515,14 @@ def test_a_cached_page_is_never_served_to_another_customer(system: System) -> No
     }
     numbers = {key: inv.number for key, inv in bills.items()}
     for person in people.values():
-        person.cookie = log_in(system.web, f"/b/{person.biller.slug}/my/login/", person.email)
+        person.cookie = log_in(
+            system.web, person.email, password=PASSWORD, path=f"/b/{person.biller.slug}/my/login/"
+        )
     operator_b = log_in(
-        system.web, f"/b/{other_biller.slug}/accounts/login/", console_operator(other_biller, encoded, "opb")
+        system.web,
+        console_operator(other_biller, encoded, "opb"),
+        password=PASSWORD,
+        path=f"/b/{other_biller.slug}/accounts/login/",
     )
 
     def sees(key: str, html: str) -> set[str]:
