@@ -13,6 +13,9 @@ if _redis:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": _redis,
             "KEY_PREFIX": "portal",
+            # pages read the cache on every view (billing.portal.page_cache): a Redis host that does not
+            # answer must cost a page a moment, not the operating system's connect timeout
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0},
         }
     }
 else:
