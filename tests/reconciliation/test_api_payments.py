@@ -196,9 +196,10 @@ def test_the_list_takes_a_fixed_number_of_queries(
         assert len(keys(api.get("/payments/"))) == count
 
 
-# the tenant, the API key, the page (one query); on PostgreSQL also the savepoint of the tenant scope, its
-# two set_config (in and out) and the release (billing.tenancy)
-QUERIES_LIST = {"sqlite": 3, "postgresql": 7}
+# the API key and the page (one query; the tenant is kept by the process after the first request); on
+# PostgreSQL also the savepoint of the tenant scope, its two set_config (in and out) and the release
+# (billing.tenancy)
+QUERIES_LIST = {"sqlite": 2, "postgresql": 6}
 
 
 # --- billing's record of the bill's payments -------------------------------------------------------------
