@@ -266,9 +266,10 @@ def test_the_list_takes_a_fixed_number_of_queries(
     assert len(listed_keys(response)) == count
 
 
-# the session, the user, its two-factor row (the tenant is kept by the process after the first request), the membership, the page itself (one query: entries
-# joined to their notices and bills, the 速報/確報 state as EXISTS), the memberships the header lists; on
-# PostgreSQL also the tenant scope's savepoints, set_config and releases (billing.tenancy)
+# the session, the user, its two-factor row, the membership (the tenant is kept by the process after the
+# first request), the page itself (one query: entries joined to their notices and bills, the 速報/確報
+# state as EXISTS), the memberships the header lists; on PostgreSQL also the tenant scope's savepoints,
+# set_config and releases (billing.tenancy)
 QUERIES_LIST = {"sqlite": 6, "postgresql": 12}
 
 
