@@ -32,7 +32,6 @@ class OpeningLimit:
         self.app = app
         self.limit = limit
         self._semaphore: asyncio.Semaphore | None = None
-        self.opening = 0  # requests holding a permit now (read by tests)
 
     def _permits(self) -> asyncio.Semaphore:
         if self._semaphore is None:  # created in the server's running loop
@@ -45,14 +44,12 @@ class OpeningLimit:
             return
         permits = self._permits()
         await permits.acquire()
-        self.opening += 1
         held = True
 
         def release() -> None:
             nonlocal held
             if held:
                 held = False
-                self.opening -= 1
                 permits.release()
 
         async def sending(message: Message) -> None:

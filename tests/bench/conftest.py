@@ -7,6 +7,7 @@ target and, where the issue asks, the ratio to a baseline measured in the same r
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -125,3 +126,30 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, int, str]
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     # ru_maxrss of children is the largest of any child so far; the import is the largest we start
     return elapsed, max(peak, before) * 1024, proc.stdout + proc.stderr
+
+
+@functools.cache
+def production_password(password: str) -> str:
+    """``password`` encoded by the production hasher (the servers a benchmark starts run production
+    settings, not the tests' fast hasher): one PBKDF2 per password and run."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    hasher = PBKDF2PasswordHasher()
+    return hasher.encode(password, hasher.salt())
+
+
+def portal_account(biller: Any, customer: Any, email: str, encoded_password: str) -> Any:
+    """A customer-realm user of ``customer`` (a payer) with an already encoded password."""
+    from billing.models import CustomerAccount, User, customer_login
+
+    user = User.objects.create(
+        login=customer_login(biller, email),
+        email=email,
+        name=f"{customer.name} 様",
+        realm=User.Realm.CUSTOMER,
+        customer_biller=biller,
+        password=encoded_password,
+    )
+    role = CustomerAccount.Role.PAYER
+    CustomerAccount.objects.create(biller=biller, user=user, customer=customer, role=role)
+    return user

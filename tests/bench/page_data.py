@@ -23,7 +23,7 @@ from django.db import connection
 
 from billing.imports.records import INVOICE_COLUMNS, INVOICE_TABLE
 from billing.imports.storing import copy_escape
-from billing.models import Biller, Customer, CustomerAccount, Invoice, User, customer_login
+from billing.models import Biller, Customer, Invoice
 from billing.numbers import new_registration_code
 from tests.bench.generate import customer_code
 from tests.factories import make_biller, make_contract
@@ -217,22 +217,6 @@ def load(specs: list[Spec], seed: int = 7) -> tuple[list[Loaded], dict[str, floa
         for biller, spec in zip(billers, specs, strict=True)
     ]
     return loaded, seconds
-
-
-def portal_account(biller: Biller, customer: Customer, email: str, encoded_password: str) -> User:
-    """A customer-realm user of ``customer`` (a payer) with an already encoded password."""
-    user = User.objects.create(
-        login=customer_login(biller, email),
-        email=email,
-        name=f"{customer.name} 様",
-        realm=User.Realm.CUSTOMER,
-        customer_biller=biller,
-        password=encoded_password,
-    )
-    CustomerAccount.objects.create(
-        biller=biller, user=user, customer=customer, role=CustomerAccount.Role.PAYER
-    )
-    return user
 
 
 def bills_of(biller: Biller, customer: Customer) -> list[Invoice]:

@@ -66,8 +66,16 @@ from django.db import connection
 
 from billing.models import Biller, Customer, Invoice, Membership
 from payeasy.live import KEEPALIVE_SECONDS, STREAM_SECONDS
-from tests.bench.conftest import RESULTS, ROOT, owner_execute, production_env, report
-from tests.bench.page_data import Spec, bills_of, load, portal_account
+from tests.bench.conftest import (
+    RESULTS,
+    ROOT,
+    owner_execute,
+    portal_account,
+    production_env,
+    production_password,
+    report,
+)
+from tests.bench.page_data import Spec, bills_of, load
 from tests.bench.test_line import Processes, bench_redis_url
 from tests.bench.test_whole_system import (
     PASSWORD,
@@ -122,14 +130,6 @@ def console_cookie(biller: Biller, secret_key: str) -> str:
         store[two_factor.VERIFIED] = user.pk
         store.create()
     return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
-
-
-def production_password() -> str:
-    """PASSWORD encoded by the production hasher (the servers run production settings)."""
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher
-
-    hasher = PBKDF2PasswordHasher()
-    return hasher.encode(PASSWORD, hasher.salt())
 
 
 # --- processes -----------------------------------------------------------------------------------------
@@ -401,7 +401,7 @@ def test_pages(postgres_only: None) -> None:
     # the configuration's WEB_MAX_REQUESTS would restart the yardstick's workers several times a second
     env["WEB_MAX_REQUESTS"] = os.environ.get("BENCH_WEB_MAX_REQUESTS", "0")
     expected_workers = int(WEB_WORKERS) if WEB_WORKERS else configured_workers()
-    password = production_password()
+    password = production_password(PASSWORD)
 
     # the small dataset: one biller, five customers, six bills each
     (small,), _seconds = load(

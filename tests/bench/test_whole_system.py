@@ -55,14 +55,16 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from billing.models import Biller, Customer, CustomerAccount, Invoice, User, customer_login
+from billing.models import Biller, Customer, Invoice
 from payeasy.models import Notice
 from tests.bench.conftest import (
     RESULTS,
     ROOT,
     import_invoices_argv,
     owner_execute,
+    portal_account,
     production_env,
+    production_password,
     report,
     run_measured,
 )
@@ -117,25 +119,12 @@ def write_portal_csv(path: Path, codes: list[str]) -> None:
 def portal_accounts(biller: Biller) -> list[tuple[str, list[int]]]:
     """The 50 portal customers: a customer-realm user each, with the production password hasher (the
     gunicorn processes run production settings, not the tests' fast hasher); their e-mail and bill ids."""
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher
-
-    hasher = PBKDF2PasswordHasher()
-    encoded = hasher.encode(PASSWORD, hasher.salt())  # one hash for all (same password): one PBKDF2
+    encoded = production_password(PASSWORD)  # one hash for all (same password): one PBKDF2
     accounts = []
     for c in range(PORTAL_CUSTOMERS):
         customer = Customer.objects.get(biller=biller, code=f"P{c:04d}")
         email = f"portal{c}@example.jp"
-        user = User.objects.create(
-            login=customer_login(biller, email),
-            email=email,
-            name=f"ポータル {c}",
-            realm=User.Realm.CUSTOMER,
-            customer_biller=biller,
-            password=encoded,
-        )
-        CustomerAccount.objects.create(
-            biller=biller, user=user, customer=customer, role=CustomerAccount.Role.PAYER
-        )
+        portal_account(biller, customer, email, encoded)
         bills = list(Invoice.objects.filter(biller=biller, customer=customer).values_list("pk", flat=True))
         assert len(bills) == BILLS_PER_CUSTOMER
         accounts.append((email, bills))

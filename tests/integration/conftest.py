@@ -377,3 +377,18 @@ def commserver_factory(tmp_path: Path) -> Iterator:
         if server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait(10)
+
+
+def free_port(ports: range, taken: set[int]) -> int:
+    """A port of ``ports`` (a suite's share) not in ``taken`` that binds now; added to ``taken``."""
+    for port in ports:
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise AssertionError(f"no free port in {ports.start}-{ports.stop - 1}")

@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import collections
 import datetime
-import functools
 import os
 import re
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -47,12 +45,12 @@ from billing.models import Biller, Customer, Invoice, Membership, User
 from billing.templatetags.humanize_yen import yen
 from payeasy.codec import Message
 from payeasy.models import Notice
-from tests.bench.conftest import production_env
+from tests.bench.conftest import production_env, production_password
 from tests.bench.test_line import Processes
 from tests.bench.test_whole_system import gunicorn_argv, http_get, log_in, wait_http
 from tests.conftest import live_redis_url, need
 from tests.factories import make_customer, make_invoice, make_portal_account
-from tests.integration.conftest import celery_worker_argv, wait_for
+from tests.integration.conftest import celery_worker_argv, free_port, wait_for
 from tests.payeasy import line_helpers as h
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -73,20 +71,6 @@ UNPAID, PAID, PUBLISHED, CANCELLED = label("Unpaid"), label("Paid"), label("Publ
 
 
 # --- the running system ---------------------------------------------------------------------------------
-
-
-def free_port(taken: set[int]) -> int:
-    for port in PORTS:
-        if port in taken:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        taken.add(port)
-        return port
-    raise AssertionError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 @dataclass
@@ -117,7 +101,7 @@ def system(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
     processes = Processes(tmp, env)
     taken: set[int] = set()
     try:
-        web, line = free_port(taken), free_port(taken)
+        web, line = free_port(PORTS, taken), free_port(PORTS, taken)
         processes.start(
             "web",
             gunicorn_argv(),
@@ -143,15 +127,6 @@ def system(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 # --- people and pages -----------------------------------------------------------------------------------
-
-
-@functools.cache
-def production_password() -> str:
-    """PASSWORD hashed as production settings hash it (the tests' own hasher is not among them)."""
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher
-
-    hasher = PBKDF2PasswordHasher()
-    return hasher.encode(PASSWORD, hasher.salt())
 
 
 @dataclass
@@ -375,7 +350,7 @@ def unpaid_invoice(biller: Biller, customer: Customer, number: str, price: int =
 
 
 def test_paid_then_reversed_over_the_line_shows_on_the_next_reload(system: System) -> None:
-    encoded = production_password()
+    encoded = production_password(PASSWORD)
     biller = h.line_biller()
     payer = portal_customer(biller, encoded, "payer")
     operator = console_operator(biller, encoded, "operator")
@@ -408,7 +383,7 @@ def test_paid_then_reversed_over_the_line_shows_on_the_next_reload(system: Syste
 
 
 def test_a_console_correction_shows_on_the_customers_next_reload(system: System) -> None:
-    encoded = production_password()
+    encoded = production_password(PASSWORD)
     biller = h.line_biller()
     payer = portal_customer(biller, encoded, "corrected")
     operator = console_operator(biller, encoded, "corrector")
@@ -502,7 +477,7 @@ def test_a_console_correction_shows_on_the_customers_next_reload(system: System)
 
 
 def test_a_cached_page_is_never_served_to_another_customer(system: System) -> None:
-    encoded = production_password()
+    encoded = production_password(PASSWORD)
     biller, other_biller = h.line_biller(), h.line_biller()
     people = {
         "a1": portal_customer(biller, encoded, "a1"),

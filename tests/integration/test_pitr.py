@@ -15,7 +15,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import psycopg
 import pytest
 
 from tests.conftest import need
-from tests.integration.conftest import ROOT, process_env
+from tests.integration.conftest import ROOT, free_port, process_env
 from tests.integration.test_line_recovery import Load
 from tests.payeasy import line_helpers as h
 
@@ -41,20 +40,6 @@ OPS = ROOT / "config" / "ops"
 PORTS = range(7310, 7400)  # this suite's share of ports for its own servers
 DBNAME = "h3_pitr"
 APP_ROLE = "payeasy_app_h3_pitr"
-
-
-def free_port(taken: set[int]) -> int:
-    for port in PORTS:
-        if port in taken:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        taken.add(port)
-        return port
-    raise AssertionError(f"no free port in {PORTS}")
 
 
 def as_postgres(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -136,7 +121,7 @@ def workdir() -> Iterator[Path]:
 def primary(workdir: Path) -> Iterator[Cluster]:
     """A new cluster archiving every WAL segment into ``workdir/archive``."""
     taken: set[int] = set()
-    cluster = Cluster(workdir / "primary", free_port(taken))
+    cluster = Cluster(workdir / "primary", free_port(PORTS, taken))
     archive = workdir / "archive"
     as_postgres("mkdir", "-p", archive)
     as_postgres(
@@ -269,7 +254,7 @@ def test_point_in_time_restore_keeps_every_payment_acknowledged_before_the_targe
         if wall(s.at) > clock[1] + (t0 - clock[0]) and wall(s.answered_at) < target
     }
 
-    recovered = Cluster(workdir / "recovered", free_port({primary.port}))
+    recovered = Cluster(workdir / "recovered", free_port(PORTS, {primary.port}))
     t1 = time.monotonic()
     as_postgres(
         OPS / "pitr-restore.sh",
