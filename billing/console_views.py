@@ -29,7 +29,7 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from billing import selectors, services
+from billing import page_cache, selectors, services
 from billing.console_forms import (
     BaseLineFormSet,
     CancelForm,
@@ -54,7 +54,6 @@ from billing.tenancy import TenantRequest
 from billing.views import TenantConsoleView
 from config.logs import exception_summary
 
-INVOICE_PAGE_SIZE = 50
 CUSTOMER_SUGGESTIONS = 200
 
 logger = logging.getLogger(__name__)
@@ -82,9 +81,19 @@ class InvoiceConsoleView(TenantConsoleView):
 
 class InvoiceListView(InvoiceConsoleView):
     template_name = "billing/console/invoice_list.html"
-    page_size = INVOICE_PAGE_SIZE
+    page_size = selectors.INVOICE_PAGE_SIZE
 
     def get(self, request: TenantRequest) -> HttpResponse:
+        params = {"user": request.user.pk, "biller": self.biller.pk}
+        key, hit = page_cache.lookup(request, page="console:invoice_list", params=params)
+        if hit is not None:
+            return hit
+        response = self.rendered(request)
+        if key is not None:
+            page_cache.keep(key, response)
+        return response
+
+    def rendered(self, request: TenantRequest) -> HttpResponse:
         form = InvoiceFilterForm(request.GET or None)
         page: KeysetPage | None = None
         status = 200

@@ -36,6 +36,7 @@ BYPASS_REASONS = frozenset(
         "worker",  # Celery tasks: take ids of any tenant (payments, notifications, webhooks, imports)
         "staff",  # the iDC staff console
         "health",  # /readyz and /metrics: counts and states, no tenant data
+        "pages",  # page fingerprints: the row versions (xmin) of what a kept page shows (billing.page_cache)
         "accounts",  # sign-in, sign-out, invitations, the home page: a user's memberships of every biller
         "payer",  # the payer's pages reached without a tenant (sandbox bank, 情報リンク hand-off)
         "command",  # management commands (seed_demo, imports, the simulator, …)

@@ -93,6 +93,7 @@ def invoice_history(*, biller: Biller, invoice: Invoice) -> QuerySet[AuditEntry]
     )
 
 
+INVOICE_PAGE_SIZE = 50  # the console's invoice list (and its kept first page, billing.page_cache)
 INVOICE_SORTS = {
     "issue_date": ("issue_date", "id"),
     "-issue_date": ("-issue_date", "-id"),

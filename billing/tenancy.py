@@ -27,6 +27,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect
@@ -76,7 +78,7 @@ def biller_for_slug(slug: str) -> Biller:
     if held is not None and now - held[1] < BILLER_SECONDS:
         biller = _copy(held[0])
     else:
-        found = Biller.objects.filter(slug=slug).first()
+        found = _billers_by_slug().filter(slug=slug).first()
         if found is None:
             _billers.pop(slug, None)
             raise Http404("No such biller.")
@@ -87,6 +89,14 @@ def biller_for_slug(slug: str) -> Biller:
     if biller.status == Biller.Status.SUSPENDED:
         raise Http404("No such biller.")
     return biller
+
+
+def _billers_by_slug() -> QuerySet[Biller]:
+    """Billers with the version of the row they were read from (``row_version``, PostgreSQL's ``xmin``):
+    a kept page is kept only when the copy it was rendered with is the row (billing.page_cache)."""
+    if connection.vendor != "postgresql":
+        return Biller.objects.all()
+    return Biller.objects.annotate(row_version=RawSQL('"billing_biller"."xmin"::text', ()))
 
 
 def _copy(biller: Biller) -> Biller:
@@ -118,17 +128,28 @@ def _settings_swap(biller_id: str, bypass: str, *, local: bool) -> tuple[str, st
     return row[0], row[1]
 
 
+# The pages billing.page_cache keeps (the portal's bill page and invoice list, the console's invoice
+# list): their GET runs in one snapshot (REPEATABLE READ), so that the fingerprint read in it describes
+# exactly the rows the page is rendered from. Also where billing.page_replay looks for a kept page.
+SNAPSHOT_PATHS = re.compile(r"/(?:my/invoices/(?:[0-9]+/)?|console/invoices/)\Z")
+
+
 @contextmanager
-def tenant_scope(biller: Biller | int | None) -> Iterator[None]:
+def tenant_scope(biller: Biller | int | None, *, snapshot: bool = False) -> Iterator[None]:
     """Run the block in a transaction whose tenant is ``biller`` (None: no tenant, so no tenant row is
     visible), whatever cross-tenant bypass the connection had. ``set_config(…, true)``: the setting ends
-    with the transaction, and the previous one is put back when the block is nested in another."""
+    with the transaction, and the previous one is put back when the block is nested in another.
+    ``snapshot``: every statement of the block sees the database as of its first (REPEATABLE READ; for
+    reading only, and not when nested in a transaction already begun)."""
     if connection.vendor != "postgresql":
         yield
         return
     biller_id = "" if biller is None else str(biller if isinstance(biller, int) else biller.pk)
     nested = connection.in_atomic_block
     with transaction.atomic():
+        if snapshot and not nested:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         previous = _settings_swap(biller_id, "", local=True)
         yield
         if nested:
@@ -247,7 +268,8 @@ def _respond_in_scope(
         with tenant_session(None):
             response = get_response(request)
     else:
-        with tenant_scope(biller):
+        snapshot = request.method == "GET" and SNAPSHOT_PATHS.search(request.path_info) is not None
+        with tenant_scope(biller, snapshot=snapshot):
             response = get_response(request)
     if getattr(response, "streaming", False) and not getattr(response, "is_async", False):
         response.streaming_content = _scoped_stream(response.streaming_content, biller)  # type: ignore[attr-defined]

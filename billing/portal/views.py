@@ -28,12 +28,12 @@ from django.utils.http import content_disposition_header, urlencode
 from django.utils.translation import gettext as _
 from django.views import View
 
-from billing import csvsafe
+from billing import csvsafe, page_cache
 from billing.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from billing.forms import form_errors_add
 from billing.models import Biller, Customer, CustomerAccount, Invoice, InvoiceApproval
 from billing.numbers import ATM_CASH_LIMIT
-from billing.portal import page_cache, selectors, services
+from billing.portal import selectors, services
 from billing.portal.forms import (
     DecisionForm,
     InvoiceFilterForm,
@@ -75,10 +75,8 @@ class PortalPublicView(View):
         add_never_cache_headers(response)
         return response
 
-    def cached_page(
-        self, request: TenantRequest, *args: Any, **kwargs: Any
-    ) -> tuple[str, dict[str, Any]] | None:
-        """A page kept by ``billing.portal.page_cache``: its fingerprint statement and parameters."""
+    def cached_page(self, request: TenantRequest, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        """A page kept by ``billing.page_cache`` (``PAGES``, by view name): its fingerprint's parameters."""
         return None
 
     def page_from_cache(
@@ -86,12 +84,10 @@ class PortalPublicView(View):
     ) -> tuple[str | None, HttpResponse | None]:
         if request.method != "GET":
             return None, None
-        fingerprint = self.cached_page(request, *args, **kwargs)
-        if fingerprint is None:
+        params = self.cached_page(request, *args, **kwargs)
+        if params is None or request.resolver_match is None:
             return None, None
-        sql, params = fingerprint
-        name = request.resolver_match.view_name if request.resolver_match else type(self).__name__
-        return page_cache.lookup(request, page=name, sql=sql, params=params)
+        return page_cache.lookup(request, page=request.resolver_match.view_name, params=params)
 
     def render(
         self, request: TenantRequest, template: str, context: dict[str, Any], status: int = 200
@@ -159,8 +155,8 @@ class InvoiceListView(PortalView):
     nav_section = "invoices"
     template_name = "billing/portal/invoice_list.html"
 
-    def cached_page(self, request: TenantRequest, *args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
-        return page_cache.LIST_SQL, {"user": request.user.pk, "biller": self.biller.pk}
+    def cached_page(self, request: TenantRequest, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"user": request.user.pk, "biller": self.biller.pk}
 
     def get(self, request: TenantRequest) -> HttpResponse:
         form = InvoiceFilterForm(request.GET or None)
@@ -215,9 +211,8 @@ class InvoiceDetailView(PortalView):
     nav_section = "invoices"
     template_name = "billing/portal/invoice_detail.html"
 
-    def cached_page(self, request: TenantRequest, *args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
-        params = {"user": request.user.pk, "invoice": kwargs["pk"], "biller": self.biller.pk}
-        return page_cache.BILL_SQL, params
+    def cached_page(self, request: TenantRequest, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"user": request.user.pk, "invoice": kwargs["pk"], "biller": self.biller.pk}
 
     def get(
         self, request: TenantRequest, pk: int, decision_form: DecisionForm | None = None, status: int = 200

@@ -10,10 +10,10 @@ _redis = env_str("REDIS_URL")
 if _redis:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.redis_cache.RedisCache",  # one client per pool (config/redis_cache.py)
             "LOCATION": _redis,
             "KEY_PREFIX": "portal",
-            # pages read the cache on every view (billing.portal.page_cache): a Redis host that does not
+            # pages read the cache on every view (billing.page_cache): a Redis host that does not
             # answer must cost a page a moment, not the operating system's connect timeout
             "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0},
         }

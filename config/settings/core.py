@@ -38,6 +38,8 @@ MIDDLEWARE = [
     "payeasy.metrics.MetricsMiddleware",
     "payeasy.metrics.RequestMetricsMiddleware",
     "config.logs.RequestIdMiddleware",  # request, trace and tenant ids on every log line; X-Request-ID
+    # a kept page given again to the same request of the same session, after one check (billing.page_replay)
+    "billing.page_replay.PageReplayMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -4,6 +4,8 @@ from django.utils.csp import CSP
 
 from config.settings.env import DEBUG, env_bool, env_int, env_str
 
+# database sessions that remember the row a request loaded (a kept page is replayed only to that row)
+SESSION_ENGINE = "billing.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("DJANGO_SESSION_COOKIE_AGE", 8 * 3600)
 SESSION_COOKIE_DOMAIN = env_str("DJANGO_SESSION_COOKIE_DOMAIN") or None

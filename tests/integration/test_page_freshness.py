@@ -154,14 +154,18 @@ def console_operator(biller: Biller, encoded: str, name: str) -> str:
     return email
 
 
-CACHE_HEADER = "x-page-cache"  # "hit" or "miss" where a page cache answers (billing.portal.page_cache)
-served: collections.Counter[str] = collections.Counter()  # by that header: reported, never asserted
+# "miss", "hit" or "replay" where a page is kept (billing.page_cache, billing.page_replay)
+CACHE_HEADER = "x-page-cache"
+served: collections.Counter[str] = collections.Counter()  # by that header: reported
+last_served: dict[tuple[str, str], str] = {}  # (path, cookie) → that header of its last answer
 
 
 def page(port: int, path: str, cookie: str, *, expect: int = 200) -> str:
     status, headers, body = http_get(port, path, cookie)
     assert status == expect, (path, status, body[:1500])
-    served.update(value for name, value in headers if name.lower() == CACHE_HEADER)
+    how = [value for name, value in headers if name.lower() == CACHE_HEADER]
+    served.update(how)
+    last_served[(path, cookie)] = how[0] if how else ""
     return body
 
 
@@ -258,6 +262,16 @@ class Views:
     def warm(self) -> None:
         for _ in range(WARM):
             self.assert_unpaid(self.load())
+        # the kept pages were last given by the replay before the middlewares: what follows checks that
+        # it, too, never gives a page from before a change
+        port, inv = self.port, self.inv
+        for path, cookie in (
+            (bill_url(inv), self.customer),
+            (list_url(inv.biller), self.customer),
+            (list_url(inv.biller, tab=""), self.customer),
+            (console_list_url(inv.biller), self.operator),
+        ):
+            assert last_served[(path, cookie)] == "replay", (path, last_served[(path, cookie)], port)
 
     def says(self, pages: dict[str, str]) -> dict[str, object]:
         """What the pages say of the invoice: each page's status and which status words it shows."""

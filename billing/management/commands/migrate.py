@@ -1,6 +1,7 @@
 """``manage.py migrate``, as the owner of the tables: Django's migrate, run on the owner's credentials
 (``DATABASE_OWNER_URL``) when they are configured, then what the database enforces afterwards
-(billing.dbsecurity.secure: truncate guards, tenant policies, the application role's grants)."""
+(billing.dbsecurity.secure: truncate guards, tenant policies, the application role's grants; the kept
+pages' function, billing.page_cache.install)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from django.core.management.commands import migrate
 from django.db import connections
 
-from billing import dbsecurity
+from billing import dbsecurity, page_cache
 
 
 class Command(migrate.Command):
@@ -30,9 +31,11 @@ class Command(migrate.Command):
                 with cross_tenant("migrate"):
                     super().handle(*args, **options)
                     dbsecurity.secure(connection)
+                    page_cache.install(connection)
                 return
             super().handle(*args, **options)
             done = dbsecurity.secure(connection, app_role, app_password)
+            page_cache.install(connection)
         if options["verbosity"] >= 1 and app_role:
             self.stdout.write(
                 f"Granted the application role {app_role}: {len(done.get('append_only', []))} append-only "
