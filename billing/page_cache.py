@@ -205,8 +205,7 @@ class KeptPage:
     """What a request's page was kept under, for ``billing.page_replay``."""
 
     page: str
-    params: dict[str, Any]
-    biller: int
+    params: dict[str, Any]  # the fingerprint's: user, biller (and invoice)
     fingerprint: str
     day: str
 
@@ -294,7 +293,7 @@ def lookup(
         fingerprint,
     )
     key = "page:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-    request.kept_page = KeptPage(page, params, biller.pk, fingerprint, day)  # type: ignore[attr-defined]
+    request.kept_page = KeptPage(page, params, fingerprint, day)  # type: ignore[attr-defined]
     try:
         html = cache.get(key)
     except Exception as exc:  # a shortcut, never a reason to fail a page

@@ -75,11 +75,7 @@ _ONLY_WHEN_ASKED = 1 << 30
 class Replay:
     """A kept answer and what must still hold to give it again."""
 
-    page: str
-    params: dict[str, Any]
-    biller: int
-    fingerprint: str
-    day: str
+    kept: page_cache.KeptPage  # the page, its fingerprint and day
     session_key: str
     session_data: str
     headers: tuple[tuple[str, str], ...]
@@ -119,7 +115,7 @@ def _current(entry: Replay) -> tuple[Any, ...] | None:
     # Django opens connections with prepare_threshold None: psycopg would not prepare even when asked.
     # Asked only here; every other statement runs as Django runs it.
     raw.prepare_threshold = _ONLY_WHEN_ASKED
-    arguments = [*page_cache.arguments(entry.page, entry.params), entry.session_key]
+    arguments = [*page_cache.arguments(entry.kept.page, entry.kept.params), entry.session_key]
     with psycopg.Cursor(raw) as cursor:  # server-side binding, so that it can be prepared
         cursor.execute(page_cache.CHECK_SQL, arguments, prepare=True)
         return cursor.fetchone()
@@ -149,7 +145,7 @@ class PageReplayMiddleware:
         except Exception as exc:  # a shortcut, never a reason to fail a page
             logger.warning("page cache unavailable: %s", type(exc).__name__)
             return None
-        if not isinstance(entry, Replay) or entry.day != timezone.localdate().isoformat():
+        if not isinstance(entry, Replay) or entry.kept.day != timezone.localdate().isoformat():
             return None
         try:
             row = _current(entry)
@@ -157,7 +153,7 @@ class PageReplayMiddleware:
             logger.warning("kept page not checked: %s", type(exc).__name__)
             connection.close()  # whatever state the pipeline left it in: the stack opens a new one
             return None
-        if row is None or row[0] != entry.session_data or row[1] != entry.fingerprint:
+        if row is None or row[0] != entry.session_data or row[1] != entry.kept.fingerprint:
             return None
         self.csrf.process_request(request)  # the cookie's secret, or a new one: as the stack does
         response = HttpResponse(page_cache.with_token(entry.body, get_token(request)))
@@ -167,7 +163,7 @@ class PageReplayMiddleware:
             response["Expires"] = http_date(time.time())
         response[page_cache.HEADER] = "replay"
         response["Content-Length"] = str(len(response.content))  # as CommonMiddleware does
-        namespace, _, url_name = entry.page.partition(":")
+        namespace, _, url_name = entry.kept.page.partition(":")
         request.resolver_match = ResolverMatch(  # for the access log and the metrics: the page's name
             self.__call__, (), {}, url_name=url_name, app_names=[namespace], namespaces=[namespace]
         )
@@ -187,11 +183,7 @@ class PageReplayMiddleware:
         if any("nonce-" in value for _, value in headers):
             return
         entry = Replay(
-            page=kept.page,
-            params=kept.params,
-            biller=kept.biller,
-            fingerprint=kept.fingerprint,
-            day=kept.day,
+            kept=kept,
             session_key=request.COOKIES[settings.SESSION_COOKIE_NAME],
             session_data=data,
             headers=headers,

@@ -13,6 +13,7 @@ console list's fingerprint covers exactly the rows of its first page.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -162,7 +163,8 @@ def _next_day(client: Client, account: CustomerAccount, invoice: Invoice) -> Non
     for key in kept_keys():
         entry = cache.get(key)
         if isinstance(entry, page_replay.Replay):
-            cache.set(key, page_replay.Replay(**{**entry.__dict__, "day": "2000-01-01"}), 60)
+            yesterday = dataclasses.replace(entry.kept, day="2000-01-01")
+            cache.set(key, dataclasses.replace(entry, kept=yesterday), 60)
 
 
 CHANGES: dict[str, tuple[Callable[..., None], int, bytes]] = {
