@@ -255,6 +255,26 @@ def fingerprint_of(page: str, params: dict[str, Any]) -> tuple[str, str] | None:
     return None if row is None else (str(row[0]), str(row[1]))
 
 
+def cache_get(key: str) -> Any:
+    """``key``'s value in the shared cache, or None — also while the cache cannot be reached: a kept page
+    is a shortcut, never a reason to fail one."""
+    try:
+        return cache.get(key)
+    except Exception as exc:
+        logger.warning("page cache unavailable: %s", type(exc).__name__)
+        return None
+
+
+def cache_put(key: str, value: Any) -> bool:
+    """Keep ``value`` under ``key`` for :data:`SECONDS`; False when the cache cannot be reached."""
+    try:
+        cache.set(key, value, SECONDS)
+    except Exception as exc:
+        logger.warning("page cache unavailable: %s", type(exc).__name__)
+        return False
+    return True
+
+
 def kept_form(content: bytes) -> bytes | None:
     """A page as kept: its CSRF tokens replaced by MARK, compressed (None: it cannot be kept)."""
     if MARK in content:
@@ -294,11 +314,7 @@ def lookup(
     )
     key = "page:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     request.kept_page = KeptPage(page, params, fingerprint, day)  # type: ignore[attr-defined]
-    try:
-        html = cache.get(key)
-    except Exception as exc:  # a shortcut, never a reason to fail a page
-        logger.warning("page cache unavailable: %s", type(exc).__name__)
-        return None, None
+    html = cache_get(key)
     if not isinstance(html, bytes):
         return key, None
     response = HttpResponse(with_token(html, get_token(request)), content_type="text/html; charset=utf-8")
@@ -314,10 +330,7 @@ def keep(key: str, response: HttpResponse) -> None:
     body = kept_form(response.content)
     if body is None:
         return
-    try:
-        cache.set(key, body, SECONDS)
-    except Exception as exc:
-        logger.warning("page cache unavailable: %s", type(exc).__name__)
+    if not cache_put(key, body):
         return
     response[HEADER] = "miss"
     response.kept_body = body  # type: ignore[attr-defined]  # for billing.page_replay

@@ -35,7 +35,6 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware, get_token
@@ -140,18 +139,14 @@ class PageReplayMiddleware:
         return response
 
     def replay(self, request: HttpRequest, key: str) -> HttpResponse | None:
-        try:
-            entry = cache.get(key)
-        except Exception as exc:  # a shortcut, never a reason to fail a page
-            logger.warning("page cache unavailable: %s", type(exc).__name__)
-            return None
+        entry = page_cache.cache_get(key)
         if not isinstance(entry, Replay) or entry.kept.day != timezone.localdate().isoformat():
             return None
         try:
             row = _current(entry)
         except Exception as exc:
             logger.warning("kept page not checked: %s", type(exc).__name__)
-            connection.close()  # whatever state the pipeline left it in: the stack opens a new one
+            connection.close()  # whatever state the failure left it in: the stack opens a new one
             return None
         if row is None or row[0] != entry.session_data or row[1] != entry.kept.fingerprint:
             return None
@@ -189,7 +184,4 @@ class PageReplayMiddleware:
             headers=headers,
             body=body,
         )
-        try:
-            cache.set(key, entry, page_cache.SECONDS)
-        except Exception as exc:
-            logger.warning("page cache unavailable: %s", type(exc).__name__)
+        page_cache.cache_put(key, entry)
