@@ -8,7 +8,7 @@ from typing import Any
 
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,9 +20,16 @@ from reconciliation.selectors import records
 AMOUNT_HELP = "yen, digits (1,000 or 1000); empty: no bound"
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "format": "date"}, {"type": "string", "maxLength": 0}]})
+class QueryDateField(serializers.DateField):
+    """A date in a query string, where DRF reads an empty optional value as not given: the schema says so."""
+
+
 class RecordQuery(serializers.Serializer):
-    date_from = serializers.DateField(required=False, help_text="YYYY-MM-DD (取引年月日 from)")
-    date_to = serializers.DateField(required=False, help_text="YYYY-MM-DD (取引年月日 to, included)")
+    date_from = QueryDateField(required=False, help_text="YYYY-MM-DD (取引年月日 from); empty: no bound")
+    date_to = QueryDateField(
+        required=False, help_text="YYYY-MM-DD (取引年月日 to, included); empty: no bound"
+    )
     amount_min = serializers.CharField(required=False, allow_blank=True, max_length=20, help_text=AMOUNT_HELP)
     amount_max = serializers.CharField(required=False, allow_blank=True, max_length=20, help_text=AMOUNT_HELP)
     counterparty = serializers.CharField(
@@ -33,7 +40,11 @@ class RecordQuery(serializers.Serializer):
         "half-width kana match each other)",
     )
     kind = serializers.ChoiceField(
-        choices=["", *records.KINDS], required=False, default="", help_text="empty: both kinds"
+        choices=["", *records.KINDS],
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="empty: both kinds",
     )
     after = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="cursor")
     page_size = serializers.IntegerField(
