@@ -3,47 +3,55 @@
 ``billing.page_cache`` keeps a rendered page under its fingerprint, but to look it up a request still
 goes through every middleware: the session and user rows, the tenant's transaction, the second factor,
 the view's own reads — most of what a kept page costs. This middleware, placed before them
-(``config.settings.core.MIDDLEWARE``), remembers the answer the whole stack gave to a GET of a kept page
-(``Replay``: body, headers, the session row it was rendered with, the fingerprint) under a key made of
-everything in the request that any middleware or view may read: the path and query string, the scheme,
-the client address, every header but those that change from one request to the next of a same page
-(:data:`PER_REQUEST`), every cookie but the CSRF one (its tokens are made again), and the release.
+(``config.settings.core.MIDDLEWARE``), keeps the answer the whole stack gave to a GET of a kept page
+(``billing.models.KeptAnswer``: body, headers, the session row it was rendered with, the fingerprint)
+under a key made of everything in the request that any middleware or view may read: the path and query
+string, the scheme, the client address, every header but those that change from one request to the next
+of a same page (:data:`PER_REQUEST`), every cookie but the CSRF one (its tokens are made again), and the
+release.
 
-The next request with that key is answered from the entry after **one** round trip to PostgreSQL, in a
-transaction of the page's tenant: the session row must still exist, be unexpired and hold exactly the
-bytes the page was rendered with (``billing.sessions``), and the page's fingerprint — the versions of
-every row it shows, the user's, the account's or membership's and the biller's included — must be the
-one it was kept under, on the same day. Then every input of the first answer is unchanged, and so is the
-answer: it is the stack's answer replayed, never a second rule of who may see what. A logged-out,
-expired or changed session, a suspended biller, a deactivated user, a removed membership, a paid bill:
-each changes a row the check reads, and the request goes through the stack as usual.
+The next request with that key is answered after **one** statement, sent to PostgreSQL as a prepared
+statement through libpq (:func:`kept_answer`): the database function :data:`FUNCTION` gives the kept
+answer only while the session row still exists, is unexpired and holds exactly the bytes the page was
+rendered with (``billing.sessions``), and the page's fingerprint — the versions of every row it shows,
+the user's, the account's or membership's and the biller's included — is the one it was kept under, on
+the same day. Then every input of the first answer is unchanged, and so is the answer: it is the stack's
+answer replayed, never a second rule of who may see what. A logged-out, expired or changed session, a
+suspended biller, a deactivated user, a removed membership, a paid bill: each changes a row the check
+reads, and the request goes through the stack as usual. The answer and its check are in one place, the
+database, so a replay costs one round trip (the kept answers were in Redis before: a second round trip,
+a third of a replay's time on a busy host).
 
 The CSRF cookie and tokens are made by Django's own middleware as the stack would (a new secret when
 the request has none). Not replayed: anything but GET, a request without a session cookie or with
-messages waiting, an answer that set any other cookie, and any request while Redis or PostgreSQL fails
+messages waiting, an answer that set any other cookie, SQLite, and any request while PostgreSQL fails
 (it goes through the stack, which answers as it does). Header ``X-Page-Cache: replay``.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import json
 import logging
 import time
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import CsrfViewMiddleware, get_token
+from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import ResolverMatch
 from django.utils import timezone
 from django.utils.http import http_date
+from psycopg import pq
 
 from billing import page_cache
-from billing.tenancy import SNAPSHOT_PATHS
+from billing.models import KeptAnswer
+from billing.tenancy import SNAPSHOT_PATHS, tenant_scope
 
 logger = logging.getLogger(__name__)
 
@@ -67,18 +75,44 @@ PER_REQUEST = frozenset(
 # Headers of the first answer not replayed as they were: made for each answer.
 _NOT_KEPT = frozenset({"content-length", "x-page-cache", "date"})
 
-_ONLY_WHEN_ASKED = 1 << 30
+FUNCTION = "payeasy_replay"
+# One statement: the kept answer under the request's key, given only while it is the same session's, of
+# the same day and unexpired, the session row still holds exactly the data the page was rendered with,
+# and the page's fingerprint is unchanged (billing.page_cache's function, in the page's tenant). The row
+# is found by its key under the "pages" bypass (the key is a hash of the session cookie among the rest,
+# and the session key is compared as well); the caller's bypass is put back.
+FUNCTION_SQL = f"""CREATE OR REPLACE FUNCTION {FUNCTION}(p_key text, p_session text, p_day date)
+RETURNS TABLE(replay_page text, replay_headers text, replay_body bytea)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, public AS $fn$
+DECLARE
+  was_bypass text := COALESCE(current_setting('app.bypass', true), '');
+  kept record;
+  now_session text;
+  now_fingerprint text;
+BEGIN
+  PERFORM set_config('app.bypass', 'pages', true);
+  SELECT k.page, k.biller_id, k.user_pk, k.invoice_pk, k.session_data, k.fingerprint INTO kept
+    FROM billing_keptanswer k
+   WHERE k.key = p_key AND k.session_key = p_session AND k.day = p_day AND k.kept_until > now();
+  IF FOUND THEN
+    SELECT f.kept_session, f.kept_fingerprint INTO now_session, now_fingerprint
+      FROM {page_cache.FUNCTION}(kept.page, kept.biller_id, kept.user_pk, kept.invoice_pk, p_session) f;
+    IF now_session = kept.session_data AND now_fingerprint = kept.fingerprint THEN
+      RETURN QUERY SELECT k.page::text, k.headers, k.body FROM billing_keptanswer k WHERE k.key = p_key;
+    END IF;
+  END IF;
+  PERFORM set_config('app.bypass', was_bypass, true);
+END $fn$"""  # noqa: S608
+STATEMENT = b"payeasy_replay"  # its name, prepared once on each connection (libpq's)
+REPLAY_SQL = f"SELECT replay_page, replay_headers, replay_body FROM {FUNCTION}($1, $2, $3)".encode()  # noqa: S608
+_prepared: weakref.WeakSet[Any] = weakref.WeakSet()  # the libpq connections REPLAY_SQL is prepared on
 
 
-@dataclass(frozen=True)
-class Replay:
-    """A kept answer and what must still hold to give it again."""
-
-    kept: page_cache.KeptPage  # the page, its fingerprint and day
-    session_key: str
-    session_data: str
-    headers: tuple[tuple[str, str], ...]
-    body: bytes  # billing.page_cache.kept_form
+def install(connection: Any) -> None:
+    """Create or replace :data:`FUNCTION` (PostgreSQL only; run by migrate after billing.page_cache's)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(FUNCTION_SQL)
 
 
 def request_key(request: HttpRequest) -> str | None:
@@ -103,21 +137,33 @@ def request_key(request: HttpRequest) -> str | None:
     for name in sorted(cookies):
         if name != settings.CSRF_COOKIE_NAME:
             parts.append(f"cookie {name}={cookies[name]}")
-    return "page:replay:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-def _current(entry: Replay) -> tuple[Any, ...] | None:
-    """The session row's data and the page's fingerprint now: one prepared statement
-    (``billing.page_cache.FUNCTION``) on the request's connection."""
+def _failed(result: Any) -> psycopg.Error:
+    return psycopg.OperationalError((result.error_message or b"").decode(errors="replace").strip())
+
+
+def kept_answer(key: str, session_key: str, day: str) -> tuple[str, str, bytes] | None:
+    """The page, headers (JSON) and body kept under ``key`` when they may be given again (see
+    :data:`FUNCTION_SQL`), or None: one prepared statement on the request's connection, sent through
+    libpq itself (psycopg's cursor took more of the worker's time than the statement did)."""
     connection.ensure_connection()
-    raw = connection.connection
-    # Django opens connections with prepare_threshold None: psycopg would not prepare even when asked.
-    # Asked only here; every other statement runs as Django runs it.
-    raw.prepare_threshold = _ONLY_WHEN_ASKED
-    arguments = [*page_cache.arguments(entry.kept.page, entry.kept.params), entry.session_key]
-    with psycopg.Cursor(raw) as cursor:  # server-side binding, so that it can be prepared
-        cursor.execute(page_cache.CHECK_SQL, arguments, prepare=True)
-        return cursor.fetchone()
+    pgconn = connection.connection.pgconn
+    if pgconn not in _prepared:
+        result = pgconn.prepare(STATEMENT, REPLAY_SQL)
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise _failed(result)
+        _prepared.add(pgconn)
+    result = pgconn.exec_prepared(
+        STATEMENT, [key.encode(), session_key.encode(), day.encode()], result_format=pq.Format.BINARY
+    )
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        raise _failed(result)
+    if result.ntuples == 0:
+        return None
+    page, headers, body = (result.get_value(0, column) or b"" for column in range(3))
+    return page.decode(), headers.decode(), body
 
 
 class PageReplayMiddleware:
@@ -127,7 +173,7 @@ class PageReplayMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         key = None
-        if request.method == "GET" and connection.vendor == "postgresql" and settings.REDIS_URL:
+        if request.method == "GET" and connection.vendor == "postgresql":
             key = request_key(request)
         if key is not None:
             replayed = self.replay(request, key)
@@ -139,26 +185,25 @@ class PageReplayMiddleware:
         return response
 
     def replay(self, request: HttpRequest, key: str) -> HttpResponse | None:
-        entry = page_cache.cache_get(key)
-        if not isinstance(entry, Replay) or entry.kept.day != timezone.localdate().isoformat():
-            return None
+        session_key = request.COOKIES[settings.SESSION_COOKIE_NAME]
         try:
-            row = _current(entry)
+            answer = kept_answer(key, session_key, timezone.localdate().isoformat())
         except Exception as exc:
             logger.warning("kept page not checked: %s", type(exc).__name__)
             connection.close()  # whatever state the failure left it in: the stack opens a new one
             return None
-        if row is None or row[0] != entry.session_data or row[1] != entry.kept.fingerprint:
+        if answer is None:
             return None
+        page, headers, body = answer
         self.csrf.process_request(request)  # the cookie's secret, or a new one: as the stack does
-        response = HttpResponse(page_cache.with_token(entry.body, get_token(request)))
-        for name, value in entry.headers:
+        response = HttpResponse(page_cache.with_token(body, page_cache.csrf_token(request)))
+        for name, value in json.loads(headers):
             response[name] = value
         if "Expires" in response:
             response["Expires"] = http_date(time.time())
         response[page_cache.HEADER] = "replay"
         response["Content-Length"] = str(len(response.content))  # as CommonMiddleware does
-        namespace, _, url_name = entry.kept.page.partition(":")
+        namespace, _, url_name = page.partition(":")
         request.resolver_match = ResolverMatch(  # for the access log and the metrics: the page's name
             self.__call__, (), {}, url_name=url_name, app_names=[namespace], namespaces=[namespace]
         )
@@ -174,14 +219,28 @@ class PageReplayMiddleware:
             return
         if any(name != settings.CSRF_COOKIE_NAME for name in response.cookies):
             return  # the answer changed the session, the messages or the language: not the same again
-        headers = tuple((k, v) for k, v in response.items() if k.lower() not in _NOT_KEPT)
+        headers = [(k, v) for k, v in response.items() if k.lower() not in _NOT_KEPT]
         if any("nonce-" in value for _, value in headers):
             return
-        entry = Replay(
-            kept=kept,
+        answer = KeptAnswer(
+            key=key,
+            biller_id=kept.params["biller"],
+            page=kept.page,
+            user_pk=kept.params["user"],
+            invoice_pk=kept.params.get("invoice"),
             session_key=request.COOKIES[settings.SESSION_COOKIE_NAME],
             session_data=data,
-            headers=headers,
+            fingerprint=kept.fingerprint,
+            day=datetime.date.fromisoformat(kept.day),
+            headers=json.dumps(headers, ensure_ascii=False),
             body=body,
+            kept_until=timezone.now() + datetime.timedelta(seconds=page_cache.SECONDS),
         )
-        page_cache.cache_put(key, entry)
+        fields = [f.name for f in KeptAnswer._meta.concrete_fields if not f.primary_key]
+        try:
+            with tenant_scope(answer.biller_id):
+                KeptAnswer.objects.bulk_create(
+                    [answer], update_conflicts=True, unique_fields=["key"], update_fields=fields
+                )
+        except Exception as exc:  # a shortcut for the next request, never a reason to fail this one
+            logger.warning("kept page not kept: %s", type(exc).__name__)

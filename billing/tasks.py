@@ -23,6 +23,15 @@ def sessions_clear() -> int:
     return deleted
 
 
+@shared_task(name="billing.tasks.kept_answers_prune")
+def kept_answers_prune() -> int:
+    """Delete the kept answers of pages past their time (billing.page_replay never gives them), by beat."""
+    from billing.models import KeptAnswer
+
+    deleted, _ = KeptAnswer.objects.cross_tenant("worker").filter(kept_until__lt=timezone.now()).delete()
+    return deleted
+
+
 @shared_task(
     name="billing.tasks.invoice_published_notify", autoretry_for=(OSError,), retry_backoff=True, max_retries=8
 )

@@ -6,13 +6,15 @@
 - ``invoices`` — invoices, import jobs, corporate approvals;
 - ``signin`` — failed-login counts and the console's second factor;
 - ``balances`` — chosen amounts (任意金額);
-- ``payments`` — payments on bills and receipts, as billing shows them (recorded by payeasy).
+- ``payments`` — payments on bills and receipts, as billing shows them (recorded by payeasy);
+- ``pages`` — answers of kept pages, given again to the same session (billing.page_replay).
 """
 
 from billing.models.audit import AppendOnlyQuerySet, AuditEntry
 from billing.models.balances import BalanceAccount, BalanceAllocation, BalanceItem, BalancePaymentRequest
 from billing.models.customers import Customer, CustomerAccount, CustomerInvitation
 from billing.models.invoices import ImportJob, Invoice, InvoiceApproval, InvoiceNumberCounter
+from billing.models.pages import KeptAnswer
 from billing.models.payments import InvoicePayment, Receipt
 from billing.models.signin import ConsoleTwoFactor, LoginAttempt, PortalLoginAttempt
 from billing.models.tenants import (
@@ -53,6 +55,7 @@ __all__ = [
     "InvoiceApproval",
     "InvoiceNumberCounter",
     "InvoicePayment",
+    "KeptAnswer",
     "LoginAttempt",
     "Membership",
     "PortalLoginAttempt",

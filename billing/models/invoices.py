@@ -263,7 +263,11 @@ class InvoiceApproval(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["invoice", "id"], name="invoice_approval_invoice")]
+        indexes = [
+            models.Index(fields=["invoice", "id"], name="invoice_approval_invoice"),
+            # a customer's decisions: the fingerprint of its invoice list (billing.page_cache.LIST_SQL)
+            models.Index(fields=["biller", "customer", "id"], name="invoice_approval_customer"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.invoice_id} {self.decision} by {self.decided_by_id}"

@@ -131,6 +131,7 @@ CELERY_TASK_ROUTES = {
     **_routes(
         MAINTENANCE_QUEUE,
         "billing.tasks.sessions_clear",
+        "billing.tasks.kept_answers_prune",
         "billing.tasks.portal_login_attempts_prune",
         "payeasy.tasks.handoff_nonces_prune",
         "reconciliation.tasks.reconcile_after_close",
@@ -185,6 +186,11 @@ CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
         "task": "billing.tasks.sessions_clear",
         "schedule": crontab(minute="*/15"),
+    },
+    # the kept answers of pages (billing.page_replay) live two minutes: their rows are deleted after
+    "kept-answers-prune": {
+        "task": "billing.tasks.kept_answers_prune",
+        "schedule": crontab(minute="*"),
     },
     "portal-login-attempts-prune": {
         "task": "billing.tasks.portal_login_attempts_prune",

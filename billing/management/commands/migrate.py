@@ -1,7 +1,7 @@
 """``manage.py migrate``, as the owner of the tables: Django's migrate, run on the owner's credentials
 (``DATABASE_OWNER_URL``) when they are configured, then what the database enforces afterwards
 (billing.dbsecurity.secure: truncate guards, tenant policies, the application role's grants; the kept
-pages' function, billing.page_cache.install)."""
+pages' functions, billing.page_cache.install and billing.page_replay.install)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.commands import migrate
 from django.db import connections
 
-from billing import dbsecurity, page_cache
+from billing import dbsecurity, page_cache, page_replay
 
 
 class Command(migrate.Command):
@@ -32,10 +32,12 @@ class Command(migrate.Command):
                     super().handle(*args, **options)
                     dbsecurity.secure(connection)
                     page_cache.install(connection)
+                    page_replay.install(connection)
                 return
             super().handle(*args, **options)
             done = dbsecurity.secure(connection, app_role, app_password)
             page_cache.install(connection)
+            page_replay.install(connection)
         if options["verbosity"] >= 1 and app_role:
             self.stdout.write(
                 f"Granted the application role {app_role}: {len(done.get('append_only', []))} append-only "
