@@ -23,6 +23,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from billing.models import KeptAnswer
+from billing.tenancy import cross_tenant
 from payeasy.models import Notice
 from tests.conftest import owner_credentials
 from tests.integration.conftest import PAYMENTS_QUEUES, ROOT, process_env
@@ -88,6 +90,21 @@ def test_backup_mid_stream_restores_every_acknowledged_payment(
         client.send(h.open_day(biller))
         assert client.receive(1)[0].response_code == "0000"
 
+    with cross_tenant("tests"):  # a kept page's answer: a cache, never in a backup
+        KeptAnswer.objects.create(
+            key="k" * 64,
+            biller=biller,
+            page="portal:invoice_list",
+            user_pk=1,
+            session_key="s" * 32,
+            session_data="d",
+            fingerprint="f",
+            day=datetime.date.today(),
+            headers="[]",
+            body=b"kept",
+            kept_until=datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=2),
+        )
+
     clock = (time.monotonic(), time.time())
     load = Load(server.port, biller, invoice, rate=80.0)
     time.sleep(1.5)
@@ -131,6 +148,12 @@ def test_backup_mid_stream_restores_every_acknowledged_payment(
     assert last["transaction_key"] in keys
     assert Notice.objects.filter(biller=biller, kind="payment").count() >= len(acknowledged) > len(keys)
     assert report["restore"]["granted"]  # the application role may connect to the new database
+    with psycopg.connect(dbname=restored_name, **owner_credentials()) as conn:  # type: ignore[arg-type]
+        row = conn.execute(
+            "SELECT relpersistence, (SELECT count(*) FROM billing_keptanswer) FROM pg_class"
+            " WHERE relname = 'billing_keptanswer'"
+        ).fetchone()
+    assert row == ("u", 0)  # the table is restored, UNLOGGED and empty: the cache was not dumped
 
     # tampered: one payment deleted from the restored copy (past its append-only trigger) fails the check
     with psycopg.connect(dbname=restored_name, autocommit=True, **owner_credentials()) as conn:  # type: ignore[arg-type]
