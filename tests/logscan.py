@@ -111,6 +111,14 @@ def _made_up(digits: str) -> bool:
     return len(set(digits)) <= 2 or digits in "01234567890123456789" or digits in "98765432109876543210"
 
 
+# Identifiers in hexadecimal inside a message — a task's UUID in Celery's lines, a request or trace id —
+# whose digit runs are no numbers: "…-a44d325192bd" is not the confirmation number 325192. At least one
+# letter a–f, so that a run of digits alone is never taken for one.
+HEX_IDENTIFIER = re.compile(
+    r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b(?=[0-9a-f]*[a-f])[0-9a-f]{16,}\b"
+)
+
+
 class _Matcher:
     """Finds registered values in a text in one pass: digit runs looked up in a set, other values
     by their first four characters at every position."""
@@ -122,7 +130,7 @@ class _Matcher:
             self.by_prefix[value[:MIN_LENGTH_NON_ASCII]].append((value, kind))
 
     def find(self, text: str) -> Iterable[tuple[str, str]]:
-        for run in re.findall(r"\d+", text):
+        for run in re.findall(r"\d+", HEX_IDENTIFIER.sub(" ", text)):
             kind = self.digits.get(run)
             if kind is not None:
                 yield kind, run

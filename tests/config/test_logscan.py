@@ -52,6 +52,11 @@ def test_registered_values_are_found_where_they_are() -> None:
     assert logscan.scan_line(_line("port 4821905"), matcher) == []
     assert logscan.scan_line(_line("abc abc"), matcher) == []
     assert logscan.scan_line(_line("Not Found: /staff/operations/messages/999999/ 123456"), matcher) == []
+    # nor the digits of a hexadecimal identifier (a Celery task's UUID, a request id) in a message
+    task = "Task billing.tasks.import_job_run[300a15ef-bce5-4029-a943-a44d482190bd] succeeded in 0.02s: None"
+    assert logscan.scan_line(_line(task), matcher) == []
+    assert logscan.scan_line(_line("request 9f3c482190ab77e1d0c5b2a4e6f8a0c1 done"), matcher) == []
+    assert [k for k, _ in logscan.scan_line(_line("task a44d-482190 bd"), matcher)] == ["confirmation number"]
 
 
 def test_what_the_filter_had_to_mask_is_a_finding() -> None:
