@@ -158,13 +158,11 @@ PAGES: dict[str, tuple[str, str]] = {
 
 # The statements above, as one function of the database (installed by ``manage.py migrate``, ``install``):
 # it reads a page's fingerprint in the page's tenant (or under its bypass) and, given a session key, the
-# session row's data, and puts the caller's tenant and bypass back. One statement for
-# ``billing.page_replay`` — no transaction of its own to begin and end, plans kept by PL/pgSQL — and
-# the same statements for the views.
+# session row's data, and puts the caller's tenant and bypass back. The views read fingerprints with it,
+# ``billing.page_replay``'s function checks kept answers with it: the same statements for both.
 FUNCTION = "payeasy_kept_page"
 _FUNCTION_ARGS = "p_page text, p_biller bigint, p_user bigint, p_invoice bigint, p_session text"
 FINGERPRINT_SQL = f"SELECT kept_fingerprint, kept_biller FROM {FUNCTION}(%s, %s, %s, %s, NULL)"  # noqa: S608
-CHECK_SQL = f"SELECT kept_session, kept_fingerprint FROM {FUNCTION}(%s, %s, %s, %s, %s)"  # noqa: S608
 
 
 def function_sql() -> str:

@@ -106,6 +106,7 @@ END $fn$"""  # noqa: S608
 STATEMENT = b"payeasy_replay"  # its name, prepared once on each connection (libpq's)
 REPLAY_SQL = f"SELECT replay_page, replay_headers, replay_body FROM {FUNCTION}($1, $2, $3)".encode()  # noqa: S608
 _prepared: weakref.WeakSet[Any] = weakref.WeakSet()  # the libpq connections REPLAY_SQL is prepared on
+_UPSERTED = [f.name for f in KeptAnswer._meta.concrete_fields if not f.primary_key]  # a kept key's new row
 
 
 def install(connection: Any) -> None:
@@ -236,11 +237,10 @@ class PageReplayMiddleware:
             body=body,
             kept_until=timezone.now() + datetime.timedelta(seconds=page_cache.SECONDS),
         )
-        fields = [f.name for f in KeptAnswer._meta.concrete_fields if not f.primary_key]
         try:
             with tenant_scope(answer.biller_id):
                 KeptAnswer.objects.bulk_create(
-                    [answer], update_conflicts=True, unique_fields=["key"], update_fields=fields
+                    [answer], update_conflicts=True, unique_fields=["key"], update_fields=_UPSERTED
                 )
         except Exception as exc:  # a shortcut for the next request, never a reason to fail this one
             logger.warning("kept page not kept: %s", type(exc).__name__)
