@@ -8,10 +8,13 @@ one is most of its cost; reading whether anything it shows has changed is one st
 - a *fingerprint* read from PostgreSQL in the request's own transaction (:data:`PAGES`, one statement
   per page): the row versions (``xmin``) of every row the page shows — for the bill page the invoice,
   the customer account, the customer, its balance account, the user, the biller, the payments, receipts
-  and approval decisions of the invoice, the original of a credit note; for the console's list the user,
-  the membership, the second factor, every membership of the user (the biller switcher) and the first
-  page's invoices and their customers. Any write by any path (a form, the API, the payments worker, an
-  import by COPY, a reversal, an operator's SQL) gives the row a new ``xmin``, so the key changes with
+  and approval decisions of the invoice, the original of a credit note; for the customer's list the
+  frame's rows and the sum of the customer's change counters (``billing.models.CustomerChange``: a
+  trigger adds to it with every write to the customer's invoices and decisions); for the console's
+  list the user, the membership, the second factor, every membership of the user (the biller switcher)
+  and the first page's invoices and their customers. Any write by any path (a form, the API, the
+  payments worker, an import by COPY, a reversal, an operator's SQL) gives the row a new ``xmin`` (and
+  the customer a change), so the key changes with
   the data and a page is never served from before a change: a bill paid and reloaded shows *paid*
   (tests/integration/test_page_freshness.py). The request of a kept page runs in one snapshot
   (``billing.tenancy.SNAPSHOT_PATHS``: REPEATABLE READ), so the fingerprint describes exactly the rows the
@@ -49,11 +52,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH, get_token
 from django.utils import timezone, translation
 
+from billing import tenancy
 from billing.portal.selectors import TABS
 from billing.selectors import INVOICE_PAGE_SIZE, INVOICE_SORTS, InvoiceFilters
 
@@ -101,18 +105,13 @@ LEFT JOIN billing_invoice o ON o.id = i.original_id
 WHERE i.id = %(invoice)s AND i.biller_id = %(biller)s
 """
 
-# The invoice list of a customer: every invoice's version summed and counted in one pass (an insert, an
-# update and a delete each change them), its approval decisions' likewise, and the rows of the page frame.
-# Decisions are found by their customer (an index), not by joining every invoice: a decision is made by
-# an account of the invoice's customer and stores that customer (billing.portal.services.invoices), and
-# decisions are append-only — one of an invoice since moved to another customer never changes again, and
-# the move changed the invoice's version.
+# The invoice list of a customer: the sum of its change counters (billing.models.CustomerChange: every
+# statement that writes its invoices or approval decisions adds to it, by trigger), read from one index
+# whatever the number of its invoices, and the rows of the page frame.
 LIST_SQL = """
 SELECT concat_ws('/', a.xmin, a.role, c.xmin, ba.xmin, u.xmin, b.xmin,
-  (SELECT concat_ws('.', count(*), sum(i.xmin::text::bigint), max(i.xmin::text::bigint))
-     FROM billing_invoice i WHERE i.biller_id = a.biller_id AND i.customer_id = a.customer_id),
-  (SELECT concat_ws('.', count(*), sum(ap.xmin::text::bigint), max(ap.xmin::text::bigint))
-     FROM billing_invoiceapproval ap WHERE ap.biller_id = a.biller_id AND ap.customer_id = a.customer_id)),
+  (SELECT COALESCE(sum(x.weight), 0) FROM billing_customerchange x
+    WHERE x.biller_id = a.biller_id AND x.customer_id = a.customer_id)),
   b.xmin::text
 FROM billing_customeraccount a
 JOIN billing_customer c ON c.id = a.customer_id AND c.biller_id = a.biller_id
@@ -363,3 +362,38 @@ def keep(key: str, response: HttpResponse) -> None:
         return
     response[HEADER] = "miss"
     response.kept_body = body  # type: ignore[attr-defined]  # for billing.page_replay
+
+
+# Each customer's change counters folded into one row of their summed weight, a batch of customers at a
+# time (the sums stay as they were: a snapshot sees either the rows or their sum). A row written while
+# this runs is not among those deleted, so it stays; two runs at once delete each row once.
+COMPACT_SQL = """
+WITH busy AS (
+  SELECT biller_id, customer_id FROM billing_customerchange
+   GROUP BY biller_id, customer_id HAVING count(*) > 1 LIMIT %(batch)s
+), gone AS (
+  DELETE FROM billing_customerchange x USING busy
+   WHERE x.biller_id = busy.biller_id AND x.customer_id = busy.customer_id
+  RETURNING x.biller_id, x.customer_id, x.weight
+)
+INSERT INTO billing_customerchange (biller_id, customer_id, weight)
+SELECT biller_id, customer_id, sum(weight) FROM gone GROUP BY biller_id, customer_id
+"""
+COMPACT_BATCH = 10_000
+
+
+def changes_compact(batch: int = COMPACT_BATCH) -> int:
+    """Fold the change counters of every customer with more than one into one (by beat: the invoice
+    list's fingerprint reads a customer's rows, which would otherwise grow with every payment). One
+    transaction per ``batch`` customers; the number of customers folded. PostgreSQL only (no trigger
+    writes them elsewhere)."""
+    if connection.vendor != "postgresql":
+        return 0
+    folded = 0
+    while True:
+        with transaction.atomic(), tenancy.cross_tenant("worker"), connection.cursor() as cursor:
+            cursor.execute(COMPACT_SQL, {"batch": batch})
+            done = cursor.rowcount
+        folded += done
+        if done < batch:
+            return folded

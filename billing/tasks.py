@@ -32,6 +32,14 @@ def kept_answers_prune() -> int:
     return deleted
 
 
+@shared_task(name="billing.tasks.customer_changes_compact")
+def customer_changes_compact() -> int:
+    """Fold each customer's change counters into one (billing.page_cache.changes_compact), by beat."""
+    from billing import page_cache
+
+    return page_cache.changes_compact()
+
+
 @shared_task(
     name="billing.tasks.invoice_published_notify", autoretry_for=(OSError,), retry_backoff=True, max_retries=8
 )

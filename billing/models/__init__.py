@@ -7,14 +7,15 @@
 - ``signin`` — failed-login counts and the console's second factor;
 - ``balances`` — chosen amounts (任意金額);
 - ``payments`` — payments on bills and receipts, as billing shows them (recorded by payeasy);
-- ``pages`` — answers of kept pages, given again to the same session (billing.page_replay).
+- ``pages`` — answers of kept pages, given again to the same session (billing.page_replay), and the
+  change counters of customers their fingerprints read.
 """
 
 from billing.models.audit import AppendOnlyQuerySet, AuditEntry
 from billing.models.balances import BalanceAccount, BalanceAllocation, BalanceItem, BalancePaymentRequest
 from billing.models.customers import Customer, CustomerAccount, CustomerInvitation
 from billing.models.invoices import ImportJob, Invoice, InvoiceApproval, InvoiceNumberCounter
-from billing.models.pages import KeptAnswer
+from billing.models.pages import CustomerChange, KeptAnswer
 from billing.models.payments import InvoicePayment, Receipt
 from billing.models.signin import ConsoleTwoFactor, LoginAttempt, PortalLoginAttempt
 from billing.models.tenants import (
@@ -46,6 +47,7 @@ __all__ = [
     "ConsoleTwoFactor",
     "Customer",
     "CustomerAccount",
+    "CustomerChange",
     "CustomerInvitation",
     "IdempotencyRecord",
     "ImportJob",

@@ -265,8 +265,6 @@ class InvoiceApproval(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["invoice", "id"], name="invoice_approval_invoice"),
-            # a customer's decisions: the fingerprint of its invoice list (billing.page_cache.LIST_SQL)
-            models.Index(fields=["biller", "customer", "id"], name="invoice_approval_customer"),
         ]
 
     def __str__(self) -> str:

@@ -1,5 +1,6 @@
 """Kept answers: a page the whole stack answered, kept to be given again to the same request of the same
-session (``billing.page_replay``)."""
+session (``billing.page_replay``); and the change counters of customers the fingerprint of a customer's
+invoice list reads instead of every invoice (``billing.page_cache.LIST_SQL``)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,38 @@ class KeptAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.page} {self.key[:12]}"
+
+
+class CustomerChange(models.Model):
+    """A write to a customer's invoices or approval decisions, by any path: on PostgreSQL a trigger of
+    ``billing_invoice`` and ``billing_invoiceapproval`` (migration 0020, one per statement: transition
+    tables) inserts one row of ``weight`` 1 for each customer a statement wrote rows of — for an invoice
+    moved to another customer, both. The fingerprint of a customer's invoice list is the sum of the
+    weights of its rows (``billing.page_cache.LIST_SQL``): one index read instead of the versions of
+    every invoice. The sum only grows with every write and is never the same for two different sets of
+    committed writes (a later snapshot sees all an earlier one saw, and each write adds at least 1), so a
+    list kept under it is never given after a change.
+
+    Rows are only inserted by writers, never updated: two transactions writing invoices of one customer
+    never wait for each other here (a counter row updated in place would make them, and deadlock two
+    that write two invoices in opposite order). Beat folds a customer's rows into one row of their summed
+    weight (``billing.page_cache.changes_compact``), which leaves every sum as it was."""
+
+    # the biller's row is checked where the write comes from (an invoice's, a decision's), not again here:
+    # a 100,000-row import would pay one foreign-key check per customer
+    biller = models.ForeignKey(
+        Biller, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    customer_id = models.BigIntegerField()
+    weight = models.BigIntegerField(default=1)
+
+    objects = TenantManager()
+
+    class Meta:
+        indexes = [
+            # the weights in the index: the sum is read from it alone (an index-only scan)
+            models.Index(fields=["biller", "customer_id", "weight"], name="customer_change_customer")
+        ]
+
+    def __str__(self) -> str:
+        return f"customer {self.customer_id} +{self.weight}"

@@ -132,6 +132,7 @@ CELERY_TASK_ROUTES = {
         MAINTENANCE_QUEUE,
         "billing.tasks.sessions_clear",
         "billing.tasks.kept_answers_prune",
+        "billing.tasks.customer_changes_compact",
         "billing.tasks.portal_login_attempts_prune",
         "payeasy.tasks.handoff_nonces_prune",
         "reconciliation.tasks.reconcile_after_close",
@@ -190,6 +191,11 @@ CELERY_BEAT_SCHEDULE = {
     # the kept answers of pages (billing.page_replay) live two minutes: their rows are deleted after
     "kept-answers-prune": {
         "task": "billing.tasks.kept_answers_prune",
+        "schedule": crontab(minute="*"),
+    },
+    # the change counters of customers the invoice list's fingerprint sums (billing.models.CustomerChange)
+    "customer-changes-compact": {
+        "task": "billing.tasks.customer_changes_compact",
         "schedule": crontab(minute="*"),
     },
     "portal-login-attempts-prune": {
