@@ -364,29 +364,29 @@ def keep(key: str, response: HttpResponse) -> None:
     response.kept_body = body  # type: ignore[attr-defined]  # for billing.page_replay
 
 
-# Each customer's change counters folded into one row of their summed weight, a batch of customers at a
-# time (the sums stay as they were: a snapshot sees either the rows or their sum). A row written while
-# this runs is not among those deleted, so it stays; two runs at once delete each row once.
+# The customers written since the last run (their rows not yet folded: a partial index), a batch at a
+# time, each folded into one row of its summed weight (the sums stay as they were: a snapshot sees either
+# the rows or their sum). A row written while this runs is not among those deleted, so it stays; two
+# runs at once delete each row once.
 COMPACT_SQL = """
 WITH busy AS (
-  SELECT biller_id, customer_id FROM billing_customerchange
-   GROUP BY biller_id, customer_id HAVING count(*) > 1 LIMIT %(batch)s
+  SELECT DISTINCT biller_id, customer_id FROM billing_customerchange WHERE NOT folded LIMIT %(batch)s
 ), gone AS (
   DELETE FROM billing_customerchange x USING busy
    WHERE x.biller_id = busy.biller_id AND x.customer_id = busy.customer_id
   RETURNING x.biller_id, x.customer_id, x.weight
 )
-INSERT INTO billing_customerchange (biller_id, customer_id, weight)
-SELECT biller_id, customer_id, sum(weight) FROM gone GROUP BY biller_id, customer_id
+INSERT INTO billing_customerchange (biller_id, customer_id, weight, folded)
+SELECT biller_id, customer_id, sum(weight), true FROM gone GROUP BY biller_id, customer_id
 """
 COMPACT_BATCH = 10_000
 
 
 def changes_compact(batch: int = COMPACT_BATCH) -> int:
-    """Fold the change counters of every customer with more than one into one (by beat: the invoice
-    list's fingerprint reads a customer's rows, which would otherwise grow with every payment). One
-    transaction per ``batch`` customers; the number of customers folded. PostgreSQL only (no trigger
-    writes them elsewhere)."""
+    """Fold the change counters of every customer written since the last run into one (by beat: the
+    invoice list's fingerprint reads a customer's rows, which would otherwise grow with every payment).
+    One transaction per ``batch`` customers; the number of customers folded. PostgreSQL only (no
+    trigger writes them elsewhere)."""
     if connection.vendor != "postgresql":
         return 0
     folded = 0

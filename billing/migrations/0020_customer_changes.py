@@ -74,6 +74,7 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("customer_id", models.BigIntegerField()),
                 ("weight", models.BigIntegerField(default=1)),
+                ("folded", models.BooleanField(db_default=False, default=False)),
                 (
                     "biller",
                     models.ForeignKey(
@@ -87,7 +88,12 @@ class Migration(migrations.Migration):
             ],
             options={
                 "indexes": [
-                    models.Index(fields=["biller", "customer_id", "weight"], name="customer_change_customer")
+                    models.Index(fields=["biller", "customer_id", "weight"], name="customer_change_customer"),
+                    models.Index(
+                        condition=models.Q(("folded", False)),
+                        fields=["biller", "customer_id"],
+                        name="customer_change_unfolded",
+                    ),
                 ],
             },
         ),
