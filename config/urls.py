@@ -27,3 +27,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     *([path("sandbox-bank/", include("payeasy.sandbox.urls"))] if settings.PAYEASY_SANDBOX_BANK else []),
 ]
+
+# a database outage answers 503 with Retry-After, anything else a 500; both without the database
+handler500 = "config.errors.server_error"

@@ -115,3 +115,5 @@ urlpatterns = [
     *urls_accounts.urlpatterns,
     path("i18n/", include("django.conf.urls.i18n")),
 ]
+
+handler500 = "config.errors.server_error"  # as the root URLconf's (config.errors)
