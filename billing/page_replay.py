@@ -188,7 +188,7 @@ class PageReplayMiddleware:
     def replay(self, request: HttpRequest, key: str) -> HttpResponse | None:
         session_key = request.COOKIES[settings.SESSION_COOKIE_NAME]
         try:
-            answer = kept_answer(key, session_key, timezone.localdate().isoformat())
+            answer = kept_answer(key, session_key, page_cache.today())
         except Exception as exc:
             logger.warning("kept page not checked: %s", type(exc).__name__)
             connection.close()  # whatever state the failure left it in: the stack opens a new one

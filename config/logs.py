@@ -117,6 +117,9 @@ def trace_id_from_traceparent(value: str | None) -> str | None:
     return trace_id
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+
 class RequestIdMiddleware:
     """Gives each request its ids: ``request_id`` from a sane ``X-Request-ID`` or a new one, returned
     in the response's ``X-Request-ID``; ``trace_id`` from a valid ``traceparent`` or a new one, and a new
@@ -142,12 +145,15 @@ class RequestIdMiddleware:
         if biller is not None:
             _vars["tenant"].set(str(biller.pk))
         match = getattr(request, "resolver_match", None)
+        # every part is the product's own (a known method, a URL pattern's name, the status, the time):
+        # nothing to mask, so the line skips the redaction every other record goes through
         access_log.info(
             "%s %s %s %.0f ms",
-            request.method,
+            request.method if request.method in HTTP_METHODS else "OTHER",
             (match.view_name if match is not None else "-") or "-",
             response.status_code,
             (time.monotonic() - started) * 1000,
+            extra={"redaction_done": True},
         )
         return response
 
@@ -356,6 +362,9 @@ class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> logging.LogRecord | bool:
         if getattr(record, "redaction_done", False):
             return record
+        masked = record.__dict__.get("_masked_copy")
+        if masked is not None:  # masked already for another handler: the same copy
+            return masked  # type: ignore[no-any-return]
         found: list[str] = []
         args = record.args
         if isinstance(args, Mapping):
@@ -391,6 +400,7 @@ class RedactFilter(logging.Filter):
         out.msg, out.args, out.exc_text, out.stack_info = message, None, exc_text, stack
         out.redacted = sorted(set(found + list(getattr(record, "redacted", None) or [])))
         out.redaction_done = True
+        record._masked_copy = out  # each handler filters the original record: mask it once
         return out
 
 
@@ -399,6 +409,12 @@ class JsonFormatter(logging.Formatter):
     role, pid, and the traceback as text (``exc_info``) when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
+        line = record.__dict__.get("_json_line")
+        if line is None:  # formatted once for all the JSON handlers of the record (stderr, the file)
+            line = record._json_line = self._format(record)
+        return line  # type: ignore[no-any-return]
+
+    def _format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
                 timespec="milliseconds"

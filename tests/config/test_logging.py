@@ -232,3 +232,38 @@ def test_the_log_format_follows_debug_and_log_format() -> None:
 def test_the_process_role_from_the_command_line(argv: list[str], role: str, monkeypatch: Any) -> None:
     monkeypatch.delenv("PAYEASY_PROCESS_ROLE", raising=False)
     assert logs.process_role(argv) == role
+
+
+def test_a_record_for_two_handlers_is_masked_and_formatted_once_and_the_same_in_both() -> None:
+    """The stderr and the file handler (LOG_FILE) each filter the original record: the masked copy and
+    its JSON line are made once and written by both."""
+    streams = [io.StringIO(), io.StringIO()]
+    logger = logging.Logger("tests.masking.twice")  # not registered: does not propagate to the root
+    for stream in streams:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logs.JsonFormatter())
+        handler.addFilter(logs.ContextFilter())
+        handler.addFilter(logs.RedactFilter())
+        logger.addHandler(handler)
+    masked: list[logging.LogRecord] = []
+    original = logs.mask_text
+    try:
+        logs.mask_text = lambda text: masked.append(text) or original(text)  # type: ignore[assignment, func-returns-value]
+        logger.warning("pay %s", "1234567890123456")
+    finally:
+        logs.mask_text = original  # type: ignore[assignment]
+    first, second = (json.loads(s.getvalue()) for s in streams)
+    assert first == second and first["message"] == "pay [digits]" and first["redacted"] == ["digits"]
+    assert len(masked) == 1
+
+
+@pytest.mark.parametrize("method", ["BREW1234567890123456", "PROPFIND"])
+def test_the_access_line_names_an_unknown_method_other(
+    client: Client, json_lines: JsonLines, method: str
+) -> None:
+    """The access line is the product's own words (a known method, the URL's name, status, time) and is
+    not masked: a method that is not HTTP's own is logged as OTHER, never as sent."""
+    client.generic(method, "/healthz-not-a-page/")
+    [entry] = _access(json_lines)
+    assert entry["message"].startswith("OTHER - ") and method not in entry["message"]
+    assert "redacted" not in entry
