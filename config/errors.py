@@ -12,7 +12,6 @@ A request of the API gets the API's one error shape instead (billing.api.errors)
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from django.db import DatabaseError, InterfaceError, OperationalError
@@ -20,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
 from django.utils.translation import gettext as _
 
-logger = logging.getLogger(__name__)
+from billing.api.errors import error_body
 
 RETRY_AFTER_SECONDS = 5
 
@@ -51,9 +50,9 @@ def server_error(request: HttpRequest, *args: object, **kwargs: object) -> HttpR
             if unavailable
             else ("server_error", _("The server could not complete the request."))
         )
-        response: HttpResponse = JsonResponse(
-            {"error": {"code": code, "message": message, "request_id": request_id}}, status=status
-        )
+        body = error_body(code, message)
+        body["error"]["request_id"] = request_id
+        response: HttpResponse = JsonResponse(body, status=status)
     else:
         template = loader.get_template("503.html" if unavailable else "500.html")
         response = HttpResponse(template.render({"request_id": request_id}), status=status)

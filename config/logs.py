@@ -117,7 +117,14 @@ def trace_id_from_traceparent(value: str | None) -> str | None:
     return trace_id
 
 
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_name(request: HttpRequest) -> str:
+    """The request's method if it is one of HTTP's usual ones, else ``other``: never what a client sent
+    as it sent it (the access line, the metrics' label)."""
+    method = (request.method or "").upper()
+    return method if method in HTTP_METHODS else "other"
 
 
 class RequestIdMiddleware:
@@ -149,7 +156,7 @@ class RequestIdMiddleware:
         # nothing to mask, so the line skips the redaction every other record goes through
         access_log.info(
             "%s %s %s %.0f ms",
-            request.method if request.method in HTTP_METHODS else "OTHER",
+            method_name(request),
             (match.view_name if match is not None else "-") or "-",
             response.status_code,
             (time.monotonic() - started) * 1000,

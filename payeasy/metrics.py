@@ -63,6 +63,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from billing.tenancy import cross_tenant
+from config.logs import method_name
 from payeasy.codec import MESSAGE_TYPES
 from payeasy.queues import queue_depths
 
@@ -71,7 +72,6 @@ logger = logging.getLogger(__name__)
 METRICS_PATH = "/metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 RECENT = datetime.timedelta(minutes=5)
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 # ---------------------------------------------------------------------------------------------------------
 # Request metrics
@@ -96,11 +96,6 @@ def view_label(request: HttpRequest) -> str:
     return (match.view_name if match is not None else "") or "unmatched"
 
 
-def method_label(request: HttpRequest) -> str:
-    method = (request.method or "").upper()
-    return method if method in METHODS else "other"
-
-
 class RequestMetricsMiddleware:
     """Counts and times every request that reaches it: in ``MIDDLEWARE`` right after ``MetricsMiddleware``."""
 
@@ -115,7 +110,7 @@ class RequestMetricsMiddleware:
             status = str(response.status_code)
             return response
         finally:
-            method, view = method_label(request), view_label(request)
+            method, view = method_name(request), view_label(request)  # as the access line names them
             HTTP_REQUESTS.labels(method=method, status=status, view=view).inc()
             HTTP_REQUEST_DURATION.labels(method=method, view=view).observe(time.perf_counter() - started)
 

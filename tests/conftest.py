@@ -91,6 +91,19 @@ def owner_credentials() -> dict[str, object]:
     }
 
 
+def app_credentials() -> dict[str, object]:
+    """psycopg.connect() keywords for the application role on the test database: grants and row-level
+    security apply to it as to the product's processes."""
+    s = connection.settings_dict
+    return {
+        "host": s.get("HOST") or "127.0.0.1",
+        "port": s.get("PORT") or 5432,
+        "user": s.get("USER"),
+        "password": s.get("PASSWORD") or None,
+        "dbname": s["NAME"],
+    }
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> Iterator[None]:
     """Create and migrate the test database as the owner (DATABASE_OWNER_URL), when one is configured."""

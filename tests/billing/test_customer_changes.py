@@ -24,7 +24,7 @@ from billing import page_cache, services
 from billing.models import Biller, Customer, CustomerAccount, CustomerChange, ImportJob, Invoice
 from billing.tenancy import cross_tenant
 from tests.billing.test_page_replay import HEADER, kept, list_url
-from tests.conftest import need
+from tests.conftest import app_credentials, need
 from tests.factories import make_customer, make_invoice, make_portal_account
 
 # every write its own transaction, as in production (the triggers' rows are committed and seen by the next)
@@ -56,15 +56,7 @@ def rows_of(customer: Customer) -> int:
 def app_connection(biller: Biller | None = None) -> psycopg.Connection[Any]:
     """A connection of the application role (not the owner: grants and row-level security apply), in the
     tenant of ``biller`` for its whole session when given."""
-    s = connection.settings_dict
-    conn = psycopg.connect(
-        host=s["HOST"] or "127.0.0.1",
-        port=s["PORT"] or 5432,
-        dbname=s["NAME"],
-        user=s["USER"],
-        password=s["PASSWORD"] or None,
-        autocommit=True,
-    )
+    conn = psycopg.connect(**app_credentials(), autocommit=True)  # type: ignore[arg-type]
     if biller is not None:
         conn.execute("SELECT set_config('app.biller_id', %s, false)", [str(biller.pk)])
     return conn

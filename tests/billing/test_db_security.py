@@ -19,7 +19,7 @@ from billing import dbsecurity, tenancy
 from billing.models import AuditEntry, Customer, Invoice, Membership
 from payeasy.models import LedgerEntry, Message
 from tests import factories
-from tests.conftest import need
+from tests.conftest import app_credentials, need
 
 APPEND_ONLY = {
     "billing_auditentry",
@@ -52,7 +52,7 @@ def _dsn(settings: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def as_app(app_role: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection of the application role of its own, in a transaction that is rolled back."""
-    with psycopg.connect(**_dsn(connection.settings_dict)) as conn:
+    with psycopg.connect(**app_credentials()) as conn:  # type: ignore[arg-type]
         yield conn
         conn.rollback()
 

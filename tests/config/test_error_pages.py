@@ -9,6 +9,7 @@ the product's language, not Django's English default.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -32,8 +33,8 @@ urlpatterns = [path("broken/", _broken_view)]
 handler500 = "config.errors.server_error"
 
 
-@pytest.fixture
-def database_down() -> Iterator[None]:
+@contextlib.contextmanager
+def database_unreachable() -> Iterator[None]:
     """Every new connection fails, as while PostgreSQL restarts; the settings put back after."""
     settings_dict = connection.settings_dict
     saved = dict(settings_dict)
@@ -48,6 +49,12 @@ def database_down() -> Iterator[None]:
         connection.close()
         settings_dict.clear()
         settings_dict.update(saved)
+
+
+@pytest.fixture
+def database_down() -> Iterator[None]:
+    with database_unreachable():
+        yield
 
 
 def test_a_page_while_the_database_is_down_is_a_503_to_retry_in_japanese(
@@ -79,17 +86,8 @@ def test_the_site_answers_again_once_the_database_is_back(biller: Biller) -> Non
     client = Client(raise_request_exception=False)
     client.force_login(account.user)
     url = f"/b/{biller.slug}/my/invoices/"
-    saved = connection.settings_dict.get("NAME"), connection.settings_dict.get("PORT")
-    connection.close()
-    if connection.vendor == "postgresql":
-        connection.settings_dict["PORT"] = 1
-    else:
-        connection.settings_dict["NAME"] = "/nonexistent/directory/db.sqlite3"
-    try:
+    with database_unreachable():
         assert client.get(url).status_code == 503
-    finally:
-        connection.close()
-        connection.settings_dict["NAME"], connection.settings_dict["PORT"] = saved
     shown = client.get(url)
     assert shown.status_code == 200 and b"BACK-1" in shown.content
 

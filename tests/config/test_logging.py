@@ -262,8 +262,8 @@ def test_the_access_line_names_an_unknown_method_other(
     client: Client, json_lines: JsonLines, method: str
 ) -> None:
     """The access line is the product's own words (a known method, the URL's name, status, time) and is
-    not masked: a method that is not HTTP's own is logged as OTHER, never as sent."""
+    not masked: a method that is not HTTP's own is logged as other, never as sent."""
     client.generic(method, "/healthz-not-a-page/")
     [entry] = _access(json_lines)
-    assert entry["message"].startswith("OTHER - ") and method not in entry["message"]
+    assert entry["message"].startswith("other - ") and method not in entry["message"]
     assert "redacted" not in entry
