@@ -13,8 +13,8 @@ path at a time: the yardstick's ``/ping/`` (before the pages and after them: the
 the two, as this VM's speed drifts within a run); the bill page ``/b/<slug>/my/invoices/<id>/`` and the
 invoice list ``/b/<slug>/my/invoices/`` (first page) of a customer logged in through the portal's login
 form; the console's invoice list ``/b/<slug>/console/invoices/`` of a tenant administrator whose session
-is made as the console's login makes it after the second factor (billing.login_views). Two datasets,
-one phase each:
+is made as the console's login makes it after the second factor (billing.login_views), with the
+CSRF cookie its login page set. Two datasets, one phase each:
 
 - *small*: one biller, five customers with six bills each (loaded as the large one is);
 - *large*: ``BENCH_PAGE_INVOICES`` (1,000,000) invoices of ``BENCH_PAGE_CUSTOMERS`` (100,000) customers,
@@ -81,6 +81,7 @@ from tests.bench.page_data import Spec, bills_of, load
 from tests.bench.test_line import Processes, bench_redis_url
 from tests.bench.test_whole_system import (
     PASSWORD,
+    cookies_of,
     free_port,
     gunicorn_argv,
     http_get,
@@ -112,9 +113,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # --- sessions ------------------------------------------------------------------------------------------
 
 
-def console_cookie(biller: Biller, secret_key: str) -> str:
+def console_cookie(biller: Biller, secret_key: str, port: int) -> str:
     """A tenant administrator (two-step verification enrolled) logged in as billing.login_views._complete
-    logs in: ``auth_login``'s session keys and the second factor's mark, signed with the server's key."""
+    logs in: ``auth_login``'s session keys and the second factor's mark, signed with the server's key;
+    with the CSRF cookie the console's login page gave the browser (a browser that has logged in holds
+    it: the login form cannot be posted without it)."""
     from importlib import import_module
 
     from django.conf import settings
@@ -131,7 +134,10 @@ def console_cookie(biller: Biller, secret_key: str) -> str:
         store[HASH_SESSION_KEY] = user.get_session_auth_hash()
         store[two_factor.VERIFIED] = user.pk
         store.create()
-    return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+    status, headers, body = http_get(port, f"/b/{biller.slug}/accounts/login/")
+    assert status == 200, (status, body[:500])
+    csrf = cookies_of(headers)[settings.CSRF_COOKIE_NAME]
+    return f"{settings.CSRF_COOKIE_NAME}={csrf}; {settings.SESSION_COOKIE_NAME}={store.session_key}"
 
 
 # --- processes -----------------------------------------------------------------------------------------
@@ -460,7 +466,7 @@ def test_pages(postgres_only: None) -> None:
         figures["yardstick_workers"] = wait_workers(masters["yardstick"], expected_workers)
 
         cookie = log_in(ports["web"], "small@example.jp", slug=small.biller.slug)
-        console = console_cookie(small.biller, env["DJANGO_SECRET_KEY"])
+        console = console_cookie(small.biller, env["DJANGO_SECRET_KEY"], ports["web"])
         results["small"] = phase(ports, small.measured, cookie, console, tmp, "small")
 
         # the large dataset: nine tenths in the measured biller, the rest in another
@@ -494,7 +500,7 @@ def test_pages(postgres_only: None) -> None:
         measured_bills = bills_of(large.biller, large.measured)
         assert len(measured_bills) == min(MEASURED_INVOICES, large.invoices)
         cookie = log_in(ports["web"], "large@example.jp", slug=large.biller.slug)
-        console = console_cookie(large.biller, env["DJANGO_SECRET_KEY"])
+        console = console_cookie(large.biller, env["DJANGO_SECRET_KEY"], ports["web"])
 
         # the streams: ten customers' open bills, watched 1,000 times over
         targets = []
