@@ -11,8 +11,9 @@ one is most of its cost; reading whether anything it shows has changed is one st
   and approval decisions of the invoice, the original of a credit note; for the customer's list the
   frame's rows and the sum of the customer's change counters (``billing.models.CustomerChange``: a
   trigger adds to it with every write to the customer's invoices and decisions); for the console's
-  list the user, the membership, the second factor, every membership of the user (the biller switcher)
-  and the first page's invoices and their customers. Any write by any path (a form, the API, the
+  list the user, the membership, the second factor, every membership of the user (the biller switcher),
+  the first page's invoices and the sum of the biller's counter of customer rows (a trigger adds to it
+  with every update of the biller's customers). Any write by any path (a form, the API, the
   payments worker, an import by COPY, a reversal, an operator's SQL) gives the row a new ``xmin`` (and
   the customer a change), so the key changes with
   the data and a page is never served from before a change: a bill paid and reloaded shows *paid*
@@ -56,10 +57,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH, get_token
+from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH
 from django.utils import timezone, translation
 
 from billing import tenancy
+from billing.models import CustomerChange
 from billing.portal.selectors import TABS
 from billing.selectors import INVOICE_PAGE_SIZE, INVOICE_SORTS, InvoiceFilters
 
@@ -130,24 +132,27 @@ def _order(sort: str) -> str:
 
 
 # The console's invoice list as it opens (no filter, the default sort, the first page and the row that
-# says there is a next one), its customers, and the frame: the user, the membership (the role decides
-# the actions), the second factor (billing.two_factor), every membership of the user and its biller
-# (the switcher, which crosses tenants: read under the "pages" bypass, versions only).
+# says there is a next one), its customers — the sum of the biller's counter of customer rows
+# (CustomerChange.CUSTOMER_ROWS: a trigger adds to it with every update of a customer of the biller), one
+# index read instead of the versions of fifty customers — and the frame: the user, the membership (the
+# role decides the actions), the second factor (billing.two_factor), every membership of the user and its
+# biller (the switcher, which crosses tenants: read under the "pages" bypass, versions only).
 CONSOLE_LIST_SQL = f"""
 SELECT concat_ws('/', u.xmin, m.xmin, m.role, b.xmin,
   (SELECT string_agg(concat_ws('.', t.id, t.xmin), ',' ORDER BY t.id)
      FROM billing_consoletwofactor t WHERE t.user_id = u.id),
   (SELECT string_agg(concat_ws('.', om.id, om.xmin, ob.xmin), ',' ORDER BY om.id)
      FROM billing_membership om JOIN billing_biller ob ON ob.id = om.biller_id WHERE om.user_id = u.id),
-  (SELECT string_agg(concat_ws('.', p.id, p.xmin, c.xmin), ',' ORDER BY p.id)
-     FROM (SELECT i.id, i.xmin, i.customer_id FROM billing_invoice i WHERE i.biller_id = m.biller_id
-           ORDER BY {_order(InvoiceFilters().sort)} LIMIT {INVOICE_PAGE_SIZE + 1}) p
-     JOIN billing_customer c ON c.id = p.customer_id)), b.xmin::text
+  (SELECT COALESCE(sum(x.weight), 0) FROM billing_customerchange x
+    WHERE x.biller_id = m.biller_id AND x.customer_id = {CustomerChange.CUSTOMER_ROWS}),
+  (SELECT string_agg(concat_ws('.', p.id, p.xmin), ',' ORDER BY p.id)
+     FROM (SELECT i.id, i.xmin FROM billing_invoice i WHERE i.biller_id = m.biller_id
+           ORDER BY {_order(InvoiceFilters().sort)} LIMIT {INVOICE_PAGE_SIZE + 1}) p)), b.xmin::text
 FROM billing_user u
 JOIN billing_membership m ON m.user_id = u.id AND m.biller_id = %(biller)s
 JOIN billing_biller b ON b.id = m.biller_id
 WHERE u.id = %(user)s
-"""  # noqa: S608 (the constants of this module and billing.selectors only)
+"""  # noqa: S608 (the constants of this module, billing.models and billing.selectors only)
 
 
 # page → (its fingerprint statement, the cross-tenant reason it is read under: "" for none)
@@ -301,41 +306,59 @@ def cache_put(key: str, value: Any) -> bool:
 
 
 def kept_form(content: bytes) -> bytes | None:
-    """A page as kept: its CSRF tokens replaced by MARK, compressed (None: it cannot be kept)."""
+    """A page as kept: its CSRF tokens replaced by MARK (None: it cannot be kept). Compressed in Redis
+    (zlib, :func:`keep`); a kept answer's body is compressed by PostgreSQL (lz4, migration 0022), which
+    costs the web worker nothing when it is replayed (zlib's decompression of a 50 kB page was a tenth
+    of a replay's CPU time)."""
     if MARK in content:
         return None
-    return zlib.compress(_TOKEN.sub(rb"\1" + MARK + rb"\2", content), 1)
+    return _TOKEN.sub(rb"\1" + MARK + rb"\2", content)
 
 
-_INDEX = {c: i for i, c in enumerate(CSRF_ALLOWED_CHARS)}
 _BASE = len(CSRF_ALLOWED_CHARS)
 _UNBIASED = 256 - 256 % _BASE  # random bytes below this map onto the characters evenly
+_TO_CHARACTER = bytes(ord(CSRF_ALLOWED_CHARS[b % _BASE]) for b in range(256))  # bytes.translate's table
+_BIASED = bytes(range(_UNBIASED, 256))  # dropped
+# Django's _mask_cipher_secret, character by character: (secret's, mask's) → the cipher's
+_CIPHER = {
+    (s, m): CSRF_ALLOWED_CHARS[(i + j) % _BASE]
+    for i, s in enumerate(CSRF_ALLOWED_CHARS)
+    for j, m in enumerate(CSRF_ALLOWED_CHARS)
+}
+
+
+def _random_characters(count: int) -> str:
+    """``count`` characters of the CSRF alphabet, each equally likely, from one read of the system's
+    random source (two if too many bytes were dropped): bytes at or above the largest multiple of the
+    alphabet's size are dropped, as Django's ``get_random_string`` draws each character evenly."""
+    drawn = b""
+    while len(drawn) < count:
+        drawn += os.urandom(2 * count).translate(_TO_CHARACTER, _BIASED)
+    return drawn[:count].decode("ascii")
 
 
 def csrf_token(request: HttpRequest) -> str:
     """``django.middleware.csrf.get_token``: the request's CSRF secret masked by a fresh random mask (the
     token differs in every answer), the cookie to be renewed by the middleware's ``process_response``.
-    The same token in the same format, its mask drawn from one read of the system's random source
-    rather than from one read per character (Django's ``get_random_string``: 33 system calls, a fifth
-    of a replayed page's CPU time). Bytes at or above the largest multiple of the alphabet's size are
-    dropped, so every character of the mask is equally likely, as in Django's. A request with no secret
-    yet gets Django's own, which makes one."""
+    A request without a secret gets a new one, set as the cookie, as Django's ``_add_new_csrf_cookie``
+    does. The same secret and token in the same format, drawn from one read of the system's random
+    source (``_random_characters``) rather than from one read per character (Django's
+    ``get_random_string``: 33 system calls for a token, 65 with a new secret — a fifth of a replayed
+    page's CPU time)."""
     secret = request.META.get("CSRF_COOKIE")
     if not isinstance(secret, str) or len(secret) != CSRF_SECRET_LENGTH:
-        return get_token(request)
-    request.META["CSRF_COOKIE_NEEDS_UPDATE"] = True  # as get_token does: the cookie's expiry is renewed
-    mask: list[int] = []
-    while len(mask) < CSRF_SECRET_LENGTH:
-        mask += [b % _BASE for b in os.urandom(2 * CSRF_SECRET_LENGTH) if b < _UNBIASED]
-    mask = mask[:CSRF_SECRET_LENGTH]
-    chars = CSRF_ALLOWED_CHARS
-    cipher = (chars[(_INDEX[c] + m) % _BASE] for c, m in zip(secret, mask, strict=True))
-    return "".join(chars[m] for m in mask) + "".join(cipher)
+        drawn = _random_characters(2 * CSRF_SECRET_LENGTH)
+        secret, mask = drawn[:CSRF_SECRET_LENGTH], drawn[CSRF_SECRET_LENGTH:]
+        request.META["CSRF_COOKIE"] = secret
+    else:
+        mask = _random_characters(CSRF_SECRET_LENGTH)
+    request.META["CSRF_COOKIE_NEEDS_UPDATE"] = True  # as get_token does: the cookie is set or renewed
+    return mask + "".join(map(_CIPHER.__getitem__, zip(secret, mask, strict=True)))
 
 
 def with_token(kept: bytes, token: str) -> bytes:
     """A kept page (``kept_form``) with ``token`` in its forms."""
-    return zlib.decompress(kept).replace(MARK, token.encode())
+    return kept.replace(MARK, token.encode())
 
 
 def lookup(
@@ -365,9 +388,10 @@ def lookup(
     )
     key = "page:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     request.kept_page = KeptPage(page, params, fingerprint, day)  # type: ignore[attr-defined]
-    html = cache_get(key)
-    if not isinstance(html, bytes):
+    compressed = cache_get(key)
+    if not isinstance(compressed, bytes):
         return key, None
+    html = zlib.decompress(compressed)
     response = HttpResponse(with_token(html, csrf_token(request)), content_type="text/html; charset=utf-8")
     response[HEADER] = "hit"
     response.kept_body = html  # type: ignore[attr-defined]  # for billing.page_replay
@@ -381,7 +405,7 @@ def keep(key: str, response: HttpResponse) -> None:
     body = kept_form(response.content)
     if body is None:
         return
-    if not cache_put(key, body):
+    if not cache_put(key, zlib.compress(body, 1)):
         return
     response[HEADER] = "miss"
     response.kept_body = body  # type: ignore[attr-defined]  # for billing.page_replay

@@ -124,6 +124,7 @@ def request_key(request: HttpRequest) -> str | None:
     cookies = request.COOKIES
     if settings.SESSION_COOKIE_NAME not in cookies or "messages" in cookies:
         return None
+    csrf = settings.CSRF_COOKIE_NAME
     parts = [
         page_cache.release(),
         meta.get("SCRIPT_NAME", ""),
@@ -131,13 +132,13 @@ def request_key(request: HttpRequest) -> str | None:
         meta.get("QUERY_STRING", ""),
         meta.get("wsgi.url_scheme", ""),
         meta.get("REMOTE_ADDR", ""),
+        *sorted(
+            f"{name}={value}"
+            for name, value in meta.items()
+            if name[:5] == "HTTP_" and name not in PER_REQUEST and name[:9] != "HTTP_SEC_"
+        ),
+        *sorted(f"cookie {name}={value}" for name, value in cookies.items() if name != csrf),
     ]
-    for name in sorted(meta):
-        if name.startswith("HTTP_") and name not in PER_REQUEST and not name.startswith("HTTP_SEC_"):
-            parts.append(f"{name}={meta[name]}")
-    for name in sorted(cookies):
-        if name != settings.CSRF_COOKIE_NAME:
-            parts.append(f"cookie {name}={cookies[name]}")
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 

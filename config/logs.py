@@ -141,8 +141,9 @@ class RequestIdMiddleware:
         connect_request_finished()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = sane_request_id(request.headers.get("X-Request-ID")) or new_request_id()
-        trace_id = trace_id_from_traceparent(request.headers.get("traceparent")) or new_trace_id()
+        meta = request.META  # not request.headers: a mapping of every header, for two of them
+        request_id = sane_request_id(meta.get("HTTP_X_REQUEST_ID")) or new_request_id()
+        trace_id = trace_id_from_traceparent(meta.get("HTTP_TRACEPARENT")) or new_trace_id()
         bind_ids(request_id=request_id, trace_id=trace_id, span_id=new_span_id(), tenant=None)
         request.request_id = request_id  # type: ignore[attr-defined]
         started = time.monotonic()

@@ -45,6 +45,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
@@ -97,10 +98,13 @@ def view_label(request: HttpRequest) -> str:
 
 
 class RequestMetricsMiddleware:
-    """Counts and times every request that reaches it: in ``MIDDLEWARE`` right after ``MetricsMiddleware``."""
+    """Counts and times every request that reaches it: in ``MIDDLEWARE`` right after ``MetricsMiddleware``.
+    The labelled series are looked up once per process and label values (``labels()`` validates and locks
+    on every call); their number is bounded by the URL patterns, the methods and the status codes."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        self.series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
@@ -111,8 +115,14 @@ class RequestMetricsMiddleware:
             return response
         finally:
             method, view = method_name(request), view_label(request)  # as the access line names them
-            HTTP_REQUESTS.labels(method=method, status=status, view=view).inc()
-            HTTP_REQUEST_DURATION.labels(method=method, view=view).observe(time.perf_counter() - started)
+            series = self.series.get((method, status, view))
+            if series is None:
+                series = self.series[method, status, view] = (
+                    HTTP_REQUESTS.labels(method=method, status=status, view=view),
+                    HTTP_REQUEST_DURATION.labels(method=method, view=view),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Kept answers: a page the whole stack answered, kept to be given again to the same request of the same
-session (``billing.page_replay``); and the change counters of customers the fingerprint of a customer's
-invoice list reads instead of every invoice (``billing.page_cache.LIST_SQL``)."""
+session (``billing.page_replay``); and the change counters the fingerprints of the invoice lists read
+instead of every row: a customer's invoices (``billing.page_cache.LIST_SQL``), a biller's customers
+(``billing.page_cache.CONSOLE_LIST_SQL``)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class KeptAnswer(models.Model):
     fingerprint = models.TextField()
     day = models.DateField()  # the biller's calendar day the page was rendered on (overdue rules)
     headers = models.TextField()  # JSON: [[name, value], …] of the answer but those made per answer
-    body = models.BinaryField()  # billing.page_cache.kept_form: compressed, CSRF tokens marked
+    body = models.BinaryField()  # billing.page_cache.kept_form: CSRF tokens marked; lz4 in PostgreSQL (0022)
     kept_until = models.DateTimeField(db_index=True)
 
     objects = TenantManager()
@@ -53,7 +54,15 @@ class CustomerChange(models.Model):
     that write two invoices in opposite order). Beat folds the rows of each customer written since its
     last run into one ``folded`` row of their summed weight (``billing.page_cache.changes_compact``),
     which leaves every sum as it was; it finds those customers by a partial index of the rows not yet
-    folded, so its work grows with the writes of the last minute, not with the number of customers."""
+    folded, so its work grows with the writes of the last minute, not with the number of customers.
+
+    ``customer_id`` :data:`CUSTOMER_ROWS` (0, no customer's id) counts the writes to the biller's
+    customer rows themselves (a name, a code): a trigger of ``billing_customer`` (migration 0021) adds 1
+    for each biller a statement updated customers of. The console's invoice list shows the customers
+    of its fifty invoices; its fingerprint reads this one sum instead of fifty customers' versions
+    (``billing.page_cache.CONSOLE_LIST_SQL``)."""
+
+    CUSTOMER_ROWS = 0  # customer_id of the counter of a biller's customer rows (ids start at 1)
 
     # the biller's row is checked where the write comes from (an invoice's, a decision's), not again here:
     # a 100,000-row import would pay one foreign-key check per customer

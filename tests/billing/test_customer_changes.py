@@ -6,7 +6,9 @@ ORM, a raw statement of the application role, a CSV import — and with no other
 moved to another customer changes both lists. Writers only insert: two transactions writing invoices of
 one customer do not wait for each other. Beat's compaction folds each customer's rows into one and leaves
 every sum, and so every kept list, as it was. The rows are under the tenant policy like every row with
-a biller.
+a biller. The biller's counter of customer rows (CustomerChange.CUSTOMER_ROWS, which the console's list
+reads instead of its customers' versions) grows with every update of the biller's customers and no
+other biller's.
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 
 from billing import page_cache, services
-from billing.models import Biller, Customer, CustomerAccount, CustomerChange, ImportJob, Invoice
+from billing.models import Biller, Customer, CustomerAccount, CustomerChange, ImportJob, Invoice, Membership
 from billing.tenancy import cross_tenant
-from tests.billing.test_page_replay import HEADER, kept, list_url
+from tests.billing.test_page_replay import HEADER, console_url, kept, list_url
 from tests.conftest import app_credentials, need
-from tests.factories import make_customer, make_invoice, make_portal_account
+from tests.factories import make_customer, make_invoice, make_member, make_portal_account
 
 # every write its own transaction, as in production (the triggers' rows are committed and seen by the next)
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -245,3 +247,59 @@ def test_a_decision_by_another_approver_adds_to_the_companys_sum(biller: Biller)
     before = sums(company)[0]
     invoice_decide(actor=approver.user, biller=biller, invoice=invoice, decision="approved")
     assert sums(company)[0] > before
+
+
+def customer_rows(biller: Biller) -> tuple[int, int]:
+    """The biller's counter of customer rows as the console list's fingerprint reads it: (sum, rows)."""
+    with cross_tenant("tests"), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(sum(weight), 0), count(*) FROM billing_customerchange"
+            " WHERE biller_id = %s AND customer_id = %s",
+            [biller.pk, CustomerChange.CUSTOMER_ROWS],
+        )
+        total, rows = cursor.fetchone()
+    return int(total), int(rows)
+
+
+def test_an_update_of_a_billers_customers_adds_one_row_to_its_counter_of_customer_rows(
+    biller: Biller, other_biller: Biller
+) -> None:
+    """Statement-level: one row for the biller however many of its customers a statement updated; the
+    application role's own statement counts; a new customer (on no invoice yet), an update of no row and
+    a row only locked add nothing; another biller's counter is never touched."""
+    mine = [make_customer(biller) for _ in range(30)]
+    before, theirs = customer_rows(biller), customer_rows(other_biller)
+    make_customer(biller)
+    assert Customer.objects.filter(biller=biller, code="NO-SUCH-CODE").update(name="誰も") == 0
+    with transaction.atomic():
+        Customer.objects.select_for_update().get(pk=mine[0].pk)
+    assert customer_rows(biller) == before
+    assert Customer.objects.filter(biller=biller).update(name_kana="カナ") == 31
+    assert customer_rows(biller) == (before[0] + 1, before[1] + 1)
+    with app_connection(biller) as conn:
+        conn.execute("UPDATE billing_customer SET name = name || '様' WHERE id = %s", [mine[1].pk])
+    assert customer_rows(biller) == (before[0] + 2, before[1] + 2)
+    assert customer_rows(other_biller) == theirs
+
+
+def test_a_renamed_customer_ends_its_billers_kept_console_list_and_no_other(
+    biller: Biller, other_biller: Biller
+) -> None:
+    admin = make_member(biller, role=Membership.Role.ADMIN)
+    client = Client()
+    client.force_login(admin)
+    shown = make_customer(biller, name="旧名商事")
+    make_invoice(biller=biller, customer=shown, number="CHG-CONSOLE")
+    stranger = make_customer(other_biller)
+    make_invoice(biller=other_biller, customer=stranger, number="CHG-CONSOLE")
+    kept(client, console_url(biller))
+    Customer.objects.filter(pk=stranger.pk).update(name="他社の顧客")  # another biller's: still replayed
+    assert client.get(console_url(biller))[HEADER] == "replay"
+    shown.name = "新名商事"
+    shown.save()
+    page = client.get(console_url(biller))
+    assert page.status_code == 200 and page.get(HEADER) != "replay"
+    assert "新名商事".encode() in page.content and "旧名商事".encode() not in page.content
+    assert client.get(console_url(biller))[HEADER] == "replay"
+    assert page_cache.changes_compact() >= 1  # folded: the sum, and so the kept list, as it was
+    assert client.get(console_url(biller))[HEADER] == "replay"

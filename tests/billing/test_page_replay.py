@@ -247,8 +247,8 @@ def test_a_kept_answer_past_its_time_or_of_another_session_is_not_given(
 
 
 def test_kept_answers_are_a_cache_under_the_tenant_policy_pruned_when_past_their_time(portal: Any) -> None:
-    """UNLOGGED (no write-ahead log), invisible without a tenant or a bypass, deleted by beat's task
-    once past their time and only then."""
+    """UNLOGGED (no write-ahead log), compressed by PostgreSQL, invisible without a tenant or a bypass,
+    deleted by beat's task once past their time and only then."""
     client, _account, invoice = portal
     kept(client, bill_url(invoice))
     kept(client, list_url(invoice.biller))
@@ -262,6 +262,16 @@ def test_kept_answers_are_a_cache_under_the_tenant_policy_pruned_when_past_their
             assert cursor.fetchone() == (0,)
     with tenant_scope(invoice.biller):
         assert KeptAnswer.objects.for_biller(invoice.biller_id).count() == 2
+    # the page as rendered but its tokens, compressed by PostgreSQL (lz4 where the server has it: 0022)
+    with cross_tenant("tests"), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT body, pg_column_compression(body), pg_column_size(body), octet_length(body),"
+            " (SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression')"
+            " FROM billing_keptanswer WHERE page = 'portal:invoice_detail'"
+        )
+        body, method, stored, length, lz4 = cursor.fetchone()
+    assert b"REPLAY-1" in bytes(body) and page_cache.MARK in bytes(body)
+    assert method == ("lz4" if lz4 else "pglz") and stored < length, (method, stored, length)
     with cross_tenant("tests"):
         kept_answers().filter(page="portal:invoice_list").update(
             kept_until=datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
@@ -383,12 +393,13 @@ def test_a_kept_page_reads_no_table_its_fingerprint_does_not(portal: Any, consol
 
 
 def changes_written_by() -> set[str]:
-    """The tables whose triggers add to the customers' change counters (billing.models.CustomerChange),
-    as the database has them."""
+    """The tables whose triggers add to the change counters (billing.models.CustomerChange: a customer's
+    invoices and decisions, a biller's customer rows), as the database has them."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT t.tgrelid::regclass::text FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
-            "WHERE p.proname = 'billing_customer_changed' AND t.tgenabled <> 'D'"
+            "WHERE p.proname IN ('billing_customer_changed', 'billing_customer_rows_changed') "
+            "AND t.tgenabled <> 'D'"
         )
         return {row[0] for row in cursor.fetchall()}
 
@@ -432,8 +443,34 @@ def test_the_kept_pages_csrf_token_is_djangos_masked_evenly_anew_each_time() -> 
     mean = 4000 * 32 / 62
     assert set(counts) == set(CSRF_ALLOWED_CHARS)
     assert all(abs(n - mean) < 5 * mean**0.5 for n in counts.values()), counts
-    fresh = HttpRequest()  # no secret yet: Django makes one
-    assert _unmask_cipher_token(page_cache.csrf_token(fresh)) == fresh.META["CSRF_COOKIE"]
+    secrets = set()
+    for _ in range(200):  # no secret yet: a new one, set as the cookie, as Django's _add_new_csrf_cookie
+        fresh = HttpRequest()
+        token = page_cache.csrf_token(fresh)
+        secret = fresh.META["CSRF_COOKIE"]
+        assert len(secret) == 32 and set(secret) <= set(CSRF_ALLOWED_CHARS)
+        assert _unmask_cipher_token(token) == secret and fresh.META["CSRF_COOKIE_NEEDS_UPDATE"] is True
+        secrets.add(secret)
+    assert len(secrets) == 200
+
+
+def test_a_replayed_page_to_a_browser_without_a_csrf_cookie_sets_one_its_forms_post_with(portal: Any) -> None:
+    """The CSRF cookie is not part of a kept answer's key: a browser that lost it is given the kept page
+    with a new secret in a new cookie, and the page's token is of that secret (the logout form posts)."""
+    client, _account, invoice = portal
+    url = list_url(invoice.biller)
+    first, _again = kept(client, url)
+    old = client.cookies[settings.CSRF_COOKIE_NAME].value
+    del client.cookies[settings.CSRF_COOKIE_NAME]
+    answered = client.get(url)
+    assert answered[HEADER] == "replay"
+    secret = answered.cookies[settings.CSRF_COOKIE_NAME].value
+    assert secret != old and len(secret) == 32 and set(secret) <= set(CSRF_ALLOWED_CHARS)
+    tokens = {t.decode() for t in TOKEN.findall(answered.content)}
+    assert tokens and all(_unmask_cipher_token(t) == secret for t in tokens)
+    assert without_tokens(answered.content) == without_tokens(first.content)
+    logout = client.post(f"/b/{invoice.biller.slug}/my/logout/", {"csrfmiddlewaretoken": tokens.pop()})
+    assert logout.status_code == 302, logout.content[:500]
 
 
 def test_an_approval_decision_ends_the_kept_list_of_the_corporate_customer(biller: Biller) -> None:
